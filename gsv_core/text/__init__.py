@@ -1,0 +1,1 @@
+"""The text frontend: normalization, G2P and language segmentation to GPT-SoVITS phones."""
