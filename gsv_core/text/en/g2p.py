@@ -42,9 +42,20 @@ def g2p_en(norm_text: str, lexicon: Lexicon) -> list[str]:
     """ARPAbet phones and punctuation marks for text already run through ``normalize_en``."""
     tokens = _tokenizer().tokenize(norm_text)
     phones: list[str] = []
-    for token, tag in load_pos_tagger(lexicon.en_tagger_model).tag(tokens):
+    for token, tag in zip(tokens, _pos_tags(tokens, lexicon)):
         phones.extend(_token_phones(token, tag, lexicon))
     return _to_symbols(phones)
+
+
+def _pos_tags(tokens: list[str], lexicon: Lexicon) -> list[str]:
+    """POS tags, which only homographs use: tagging is most of the G2P's time, so skip it without one.
+
+    The tagger is greedy left to right and looks two words ahead, so a sentence is tagged whole.
+    """
+    table = homographs()
+    if not any(token.lower() in table for token in tokens):
+        return [""] * len(tokens)
+    return [tag for _, tag in load_pos_tagger(lexicon.en_tagger_model).tag(tokens)]
 
 
 def _token_phones(token: str, tag: str, lexicon: Lexicon) -> tuple[str, ...] | list[str]:
