@@ -212,6 +212,12 @@ def test_missing_files_are_clear_errors(tmp_path: Path):
         load_lexicon(official_data=tmp_path)
     with pytest.raises(TextError, match="character reading"):
         load_lexicon(zh_char_readings={"行": "hang"})
+    with pytest.raises(TextError, match="POS tagger model not found"):
+        load_lexicon(en_tagger_model=tmp_path / "tagger")
+    latin1 = tmp_path / "latin1.rep"
+    latin1.write_bytes("CAFÉ  K AE0 F EY1\n".encode("latin-1"))
+    with pytest.raises(TextError, match="latin1.rep as UTF-8"):
+        load_lexicon(user_dicts=[latin1])
 
 
 def test_arpabet_is_inside_both_symbol_tables():

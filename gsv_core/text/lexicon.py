@@ -68,7 +68,7 @@ def _frozen(mapping: Mapping | None = None) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity, so it can key caches
 class Lexicon:
     """All pronunciation data one frontend uses.
 
@@ -126,7 +126,7 @@ def load_lexicon(
         zh_char_readings=_checked_char_readings(zh_char_readings or {}),
         zh_pinyin_to_phones=pinyin_table,
         user_english=frozenset(user_english),
-        en_tagger_model=None if en_tagger_model is None else Path(en_tagger_model).resolve(),
+        en_tagger_model=_checked_tagger_model(en_tagger_model),
     )
 
 
@@ -213,10 +213,15 @@ def _file_key(path: Path) -> tuple[Path, int, int]:
 
 
 @lru_cache(maxsize=32)
-def _user_dict(path: Path, _mtime_ns: int, _size: int) -> tuple[Mapping[str, tuple], Mapping[str, tuple]]:
+def _user_dict(
+    path: Path, _mtime_ns: int, _size: int
+) -> tuple[Mapping[str, Pronunciations], Mapping[str, tuple[str, ...]]]:
     english: dict[str, Pronunciations] = {}
     zh_words: dict[str, tuple[str, ...]] = {}
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise LexiconError(f"cannot read user dictionary {path} as UTF-8 text: {error}") from None
     for line_number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", ";;;")):
@@ -244,6 +249,15 @@ def _checked_pinyin(word: str, syllables: list[str], where: str) -> tuple[str, .
     if bad:
         raise LexiconError(f"{where}: {', '.join(map(repr, bad))} not pinyin with a tone digit 1-5 (e.g. 'chong2')")
     return tuple(syllables)
+
+
+def _checked_tagger_model(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    if not resolved.exists():
+        raise LexiconError(f"POS tagger model not found: {path}")
+    return resolved
 
 
 def _checked_char_readings(readings: Mapping[str, str]) -> Mapping[str, str]:
