@@ -132,7 +132,7 @@ def load_lexicon(
 
 def _intern_all(phones: Iterable[str]) -> tuple[str, ...]:
     # ~270k entries share ~80 distinct phone strings: interning saves most of their memory.
-    return tuple(sys.intern(phone) for phone in phones)
+    return tuple(map(sys.intern, phones))
 
 
 @lru_cache(maxsize=1)
@@ -155,7 +155,7 @@ def _official_english(data_dir: Path) -> Mapping[str, Pronunciations]:
                 continue
             word, phones = line.strip().split("  ")[:2]
             # A few lines use three spaces; upstream's empty first field is never a phone.
-            english[word.lower()] = (_intern_all(p for p in phones.split(" ") if p),)
+            english[word.lower()] = (_intern_all(phones.lstrip(" ").split(" ")),)
     with _open_official(data_dir / "cmudict-fast.rep") as lines:
         for line in lines:
             word, *phones = line.strip().split(" ")
