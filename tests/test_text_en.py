@@ -18,7 +18,7 @@ from gsv_core.text.en import g2p_en, normalize_en
 from gsv_core.text.en.oov_model import PHONEMES, load_spelling_model
 from gsv_core.text.en.tagger import load_pos_tagger
 from gsv_core.text.errors import TextError
-from gsv_core.text.lexicon import ARPABET, load_lexicon
+from gsv_core.text.lexicon import ARPABET, Lexicon, load_lexicon
 from gsv_core.text.symbols import UNKNOWN, symbol_ids
 
 
@@ -138,6 +138,12 @@ def test_oov_model_gives_arpabet_for_any_word():
     assert 0 < len(phones) <= 20
     assert set(phones) <= set(PHONEMES[4:])
     assert load_spelling_model().predict("don't") == "D AA1 N T".split()  # "'" is an unknown grapheme
+
+
+def test_empty_lexicon_falls_back_to_the_spelling_model():
+    phones = g2p_en("A b, NFC hello.", Lexicon())
+    assert phones[:1] == ["EY1"] and phones[-1] == "." and "," in phones
+    assert set(phones) - {",", "."} <= ARPABET
 
 
 def test_default_lexicon_comes_from_packages():

@@ -65,7 +65,7 @@ def _token_phones(token: str, tag: str, lexicon: Lexicon) -> tuple[str, ...] | l
     if not _HAS_LETTER.search(word):
         return [word]
     if len(word) == 1:
-        return ("EY1",) if token == "A" else lexicon.english[word][0]
+        return ("EY1",) if token == "A" else _letter(word, lexicon)
     homograph = homographs().get(word)
     if homograph is not None:
         if_tagged, otherwise, tag_prefix = homograph
@@ -101,8 +101,14 @@ def _spell_out(word: str, lexicon: Lexicon) -> list[str]:
         elif not char.isalpha():
             phones.append(char)
         else:
-            phones.extend(lexicon.english[char][0])
+            phones.extend(_letter(char, lexicon))
     return phones
+
+
+def _letter(letter: str, lexicon: Lexicon) -> tuple[str, ...]:
+    """A letter's name; every CMUdict has the 26, the spelling model covers a bare Lexicon()."""
+    entry = lexicon.english.get(letter)
+    return entry[0] if entry else predict_phones(letter)
 
 
 def _to_symbols(phones: list[str]) -> list[str]:
