@@ -1,0 +1,58 @@
+"""Helpers shared by the speaker-library tests: small clips and a model-free ``prepare``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from gsv_core.conditioning import SpeakerConditioning
+
+
+def clip_bytes(frequency: float = 220.0, seconds: float = 1.0, sample_rate: int = 16000, subtype: str = "PCM_16",
+               audio_format: str = "WAV") -> bytes:
+    """A short tone as an encoded audio file."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    samples = (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, subtype=subtype, format=audio_format)
+    return buffer.getvalue()
+
+
+class FakePrepare:
+    """Stands in for VoicePipeline.prepare_speaker: small random arrays seeded by the audio
+    content (same clip -> same conditioning), counting its calls."""
+
+    def __init__(self, with_sv: bool = True) -> None:
+        self.with_sv = with_sv
+        self.calls: list[tuple[Path, str | None, str]] = []
+
+    def __call__(self, audio_path: Path, transcript: str | None, language: str) -> SpeakerConditioning:
+        self.calls.append((Path(audio_path), transcript, language))
+        samples, _ = soundfile.read(audio_path, dtype="float32")
+        seed = int.from_bytes(hashlib.sha256(samples.tobytes()).digest()[:8], "little")
+        rng = np.random.default_rng(seed)
+        prompt = transcript is not None
+        return SpeakerConditioning(
+            version="v2Pro" if self.with_sv else "v2",
+            ref_spec=rng.standard_normal((1, 17, 6)).astype(np.float32),
+            global_embedding=rng.standard_normal((1, 16, 1)).astype(np.float32),
+            prompt_semantic=rng.integers(0, 1024, 9) if prompt else None,
+            prompt_phones=rng.integers(0, 300, 5) if prompt else None,
+            prompt_bert=rng.standard_normal((8, 5)).astype(np.float32) if prompt else None,
+            sv_embedding=rng.standard_normal((1, 32)).astype(np.float32) if self.with_sv else None,
+            prompt_text=transcript or "",
+            prompt_language=language,
+        )
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (except the lock file) with its bytes, to prove nothing changed."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != ".lock"
+    }
