@@ -1,0 +1,192 @@
+"""Reference audio: reading, validation and the exact preprocessing the models expect.
+
+A reference clip feeds three stages, each with its own preparation (as upstream does it):
+
+* HuBERT (semantic prompt): the clip at 16 kHz, resampled by soxr's HQ filter (what
+  ``librosa.load(path, sr=16000)`` does), followed by 0.3 s of zeros counted at the model
+  rate (``int(32000 * 0.3)`` = 9600 samples, i.e. 0.6 s at 16 kHz).
+* the reference spectrogram: the clip at the model rate (32 kHz), resampled by torchaudio's
+  windowed-sinc resampler and divided by its peak when the peak exceeds 1 (by at most 2).
+* the speaker-verification model (v2Pro family): that 32 kHz signal resampled to 16 kHz.
+
+Everything here is a pure function; nothing is cached between calls.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+
+HUBERT_SAMPLE_RATE = 16000
+SV_SAMPLE_RATE = 16000
+# Upstream accepts references whose 16 kHz version has 48000..160000 samples (3 to 10 s).
+MIN_REFERENCE_SAMPLES_16K = 48000
+MAX_REFERENCE_SAMPLES_16K = 160000
+# Zeros appended to the HuBERT input: 0.3 s, counted (as upstream does) at the model rate.
+HUBERT_PAD_SECONDS = 0.3
+# A reference whose peak stays under -60 dBFS carries no usable voice.
+SILENCE_PEAK = 10 ** (-60 / 20)
+# Peak normalisation of the spectrogram input divides by the peak, but never by more than this.
+MAX_PEAK_DIVISOR = 2.0
+
+AudioSource = str | os.PathLike | bytes
+
+
+class AudioError(ValueError):
+    """The reference audio cannot be used: unreadable, empty, silent, non-finite, too short or long."""
+
+
+@dataclass(frozen=True)
+class ReferenceAudio:
+    """A reference clip prepared for every model stage (float32 tensors on the CPU).
+
+    ``hubert_input``: (1, n16 + pad) 16 kHz samples with the trailing zeros.
+    ``spec_audio``: (1, n) at ``sample_rate``, peak-normalised: the spectrogram's input.
+    ``sv_input``: (1, n16') 16 kHz resample of ``spec_audio``, or None when not requested.
+    """
+
+    hubert_input: torch.Tensor
+    spec_audio: torch.Tensor
+    sample_rate: int
+    sv_input: torch.Tensor | None
+
+
+def _describe(source: AudioSource) -> str:
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes of audio>"
+    return str(source)
+
+
+def _read_channels(source: AudioSource) -> tuple[np.ndarray, int]:
+    """Decode any format soundfile (then librosa) reads: (channels, samples) float32 and its rate."""
+    name = _describe(source)
+    if not isinstance(source, (bytes, bytearray)):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"reference audio file not found: {name}")
+        if path.stat().st_size == 0:
+            raise AudioError(f"reference audio file is empty: {name}")
+    elif len(source) == 0:
+        raise AudioError("reference audio is empty (0 bytes)")
+
+    def opened():
+        return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+
+    try:
+        samples, sample_rate = soundfile.read(opened(), dtype="float32", always_2d=True)
+        return np.ascontiguousarray(samples.T), int(sample_rate)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as sf_error:
+        try:  # formats libsndfile lacks, through librosa's audioread fallback (ffmpeg etc.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                samples, sample_rate = librosa.load(opened(), sr=None, mono=False, dtype=np.float32)
+        except Exception:
+            raise AudioError(f"{name} is not a readable audio file ({sf_error})") from sf_error
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    return samples, int(sample_rate)
+
+
+def samples_at_16k(num_samples: int, sample_rate: int) -> int:
+    """Length of a clip after librosa's resampling to 16 kHz (its ``ceil(n * ratio)`` rule)."""
+    return int(math.ceil(num_samples * (float(HUBERT_SAMPLE_RATE) / sample_rate)))
+
+
+def check_reference_samples(samples: np.ndarray, sample_rate: int, name: str = "reference audio") -> None:
+    """Raise AudioError unless ``samples`` (mono) are finite, audible and 3 to 10 s long."""
+    if samples.size == 0:
+        raise AudioError(f"{name} contains no audio samples")
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{name} contains NaN or infinite sample values")
+    if float(np.abs(samples).max()) < SILENCE_PEAK:
+        raise AudioError(f"{name} is silent (its peak is below -60 dBFS)")
+    length_16k = samples_at_16k(samples.shape[-1], sample_rate)
+    if not MIN_REFERENCE_SAMPLES_16K <= length_16k <= MAX_REFERENCE_SAMPLES_16K:
+        seconds = samples.shape[-1] / sample_rate
+        raise AudioError(
+            f"{name} is {seconds:.2f} s long; the reference must be between "
+            f"{MIN_REFERENCE_SAMPLES_16K // HUBERT_SAMPLE_RATE} and "
+            f"{MAX_REFERENCE_SAMPLES_16K // HUBERT_SAMPLE_RATE} seconds"
+        )
+
+
+def load_reference_audio(source: AudioSource) -> tuple[np.ndarray, int]:
+    """Read a reference clip (WAV, FLAC, OGG, MP3, ...; a path or the file's bytes).
+
+    Returns ``(samples, sample_rate)``: mono float32 samples of shape (n,) at the file's own
+    rate, channels averaged. Raises AudioError for anything unusable as a reference.
+    """
+    channels, sample_rate = _read_channels(source)
+    if sample_rate <= 0:
+        raise AudioError(f"{_describe(source)} has an invalid sample rate {sample_rate}")
+    samples = channels.mean(axis=0, dtype=np.float32) if channels.shape[0] > 1 else channels[0]
+    check_reference_samples(samples, sample_rate, name=_describe(source))
+    return samples, sample_rate
+
+
+def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """torchaudio's default windowed-sinc resampling, (..., n) -> (..., n'), as upstream runs it.
+
+    The kernel is built exactly like ``torchaudio.transforms.Resample`` builds it (in float64,
+    then cast), which ``functional.resample`` on float32 input does not (it differs by ~2e-5).
+    """
+    if orig_rate == new_rate:
+        return audio
+    resampler = torchaudio.transforms.Resample(orig_rate, new_rate).to(audio.device)
+    return resampler(audio)
+
+
+def hubert_input(samples: np.ndarray, sample_rate: int, model_sample_rate: int = 32000) -> torch.Tensor:
+    """The HuBERT input: (1, n16 + pad) float32, the clip at 16 kHz followed by zeros.
+
+    Resampling uses soxr's HQ filter, as ``librosa.load(path, sr=16000)`` does; the pad is
+    ``int(model_sample_rate * 0.3)`` zeros (upstream counts it at the model rate).
+    """
+    wav16k = librosa.resample(
+        np.asarray(samples, dtype=np.float32), orig_sr=sample_rate, target_sr=HUBERT_SAMPLE_RATE, res_type="soxr_hq"
+    )
+    if not MIN_REFERENCE_SAMPLES_16K <= wav16k.shape[-1] <= MAX_REFERENCE_SAMPLES_16K:
+        raise AudioError(
+            f"reference audio has {wav16k.shape[-1]} samples at 16 kHz; it must be between 3 and 10 seconds"
+        )
+    pad = np.zeros(int(model_sample_rate * HUBERT_PAD_SECONDS), dtype=np.float32)
+    return torch.from_numpy(np.concatenate([wav16k.astype(np.float32, copy=False), pad]))[None]
+
+
+def spec_audio(samples: np.ndarray, sample_rate: int, model_sample_rate: int = 32000) -> torch.Tensor:
+    """The spectrogram's input: (1, n) float32 at ``model_sample_rate``, peak-normalised.
+
+    A peak above 1 (resampling overshoot, float files) is divided away, by at most 2.
+    """
+    audio = resample(torch.tensor(samples, dtype=torch.float32)[None], sample_rate, model_sample_rate)
+    peak = audio.abs().max()
+    if peak > 1:
+        audio = audio / min(MAX_PEAK_DIVISOR, peak)
+    return audio
+
+
+def sv_input(spec_input: torch.Tensor, model_sample_rate: int = 32000) -> torch.Tensor:
+    """The speaker-verification input: ``spec_audio`` resampled to 16 kHz, (1, n16')."""
+    return resample(spec_input, model_sample_rate, SV_SAMPLE_RATE)
+
+
+def prepare_reference_audio(
+    samples: np.ndarray, sample_rate: int, model_sample_rate: int = 32000, with_sv: bool = False
+) -> ReferenceAudio:
+    """All model inputs derived from one mono reference clip (see the module docstring)."""
+    for_spec = spec_audio(samples, sample_rate, model_sample_rate)
+    return ReferenceAudio(
+        hubert_input=hubert_input(samples, sample_rate, model_sample_rate),
+        spec_audio=for_spec,
+        sample_rate=model_sample_rate,
+        sv_input=sv_input(for_spec, model_sample_rate) if with_sv else None,
+    )
