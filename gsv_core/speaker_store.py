@@ -34,7 +34,15 @@ import numpy as np
 import soundfile
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.speaker_meta import SpeakerError, SpeakerInfo, SpeakerProblem, info_from_metadata, validate_weights_key
+from gsv_core.speaker_meta import (
+    SpeakerError,
+    SpeakerInfo,
+    SpeakerProblem,
+    info_from_metadata,
+    numbered_id,
+    validate_speaker_id,
+    validate_weights_key,
+)
 
 METADATA_FILE = "speaker.json"
 AUDIO_FILE = "reference.wav"
@@ -127,6 +135,27 @@ def commit_dir(staging: Path, target: Path) -> None:
     fsync_tree(staging)
     os.rename(staging, target)
     fsync_dir(target.parent)
+
+
+def free_speaker_id(root: Path, base: str, numbered: bool) -> str:
+    """``base`` if no folder has it, else (``numbered``) the first free ``base-2``, ``base-3``...
+    Call under :func:`write_lock`, and create the folder before releasing it."""
+    if not numbered:
+        if os.path.lexists(root / base):
+            raise SpeakerError(f"a speaker with id {base!r} already exists")
+        return base
+    number = 1
+    while os.path.lexists(root / numbered_id(base, number)):
+        number += 1
+    return validate_speaker_id(numbered_id(base, number))
+
+
+def set_aside(directory: Path) -> Path:
+    """Rename a damaged embeddings folder out of the way (kept for inspection, never deleted)."""
+    aside = directory.with_name(f"{directory.name}{DAMAGED_MARK}{uuid.uuid4().hex[:8]}")
+    if directory.exists():
+        os.rename(directory, aside)
+    return aside
 
 
 def discard_tree(path: Path) -> None:

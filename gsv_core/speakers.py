@@ -38,7 +38,6 @@ from gsv_core.speaker_meta import (
     clean_source,
     clean_transcript,
     id_from_name,
-    numbered_id,
     utc_now,
     validate_language,
     validate_session,
@@ -48,7 +47,6 @@ from gsv_core.speaker_meta import (
 )
 from gsv_core.speaker_store import (
     AUDIO_FILE,
-    DAMAGED_MARK,
     EMBEDDINGS_DIR,
     METADATA_FILE,
     TRASH_DIR,
@@ -59,6 +57,7 @@ from gsv_core.speaker_store import (
     decode_audio,
     discard_tree,
     embedding_problems,
+    free_speaker_id,
     fsync_dir,
     load_conditioning,
     load_vector,
@@ -66,6 +65,7 @@ from gsv_core.speaker_store import (
     new_staging_dir,
     read_entry,
     save_embeddings,
+    set_aside,
     speaker_vector as vector_of,
     write_reference_audio,
     write_lock,
@@ -321,6 +321,8 @@ class SpeakerLibrary:
             try:
                 current = read_entry(folder)  # fresh: another process may have changed it
             except SpeakerError as error:
+                if not folder.exists():
+                    self._forget(speaker_id)
                 raise SpeakerNotFound(f"speaker {speaker_id!r} cannot be renamed: {error}") from None
             info = replace(current, name=name)
             atomic_write_bytes(folder / METADATA_FILE, metadata_bytes(info))
@@ -333,14 +335,14 @@ class SpeakerLibrary:
         speaker_id = self.get(speaker_id).id
         trash = self.root / TRASH_DIR / f"{speaker_id}-{uuid.uuid4().hex}"
         with write_lock(self.root):
-            if not (self.root / speaker_id).is_dir():
-                raise SpeakerNotFound(f"no speaker with id {speaker_id!r}")
-            trash.parent.mkdir(exist_ok=True)
-            os.rename(self.root / speaker_id, trash)
-            fsync_dir(self.root)
-        with self._lock:
-            self._speakers.pop(speaker_id, None)
-        self._cache.discard_speaker(speaker_id)
+            present = (self.root / speaker_id).is_dir()
+            if present:
+                trash.parent.mkdir(exist_ok=True)
+                os.rename(self.root / speaker_id, trash)
+                fsync_dir(self.root)
+        self._forget(speaker_id)
+        if not present:
+            raise SpeakerNotFound(f"no speaker with id {speaker_id!r} (deleted meanwhile?)")
         discard_tree(trash)
 
     def export_zip(
@@ -356,6 +358,11 @@ class SpeakerLibrary:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _forget(self, speaker_id: str) -> None:
+        with self._lock:
+            self._speakers.pop(speaker_id, None)
+        self._cache.discard_speaker(speaker_id)
+
     def _prepare(self, prepare: PrepareFn, audio_path: Path, info: SpeakerInfo) -> SpeakerConditioning:
         conditioning = prepare(audio_path, info.transcript or None, info.language)
         if not isinstance(conditioning, SpeakerConditioning):
@@ -365,22 +372,12 @@ class SpeakerLibrary:
     def _commit_new(self, staging: Path, info: SpeakerInfo, numbered: bool) -> SpeakerInfo:
         """Under the lock: choose the final id, write speaker.json, rename into place."""
         with write_lock(self.root):
-            info = replace(info, id=self._free_id(info.id, numbered))
+            info = replace(info, id=free_speaker_id(self.root, info.id, numbered))
             (staging / METADATA_FILE).write_bytes(metadata_bytes(info))
             commit_dir(staging, self.root / info.id)
         with self._lock:
             self._speakers[info.id] = info
         return info
-
-    def _free_id(self, base: str, numbered: bool) -> str:
-        if not numbered:
-            if os.path.lexists(self.root / base):
-                raise SpeakerError(f"a speaker with id {base!r} already exists")
-            return base
-        number = 1
-        while os.path.lexists(self.root / numbered_id(base, number)):
-            number += 1
-        return validate_speaker_id(numbered_id(base, number))
 
     def _load_stored(self, speaker_id: str, key: str) -> SpeakerConditioning | None:
         """Saved embeddings, or None. A damaged set is renamed aside (never deleted) and reported."""
@@ -390,10 +387,8 @@ class SpeakerLibrary:
         try:
             return load_conditioning(directory)
         except (SpeakerError, OSError) as error:
-            aside = directory.with_name(f"{key}{DAMAGED_MARK}{uuid.uuid4().hex[:8]}")
             with write_lock(self.root):
-                if directory.exists():
-                    os.rename(directory, aside)
+                aside = set_aside(directory)
             problem = SpeakerProblem(str(directory), f"set aside as {aside.name} and recomputed: {error}")
             log.warning("speaker library: %s: %s", problem.path, problem.reason)
             with self._lock:

@@ -410,6 +410,20 @@ def test_archive_links_garbage_and_bombs_are_refused(library, valid_entries):
     assert library.list() == []
 
 
+def test_changes_by_another_library_instance_are_seen(library, prepare):
+    other = SpeakerLibrary(library.root)
+    info = add(other, prepare, name="Elsewhere")
+    assert library.get(info.id) == info and library.list() == [info]  # get() found it on disk
+    late = add(other, prepare, name="Late")
+    assert late not in library.list()
+    library.reload()
+    assert library.list() == [info, late]
+    other.delete(late.id)
+    with pytest.raises(SpeakerNotFound, match="deleted meanwhile"):
+        library.delete(late.id)
+    assert library.list() == [info]
+
+
 # -- visibility and similarity --------------------------------------------------------------
 
 def test_private_speakers_are_listed_only_for_their_session(library, prepare):
