@@ -262,6 +262,19 @@ def test_damaged_entries_are_reported_skipped_and_kept(library, prepare, tmp_pat
     assert len(prepare.calls) == calls + 1
 
 
+def test_only_stale_work_folders_are_cleaned_at_start(library, prepare, caplog):
+    work = library.root / ".tmp"
+    old, young, trash = work / "add-old", work / "add-young", library.root / ".trash" / "x"
+    for folder in (old, young, trash):
+        folder.mkdir(parents=True)
+        (folder / "reference.wav").write_bytes(b"partial")
+    os.utime(old, (0, 0))
+    (library.root / "broken").mkdir()
+    SpeakerLibrary(library.root)
+    assert not old.exists() and not trash.exists() and young.exists() and (library.root / "broken").exists()
+    assert "broken" in caplog.text and "speaker.json" in caplog.text
+
+
 # -- cache and weights keys -----------------------------------------------------------------
 
 def test_conditioning_cache_is_bounded_lru(tmp_path, prepare, monkeypatch):
