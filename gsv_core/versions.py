@@ -15,6 +15,9 @@ HUB_REVISION = "main"
 
 HUBERT_DIR = "chinese-hubert-base"
 BERT_DIR = "chinese-roberta-wwm-ext-large"
+# The files of those two transformers folders that inference reads (nothing else is fetched).
+HUBERT_FILES = ("config.json", "pytorch_model.bin")
+BERT_FILES = ("config.json", "pytorch_model.bin", "tokenizer.json")
 
 
 @dataclass(frozen=True)
