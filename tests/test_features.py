@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertTokenizer, HubertConfig, HubertModel
+from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertTokenizer, HubertConfig, HubertModel
 
 from gsv_core.features.bert import BERT_DIM, BertFeatures, _BertTrunk
 from gsv_core.features.ssl import HubertFeatures
@@ -211,3 +211,46 @@ def test_bert_wrong_width_is_refused(tmp_path):
     _save_tiny_bert(tmp_path, num_layers=2, hidden_size=64)
     with pytest.raises(ValueError, match="needs 1024"):
         BertFeatures(tmp_path)
+
+
+def test_hubert_reads_legacy_weight_norm_names_from_a_bin_file(tmp_path):
+    """The real chinese-hubert-base is a pytorch_model.bin with weight_g / weight_v names."""
+    torch.manual_seed(0)
+    config = _tiny_hubert_config()
+    source = HubertModel(config).eval()
+    legacy = {
+        key.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): value
+        for key, value in source.state_dict().items()
+    }
+    assert "encoder.pos_conv_embed.conv.weight_g" in legacy
+    config.save_pretrained(tmp_path)
+    torch.save(legacy, tmp_path / "pytorch_model.bin")
+    wav = torch.randn(1, 16000)
+    with torch.no_grad():
+        expected = source(wav).last_hidden_state
+    torch.testing.assert_close(HubertFeatures(tmp_path).last_hidden_state(wav), expected)
+
+
+def test_bert_reads_a_pretraining_bin_with_only_the_hub_files(tmp_path):
+    """Pre-training heads, a pooler and gamma/beta LayerNorm names; config, weights and tokenizer.json only."""
+    torch.manual_seed(0)
+    _save_tiny_bert(tmp_path, num_layers=3)
+    config = BertConfig.from_pretrained(tmp_path)
+    source = BertForPreTraining(config).eval()
+    legacy = {
+        key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
+        for key, value in source.state_dict().items()
+    }
+    assert "bert.pooler.dense.weight" in legacy and "cls.seq_relationship.weight" in legacy
+    for name in list(tmp_path.iterdir()):
+        if name.name not in ("config.json", "tokenizer.json"):
+            name.unlink()
+    torch.save(legacy, tmp_path / "pytorch_model.bin")
+    features = BertFeatures(tmp_path)
+    text = "你好,我们."
+    with torch.no_grad():
+        inputs = features.tokenizer(text, return_tensors="pt")
+        expected = source.bert(**inputs, output_hidden_states=True).hidden_states[-3][0, 1:-1]
+    torch.testing.assert_close(features.token_features(text), expected)
