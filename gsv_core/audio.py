@@ -85,7 +85,7 @@ def _read_channels(source: AudioSource) -> tuple[np.ndarray, int]:
     try:
         samples, sample_rate = soundfile.read(opened(), dtype="float32", always_2d=True)
         return np.ascontiguousarray(samples.T), int(sample_rate)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as sf_error:
+    except Exception as sf_error:  # libsndfile reports unreadable data in several ways
         try:  # formats libsndfile lacks, through librosa's audioread fallback (ffmpeg etc.)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -126,8 +126,6 @@ def load_reference_audio(source: AudioSource) -> tuple[np.ndarray, int]:
     rate, channels averaged. Raises AudioError for anything unusable as a reference.
     """
     channels, sample_rate = _read_channels(source)
-    if sample_rate <= 0:
-        raise AudioError(f"{_describe(source)} has an invalid sample rate {sample_rate}")
     samples = channels.mean(axis=0, dtype=np.float32) if channels.shape[0] > 1 else channels[0]
     check_reference_samples(samples, sample_rate, name=_describe(source))
     return samples, sample_rate
