@@ -1,0 +1,69 @@
+"""The normalizing flow, run in reverse: prior sample z_p -> latent z, conditioned on ge."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class WaveNet(nn.Module):
+    """Non-causal WaveNet: gated dilated convolutions with a global condition."""
+
+    def __init__(self, channels: int, kernel_size: int, num_layers: int, gin_channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.cond_layer = nn.Conv1d(gin_channels, 2 * channels * num_layers, 1)
+        self.in_layers = nn.ModuleList(
+            nn.Conv1d(channels, 2 * channels, kernel_size, padding=(kernel_size - 1) // 2) for _ in range(num_layers)
+        )
+        self.res_skip_layers = nn.ModuleList(
+            nn.Conv1d(channels, 2 * channels if i < num_layers - 1 else channels, 1) for i in range(num_layers)
+        )
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        output = torch.zeros_like(x)
+        conditions = self.cond_layer(g).split(2 * self.channels, dim=1)
+        last = len(self.in_layers) - 1
+        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+            gate = in_layer(x) + conditions[i]
+            acts = res_skip(torch.tanh(gate[:, : self.channels]) * torch.sigmoid(gate[:, self.channels :]))
+            if i < last:
+                x = x + acts[:, : self.channels]
+                output = output + acts[:, self.channels :]
+            else:
+                output = output + acts
+        return output
+
+
+class CouplingLayer(nn.Module):
+    """Mean-only affine coupling: the second half is shifted by a function of the first."""
+
+    def __init__(self, channels: int, hidden_channels: int, kernel_size: int, num_layers: int, gin_channels: int) -> None:
+        super().__init__()
+        self.half = channels // 2
+        self.pre = nn.Conv1d(self.half, hidden_channels, 1)
+        self.enc = WaveNet(hidden_channels, kernel_size, num_layers, gin_channels)
+        self.post = nn.Conv1d(hidden_channels, self.half, 1)
+
+    def reverse(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        x0, x1 = x.split(self.half, dim=1)
+        shift = self.post(self.enc(self.pre(x0), g))
+        return torch.cat([x0, x1 - shift], dim=1)
+
+
+class Flow(nn.Module):
+    """Four couplings with a channel flip after each (the official `flows.{0,2,4,6}`)."""
+
+    def __init__(self, channels: int, hidden_channels: int, gin_channels: int, kernel_size: int = 5,
+                 num_layers: int = 4, num_flows: int = 4) -> None:
+        super().__init__()
+        self.flows = nn.ModuleDict(
+            {str(2 * i): CouplingLayer(channels, hidden_channels, kernel_size, num_layers, gin_channels) for i in range(num_flows)}
+        )
+
+    def reverse(self, z_p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) prior sample -> (B, C, T) latent."""
+        x = z_p
+        for coupling in reversed(list(self.flows.values())):
+            x = coupling.reverse(torch.flip(x, [1]), g)
+        return x
