@@ -1,0 +1,192 @@
+"""Text in, phone sequences out: the language-aware front of the synthesis pipeline.
+
+``TextFrontend.prepare`` is what synthesis calls: it validates the input, cuts it into
+pieces and phonemizes each one. ``phonemize`` and ``preseg`` mirror the official
+``TextPreprocessor.get_phones_and_bert`` (without BERT) and ``pre_seg_text`` exactly, so
+their results can be checked against the official goldens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+from gsv_core.text.cleaner import clean_text
+from gsv_core.text.errors import TextError
+from gsv_core.text.languages import check_language, check_version
+from gsv_core.text.lexicon import Lexicon, load_lexicon
+from gsv_core.text.segment import segment_languages
+from gsv_core.text.split import SPLIT_MARKS, get_split_method, pre_seg_text, replace_consecutive_punctuation
+
+DEFAULT_SPLIT_METHOD = "cut1"  # the official TTS default
+MIN_PHONES = 6  # fewer phones: upstream tries again with a leading "."
+_SPACE_RUNS = re.compile(" {2,}")
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """One run of one language: its text, normalized text and phones.
+
+    ``word2ph[i]`` is the number of phones of ``norm_text[i]``; it exists for Chinese only
+    (the BERT stage spreads character features over phones with it).
+    """
+
+    language: str
+    text: str
+    norm_text: str
+    phones: tuple[str, ...]
+    phone_ids: tuple[int, ...]
+    word2ph: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class PhoneSequence:
+    """The phones of one piece of text, as the parts of different languages it is made of."""
+
+    parts: tuple[TextPart, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(part.text for part in self.parts)
+
+    @property
+    def norm_text(self) -> str:
+        return "".join(part.norm_text for part in self.parts)
+
+    @property
+    def phones(self) -> tuple[str, ...]:
+        return tuple(chain.from_iterable(part.phones for part in self.parts))
+
+    @property
+    def phone_ids(self) -> tuple[int, ...]:
+        return tuple(chain.from_iterable(part.phone_ids for part in self.parts))
+
+    @property
+    def word2ph(self) -> tuple[int, ...] | None:
+        """Phones per char of ``norm_text``, or None unless every part has them (all Chinese)."""
+        if any(part.word2ph is None for part in self.parts):
+            return None
+        return tuple(chain.from_iterable(part.word2ph for part in self.parts))
+
+    def as_dict(self) -> dict:
+        """The flat JSON-ready form: norm_text, phones, phone_ids, word2ph."""
+        word2ph = self.word2ph
+        return {
+            "norm_text": self.norm_text,
+            "phones": list(self.phones),
+            "phone_ids": list(self.phone_ids),
+            "word2ph": list(word2ph) if word2ph is not None else None,
+        }
+
+
+def language_runs(text: str, language: str) -> list[tuple[str, str]]:
+    """(language, text) runs of a language mode, merged as upstream does before G2P.
+
+    ``en`` reads everything as English; ``all_zh`` reads plain-English runs as English and
+    the rest as Chinese; ``zh`` merges neighbouring non-English runs into Chinese ones.
+    """
+    if language == "en":
+        return [("en", text)]
+    if language.startswith("all_"):
+        return [(segment.language, segment.text) for segment in segment_languages(text, language[4:])]
+    runs: list[tuple[str, str]] = []
+    for segment in segment_languages(text):
+        run_language = "en" if segment.language == "en" else language
+        if runs and (runs[-1][0] == "en") == (run_language == "en"):
+            runs[-1] = (runs[-1][0], runs[-1][1] + segment.text)
+        else:
+            runs.append((run_language, segment.text))
+    return runs
+
+
+def _has_speakable_char(text: str) -> bool:
+    return any(char.isalnum() for char in text)
+
+
+class TextFrontend:
+    """Owns the pronunciation data and turns text into phones for one symbol-table version."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self.lexicon = lexicon
+
+    @classmethod
+    def load(cls, official_data: Path | None = None, user_dicts: Sequence[Path] = ()) -> TextFrontend:
+        """A frontend on the package dictionaries, or the official data files when given."""
+        return cls(load_lexicon(official_data=official_data, user_dicts=user_dicts))
+
+    def _phonemize_once(self, text: str, language: str, version: str) -> PhoneSequence:
+        parts = []
+        for run_language, run_text in language_runs(text, language):
+            cleaned = clean_text(run_text, run_language, version, self.lexicon)
+            parts.append(
+                TextPart(run_language, run_text, cleaned.norm_text, cleaned.phones, cleaned.phone_ids, cleaned.word2ph)
+            )
+        if not parts:
+            raise TextError(f"nothing to phonemize in {text!r}")
+        return PhoneSequence(tuple(parts))
+
+    def phonemize(self, text: str, language: str, version: str) -> PhoneSequence:
+        """Phones of one piece of text (the official ``get_phones_and_bert`` minus BERT).
+
+        Runs of two or more spaces become one; a result of fewer than 6 phones is redone
+        once with a leading ".", which gives short texts a lead-in pause.
+        Raises TextError for an unknown language or version, and for text without any
+        segment (empty or whitespace-only outside ``en`` mode, where upstream crashes).
+        """
+        check_language(language)
+        check_version(version)
+        text = _SPACE_RUNS.sub(" ", text)
+        sequence = self._phonemize_once(text, language, version)
+        if len(sequence.phones) < MIN_PHONES:
+            sequence = self._phonemize_once("." + text, language, version)
+        return sequence
+
+    def prompt_phonemes(self, transcript: str, language: str, version: str) -> PhoneSequence:
+        """Phones of a reference transcript, read as official inference reads it.
+
+        The transcript is not cut; a missing end mark is added ("." for English, "。"
+        otherwise) so the prompt ends in a pause. Raises TextError when nothing is speakable.
+        """
+        check_language(language)
+        check_version(version)
+        transcript = transcript.strip("\n")
+        if not _has_speakable_char(transcript):
+            raise TextError("the transcript has nothing to speak: it needs at least one letter, character or digit")
+        if transcript[-1] not in SPLIT_MARKS:
+            transcript += "." if language == "en" else "。"
+        return self.phonemize(transcript, language, version)
+
+    def preseg(self, text: str, language: str, method: str) -> list[str]:
+        """The pieces official inference cuts ``text`` into (its ``preseg_texts``)."""
+        check_language(language, planned_ok=True)
+        return pre_seg_text(replace_consecutive_punctuation(text), language, method)
+
+    def prepare(
+        self, text: str, language: str, version: str = "v2", method: str = DEFAULT_SPLIT_METHOD
+    ) -> list[PhoneSequence]:
+        """Validate, cut and phonemize text for synthesis: one PhoneSequence per piece.
+
+        Raises TextError with a plain message for text with nothing to speak (empty,
+        whitespace, punctuation, emoji or control characters only), an unsupported
+        language, an unknown version or split method.
+        """
+        if not isinstance(text, str):
+            raise TextError(f"text must be a string, not {type(text).__name__}")
+        check_language(language)
+        check_version(version)
+        get_split_method(method)
+        if not _has_speakable_char(text):
+            raise TextError("the text has nothing to speak: it needs at least one letter, character or digit")
+        sequences = []
+        for piece in self.preseg(text, language, method):
+            if not piece.strip():
+                continue  # upstream can emit an empty piece before an over-long one
+            sequence = self.phonemize(piece, language, version)
+            if sequence.norm_text:
+                sequences.append(sequence)
+        if not sequences:
+            raise TextError("the text has nothing to speak after normalization")
+        return sequences
