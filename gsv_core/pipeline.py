@@ -116,8 +116,6 @@ class VoicePipeline:
         weights_key: str = "",
         device: torch.device | str = "cpu",
     ) -> None:
-        if version.uses_sv and speaker_encoder is None:
-            raise ValueError(f"{version.name} needs a speaker-verification model")
         self.version_info = version
         self.t2s = t2s
         self.sovits = sovits
@@ -146,18 +144,42 @@ class VoicePipeline:
         official_data: Path | None = None,
     ) -> "VoicePipeline":
         """Load every model of ``files`` (see :func:`gsv_core.hub.resolve_model_files`)."""
-        version = get_version(files.version)
-        sovits = load_sovits(files.sovits, device=device, dtype=dtype)
-        if sovits.version.name != version.name:
-            raise ValueError(f"{files.sovits} is a {sovits.version.name} SoVITS file, but {version.name} was asked for")
-        encoder = SpeakerEncoder.from_checkpoint(files.sv, device, dtype) if version.uses_sv else None
-        weight_files = [files.t2s, files.sovits] + ([files.sv] if files.sv else [])
+        pipeline = cls.from_paths(
+            files.t2s, files.sovits, files.hubert_dir, files.bert_dir, files.sv,
+            device=device, dtype=dtype, frontend=frontend, official_data=official_data,
+        )
+        if pipeline.version != files.version:
+            raise ValueError(f"{files.sovits} is a {pipeline.version} SoVITS file, but {files.version} was asked for")
+        return pipeline
+
+    @classmethod
+    def from_paths(
+        cls,
+        t2s: Path,
+        sovits: Path,
+        hubert_dir: Path,
+        bert_dir: Path,
+        sv: Path | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        frontend: TextFrontend | None = None,
+        official_data: Path | None = None,
+    ) -> "VoicePipeline":
+        """Load from explicit files; the version comes from the SoVITS file.
+
+        A v2Pro-family pipeline without ``sv`` needs the speaker-verification features
+        given to :meth:`prepare_speaker`.
+        """
+        sovits_model = load_sovits(sovits, device=device, dtype=dtype)
+        version = sovits_model.version
+        encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
+        weight_files = [t2s, sovits] + ([sv] if sv else [])
         return cls(
             version=version,
-            t2s=load_t2s(files.t2s, device=device, dtype=dtype),
-            sovits=sovits,
-            hubert=HubertFeatures(files.hubert_dir, device=device, dtype=dtype),
-            bert=BertFeatures(files.bert_dir, device=device, dtype=dtype),
+            t2s=load_t2s(t2s, device=device, dtype=dtype),
+            sovits=sovits_model,
+            hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype),
+            bert=BertFeatures(bert_dir, device=device, dtype=dtype),
             speaker_encoder=encoder,
             frontend=frontend or TextFrontend.load(official_data=official_data),
             weights_key=compute_weights_key(version.name, weight_files),
@@ -166,21 +188,27 @@ class VoicePipeline:
 
     # -- speakers -------------------------------------------------------------------------
 
-    def prepare_speaker(self, audio: AudioSource, transcript: str | None, language: str) -> SpeakerConditioning:
+    def prepare_speaker(
+        self, audio: AudioSource, transcript: str | None, language: str, sv_embedding: np.ndarray | None = None
+    ) -> SpeakerConditioning:
         """Everything synthesis needs from 3-10 s of reference speech.
 
         With an empty ``transcript`` the conditioning has no prompt, and the GPT stage
-        runs unprompted (the official no-reference-text mode).
+        runs unprompted (the official no-reference-text mode). ``sv_embedding`` (1, 20480)
+        gives the speaker-verification features instead of running that model (v2Pro family).
         Raises AudioError for unusable audio and TextError for an unusable transcript.
         """
+        if self.version_info.uses_sv and sv_embedding is None and self.speaker_encoder is None:
+            raise ValueError(f"{self.version} needs a speaker-verification model or precomputed sv_embedding")
         samples, sample_rate = load_reference_audio(audio)
         transcript = (transcript or "").strip()
         prompt = self.frontend.prompt_phonemes(transcript, language, self.version_info.symbols) if transcript else None
         reference = prepare_reference_audio(samples, sample_rate, self.sample_rate, with_sv=self.version_info.uses_sv)
         with torch.inference_mode():
             ref_spec = linear_spectrogram(reference.spec_audio.to(self.device), self.version_info.audio)
-            sv_embedding = None
-            if self.speaker_encoder is not None:
+            if sv_embedding is not None:
+                sv_embedding = torch.as_tensor(np.asarray(sv_embedding, dtype=np.float32).reshape(1, -1), device=self.device)
+            elif self.version_info.uses_sv:
                 sv_embedding = self.speaker_encoder.sv_embedding(reference.sv_input.to(self.device))
             global_embedding = self.sovits.global_embedding(ref_spec, sv_embedding)
             arrays: dict[str, np.ndarray | None] = {"prompt_semantic": None, "prompt_phones": None, "prompt_bert": None}
@@ -193,7 +221,7 @@ class VoicePipeline:
             version=self.version,
             ref_spec=_numpy(ref_spec),
             global_embedding=_numpy(global_embedding),
-            sv_embedding=None if sv_embedding is None else _numpy(sv_embedding),
+            sv_embedding=_numpy(sv_embedding) if self.version_info.uses_sv else None,
             prompt_text=prompt.norm_text if prompt else "",
             prompt_language=language,
             **arrays,

@@ -1,0 +1,109 @@
+"""Command line: ``python -m gsv_core synth ...`` speaks a text in the voice of a reference clip.
+
+Example::
+
+    python -m gsv_core synth --t2s s1.ckpt --sovits s2.pth --hubert chinese-hubert-base \\
+        --bert chinese-roberta-wwm-ext-large --ref-audio ref.wav --ref-text "..." --ref-lang zh \\
+        --text "..." --text-lang zh --out out.wav
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gsv_core", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    synth = commands.add_parser("synth", help="synthesize one text with a reference voice")
+    models = synth.add_argument_group("model files (official formats)")
+    models.add_argument("--t2s", type=Path, required=True, help="s1 GPT checkpoint (.ckpt)")
+    models.add_argument("--sovits", type=Path, required=True, help="s2 SoVITS checkpoint (.pth)")
+    models.add_argument("--hubert", type=Path, required=True, help="chinese-hubert-base folder")
+    models.add_argument("--bert", type=Path, required=True, help="chinese-roberta-wwm-ext-large folder")
+    sv = models.add_mutually_exclusive_group()
+    sv.add_argument("--sv", type=Path, help="speaker-verification checkpoint (v2Pro, v2ProPlus)")
+    sv.add_argument("--sv-embedding", type=Path, help="precomputed speaker-verification features (.npy, 20480 values)")
+    ref = synth.add_argument_group("reference")
+    ref.add_argument("--ref-audio", type=Path, required=True)
+    ref.add_argument("--ref-text", default="", help="transcript of the reference; empty for no-transcript mode")
+    ref.add_argument("--ref-lang", default="zh")
+    target = synth.add_argument_group("target")
+    target.add_argument("--text", required=True)
+    target.add_argument("--text-lang", default="zh")
+    sampling = synth.add_argument_group("sampling")
+    sampling.add_argument("--top-k", type=int, default=15)
+    sampling.add_argument("--top-p", type=float, default=1.0)
+    sampling.add_argument("--temperature", type=float, default=1.0)
+    sampling.add_argument("--repetition-penalty", type=float, default=1.35)
+    sampling.add_argument("--split", default="cut1", help="text split method cut0..cut5")
+    sampling.add_argument("--speed", type=float, default=1.0)
+    sampling.add_argument("--seed", type=int, default=None)
+    sampling.add_argument("--noise", type=Path, help="the decoder's Gaussian draw (.npy), as the goldens record it")
+    synth.add_argument("--official-data", type=Path, help="folder with the official dictionary files")
+    synth.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    synth.add_argument("--out", type=Path, required=True, help="output WAV (16-bit)")
+    synth.add_argument("--dump", type=Path, help="write intermediate arrays to this .npz")
+    return parser
+
+
+def _synth(args: argparse.Namespace) -> None:
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from .batching import to_int16
+    from .pipeline import SynthesisOptions, VoicePipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipeline = VoicePipeline.from_paths(
+        args.t2s, args.sovits, args.hubert, args.bert, args.sv, official_data=args.official_data
+    )
+    sv_embedding = np.load(args.sv_embedding) if args.sv_embedding else None
+    speaker = pipeline.prepare_speaker(args.ref_audio, args.ref_text, args.ref_lang, sv_embedding=sv_embedding)
+    options = SynthesisOptions(
+        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, repetition_penalty=args.repetition_penalty,
+        split_method=args.split, speed=args.speed, seed=args.seed,
+    )
+    noise = [torch.from_numpy(np.load(args.noise))] if args.noise else None
+    result = pipeline.synthesize(args.text, args.text_lang, speaker, options, decode_noise=noise)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(args.out, to_int16(result.audio), result.sample_rate, subtype="PCM_16")
+    if args.dump:
+        arrays = {
+            "prompt_semantic": speaker.prompt_semantic,
+            "prompt_phones": speaker.prompt_phones,
+            "prompt_bert": speaker.prompt_bert,
+            "refer_spec": speaker.ref_spec,
+            "flow_g": speaker.global_embedding,
+            "out_audio_int16": to_int16(result.audio),
+        }
+        for i, segment in enumerate(result.segments):
+            arrays[f"target_phones_{i}"] = segment.phone_ids
+            arrays[f"semantic_tokens_{i}"] = segment.semantic_tokens
+        if len(result.segments) == 1:
+            segment = result.segments[0]
+            if speaker.has_prompt:
+                arrays["t2s_y_full"] = np.concatenate([speaker.prompt_semantic, segment.semantic_tokens])
+            arrays["decode_out"] = segment.audio.reshape(1, 1, -1)
+        np.savez(args.dump, **{k: v for k, v in arrays.items() if v is not None})
+    print(f"wrote {args.out}: {result.duration_s:.2f} s at {result.sample_rate} Hz, seed {result.seed}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = _parser().parse_args(argv)
+    try:
+        _synth(args)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
