@@ -9,7 +9,7 @@ their results can be checked against the official goldens.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -113,9 +113,18 @@ class TextFrontend:
         self.lexicon = lexicon
 
     @classmethod
-    def load(cls, official_data: Path | None = None, user_dicts: Sequence[Path] = ()) -> TextFrontend:
-        """A frontend on the package dictionaries, or the official data files when given."""
-        return cls(load_lexicon(official_data=official_data, user_dicts=user_dicts))
+    def load(
+        cls,
+        official_data: Path | None = None,
+        user_dicts: Sequence[Path] = (),
+        zh_char_readings: Mapping[str, str] | None = None,
+    ) -> TextFrontend:
+        """A frontend on the package dictionaries, or the official data files when given.
+
+        ``user_dicts`` (official ``.rep`` format) are layered over the defaults;
+        ``zh_char_readings`` forces the pinyin of single Chinese characters ({"行": "hang2"}).
+        """
+        return cls(load_lexicon(official_data=official_data, user_dicts=user_dicts, zh_char_readings=zh_char_readings))
 
     def _phonemize_once(self, text: str, language: str, version: str) -> PhoneSequence:
         parts = []
