@@ -1,0 +1,195 @@
+"""Speed and memory of the real-size models (random weights, CPU float32 by default).
+
+    python benchmarks/bench_models.py [--threads 2] [--tokens 100] [--device cpu]
+
+* s1: prefill of 80 phones + 150 prompt tokens, then a fixed number of decode steps;
+  baseline measured in the same run: the same weights decoded the way the official code
+  does (key/value cache grown by concatenation every step, an explicit boolean mask).
+* s2: 125 semantic tokens (5 s of audio) through the v2 and v2ProPlus decoders;
+  baseline: the same decoder with weight norm recomputed on every call (as the official
+  modules do).
+* end-to-end RTF from the two, and the peak memory of a full v2ProPlus model set
+  (s1, s2, HuBERT, BERT-large, ERes2NetV2) measured in a fresh subprocess.
+Shapes come from ../shared/gsv-reference/shapes; official figures are from its
+perf_real_cpu2threads.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHAPES = ROOT.parent / "shared" / "gsv-reference" / "shapes"
+
+from gsv_core.models.sampling import SamplingOptions  # noqa: E402
+from gsv_core.models.sovits import SoVITS, SynthesizerConfig  # noqa: E402
+from gsv_core.models.t2s import KVCache, T2SConfig, Text2Semantic  # noqa: E402
+from gsv_core.versions import VERSIONS  # noqa: E402
+
+
+class ConcatCache(KVCache):
+    """The official cache: a new tensor per step (torch.cat), no preallocation."""
+
+    def append(self, layer, k, v):
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def keep(self, rows):
+        super().keep(rows)
+
+
+def _t2s(device: str) -> Text2Semantic:
+    config = T2SConfig.from_checkpoint_config(json.loads((SHAPES / "s1_v2.json").read_text())["config"])
+    torch.manual_seed(0)
+    model = Text2Semantic(config).to(device).eval()
+    with torch.no_grad():
+        model.semantic_head.weight[config.eos] = -1.0  # random weights: keep EOS away, decode a fixed length
+    return model
+
+
+def bench_t2s(device: str, steps: int, repeats: int) -> dict:
+    import gsv_core.models.t2s as t2s_module
+
+    model = _t2s(device)
+    phones = [torch.randint(0, 732, (80,), device=device)]
+    bert = [torch.randn(1024, 80, device=device)]
+    prompt = torch.randint(0, 1024, (150,), device=device)
+    greedy = SamplingOptions(top_k=1)
+    results = {}
+    for name, cache_class in (("ours", KVCache), ("baseline_concat_cache", ConcatCache)):
+        t2s_module.KVCache = cache_class
+        try:
+            prefill, total = [], []
+            for _ in range(repeats):
+                _sync(device)
+                start = time.perf_counter()
+                model.generate(phones, bert, prompt, greedy, max_steps=1)
+                _sync(device)
+                prefill.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                tokens = model.generate(phones, bert, prompt, greedy, max_steps=steps + 1)
+                _sync(device)
+                total.append(time.perf_counter() - start)
+                assert len(tokens[0]) == steps
+            per_token = (statistics.median(total) - statistics.median(prefill)) / steps
+            results[name] = {"prefill_s": statistics.median(prefill), "ms_per_token": 1000 * per_token}
+        finally:
+            t2s_module.KVCache = KVCache
+    results["speedup_vs_baseline"] = results["baseline_concat_cache"]["ms_per_token"] / results["ours"]["ms_per_token"]
+    return results
+
+
+def _sovits(version: str, device: str) -> SoVITS:
+    manifest = json.loads((SHAPES / f"s2_{version}.json").read_text())
+    info = VERSIONS[version]
+    config = SynthesizerConfig.from_checkpoint_config(manifest["config"], info.uses_sv, 732)
+    torch.manual_seed(0)
+    return SoVITS(config, info).to(device).eval()
+
+
+def _with_weight_norm(model: SoVITS) -> SoVITS:
+    """Re-parametrize every conv like the official modules (norm recomputed per forward)."""
+    for module in list(model.dec.modules()) + list(model.flow.modules()):
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            torch.nn.utils.parametrizations.weight_norm(module)
+    return model
+
+
+def bench_sovits(version: str, device: str, repeats: int, tokens: int = 125) -> dict:
+    codes = torch.randint(0, 1024, (1, 1, tokens), device=device)
+    phones = torch.randint(0, 732, (1, 60), device=device)
+    audio_s = tokens * 1280 / 32000
+    results = {}
+    for name, model in (("ours", _sovits(version, device)), ("baseline_weight_norm", _with_weight_norm(_sovits(version, device)))):
+        ge = torch.randn(1, model.config.gin_channels, 1, device=device)
+        times = []
+        with torch.inference_mode():
+            model.decode(codes[..., :10], phones, ge, generator=None)  # warm-up
+            for _ in range(repeats):
+                _sync(device)
+                start = time.perf_counter()
+                model.decode(codes, phones, ge)
+                _sync(device)
+                times.append(time.perf_counter() - start)
+        results[name] = {"s_per_audio_s": statistics.median(times) / audio_s}
+    results["speedup_vs_baseline"] = results["baseline_weight_norm"]["s_per_audio_s"] / results["ours"]["s_per_audio_s"]
+    return results
+
+
+def peak_memory_v2proplus(threads: int) -> float:
+    """Peak resident memory (GiB) of loading every v2ProPlus model and decoding once, in a fresh process."""
+    code = f"""
+import json, resource, sys, torch
+sys.path.insert(0, {str(ROOT)!r})
+torch.set_num_threads({threads})
+from transformers import BertConfig, BertModel, HubertConfig, HubertModel
+from gsv_core.features.eres2net import ERes2NetV2, ERes2NetV2Config
+from benchmarks.bench_models import _sovits, _t2s
+shapes = {str(SHAPES)!r}
+t2s = _t2s("cpu"); sovits = _sovits("v2ProPlus", "cpu")
+hubert = HubertModel(HubertConfig(**json.load(open(shapes + "/chinese-hubert-base.json"))["config_assumed"])).eval()
+bert = BertModel(BertConfig(**json.load(open(shapes + "/chinese-roberta-wwm-ext-large.json"))["config_assumed"])).eval()
+sv = ERes2NetV2(ERes2NetV2Config()).eval()
+with torch.inference_mode():
+    hubert(torch.randn(1, 16000 * 8))
+    bert(torch.randint(0, 21128, (1, 40)), output_hidden_states=True)
+    sv.pooled_features(torch.randn(1, 700, 80))
+    t2s.generate([torch.randint(0, 732, (80,))], [torch.randn(1024, 80)], torch.randint(0, 1024, (150,)), max_steps=126)
+    sovits.decode(torch.randint(0, 1024, (1, 1, 125)), torch.randint(0, 732, (1, 60)), torch.randn(1, 1024, 1))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return int(output.stdout.strip().splitlines()[-1]) / 2**20
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    official = json.loads((SHAPES / "perf_real_cpu2threads.json").read_text())
+    report = {"device": args.device, "threads": args.threads, "torch": torch.__version__}
+    report["s1"] = bench_t2s(args.device, args.tokens, args.repeats)
+    report["s1"]["official_ms_per_token"] = 1000 * official["s1_real"]["per_step_median_s"]
+    report["s1"]["official_prefill_s"] = official["s1_real"]["prefill_s"]
+    for version in ("v2", "v2ProPlus"):
+        report[f"s2_{version}"] = bench_sovits(version, args.device, args.repeats)
+    report["s2_v2"]["official_s_per_audio_s"] = official["s2_v2_real"]["seconds_per_second_of_audio"]
+    s1_per_audio_s = report["s1"]["ours"]["ms_per_token"] * 25 / 1000
+    report["rtf_end_to_end"] = {
+        "ours_v2": s1_per_audio_s + report["s2_v2"]["ours"]["s_per_audio_s"],
+        "ours_v2ProPlus": s1_per_audio_s + report["s2_v2ProPlus"]["ours"]["s_per_audio_s"],
+        "official_v2": official["s1_real"]["seconds_per_second_of_audio_s1"] + official["s2_v2_real"]["seconds_per_second_of_audio"],
+        "note": "GPT + SoVITS time per second of audio (25 tokens/s); text and BERT work excluded",
+    }
+    if not args.skip_memory and args.device == "cpu":
+        report["peak_memory_v2ProPlus_GiB"] = peak_memory_v2proplus(args.threads)
+    report["this_process_peak_rss_GiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
