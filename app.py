@@ -1,91 +1,11 @@
-"""GPT-SoVITS Voice Studio: the Gradio app. For now it has the pronunciation preview.
+"""GPT-SoVITS Voice Studio: ``python app.py [--t2s ... --sovits ... --hubert ... --bert ... --sv ...]``.
 
-Run with ``python app.py``. Set ``GSV_OFFICIAL_DATA`` to the folder of the official
-dictionary files (cmudict.rep, namedict.json, ...) to preview exactly the official phones;
-without it the dictionaries that come with the installed packages are used.
+Flags (or the matching environment variables, see ``python app.py --help``) point at local
+model files; with none, the v2ProPlus weights come from the Hugging Face Hub. Everything
+testable lives in ``gsv_core``: this file only starts the server.
 """
 
-from __future__ import annotations
-
-import os
-
-# Before gradio (and through it huggingface_hub) is imported: the preview needs no network.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from collections.abc import Callable  # noqa: E402
-from functools import cache  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import gradio as gr  # noqa: E402
-
-from gsv_core.text.errors import TextError  # noqa: E402
-from gsv_core.text.frontend import TextFrontend  # noqa: E402
-from gsv_core.text.languages import LANGUAGE_MODES  # noqa: E402
-from gsv_core.text.symbols import TEXT_VERSIONS  # noqa: E402
-
-LANGUAGE_LABELS = {"all_zh": "Chinese only (all_zh)", "zh": "Chinese + English (zh)", "en": "English (en)"}
-PART_COLUMNS = ["language", "text", "normalized", "phones", "phone ids", "word2ph"]
-
-
-def preview(frontend: TextFrontend, text: str, language: str, version: str) -> tuple[str, str, list[list[str]], dict]:
-    """Normalized text, phones, one table row per language part, and the JSON of a text."""
-    try:
-        sequence = frontend.phonemize(text, language, version)
-    except TextError as exc:
-        raise gr.Error(str(exc)) from exc
-    rows = [
-        [
-            part.language,
-            part.text,
-            part.norm_text,
-            " ".join(part.phones),
-            " ".join(map(str, part.phone_ids)),
-            "" if part.word2ph is None else " ".join(map(str, part.word2ph)),
-        ]
-        for part in sequence.parts
-    ]
-    return sequence.norm_text, " ".join(sequence.phones), rows, sequence.as_dict()
-
-
-def build_preview_tab(get_frontend: Callable[[], TextFrontend]) -> None:
-    """Lay out the pronunciation preview inside the current Blocks (or Tab) context."""
-    gr.Markdown("Type a sentence to see how it will be pronounced: normalized text and phones.")
-    with gr.Row():
-        text = gr.Textbox(label="Text", value="你好，欢迎使用GPT-SoVITS。", lines=3, scale=4)
-        with gr.Column(scale=1):
-            language = gr.Dropdown(
-                label="Language", choices=[(LANGUAGE_LABELS[mode], mode) for mode in LANGUAGE_MODES], value="zh"
-            )
-            version = gr.Radio(label="Version", choices=list(TEXT_VERSIONS), value="v2")
-            button = gr.Button("Show pronunciation", variant="primary")
-    norm_text = gr.Textbox(label="Normalized text", interactive=False)
-    phones = gr.Textbox(label="Phones", interactive=False)
-    parts = gr.Dataframe(label="Parts", headers=PART_COLUMNS, interactive=False, wrap=True)
-    details = gr.JSON(label="Phones, ids and word2ph")
-
-    def run(text_value: str, language_value: str, version_value: str):
-        return preview(get_frontend(), text_value, language_value, version_value)
-
-    for trigger in (button.click, text.submit):
-        trigger(run, inputs=[text, language, version], outputs=[norm_text, phones, parts, details])
-
-
-def build_app(get_frontend: Callable[[], TextFrontend] | None = None) -> gr.Blocks:
-    """The whole app; the frontend is loaded on the first request unless one is given."""
-    if get_frontend is None:
-        official_data = os.environ.get("GSV_OFFICIAL_DATA")
-
-        @cache
-        def get_frontend() -> TextFrontend:
-            return TextFrontend.load(official_data=Path(official_data) if official_data else None)
-
-    with gr.Blocks(title="GPT-SoVITS Voice Studio") as app:
-        gr.Markdown("# GPT-SoVITS Voice Studio")
-        with gr.Tab("Pronunciation"):
-            build_preview_tab(get_frontend)
-    return app
-
+from gsv_core.server import main
 
 if __name__ == "__main__":
-    build_app().launch()
+    main()

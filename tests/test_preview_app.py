@@ -1,8 +1,7 @@
-"""The pronunciation preview of app.py: the Blocks build and the handler gives the official phones."""
+"""The web UI: the Blocks build, and the pronunciation preview gives the official phones."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,10 +12,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def app_module():
-    spec = importlib.util.spec_from_file_location("gsv_app", PROJECT_ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from gsv_core import preview_ui
+
+    return preview_ui
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +24,14 @@ def frontend(official_data_dir):
     return TextFrontend.load(official_data=official_data_dir)
 
 
-def test_app_builds(app_module, frontend):
+def test_app_builds(frontend, tmp_path):
     import gradio as gr
 
-    app = app_module.build_app(lambda: frontend)
+    from gsv_core.service import ServiceConfig, VoiceService
+    from gsv_core.webui import build_app
+
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=None)
+    app = build_app(service, lambda: frontend)
     assert isinstance(app, gr.Blocks)
     labels = {getattr(block, "label", None) for block in app.blocks.values()}
     assert {"Text", "Language", "Version", "Normalized text", "Phones", "Parts"} <= labels

@@ -1,0 +1,89 @@
+"""REST endpoints on the app's own server: list and add speakers, synthesize to WAV.
+
+Errors come back as 4xx/5xx with JSON ``{"error": "..."}``. The admin token, when the
+service has one, is read from ``Authorization: Bearer <token>``; a caller's private voices
+are keyed by the ``X-Session`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from .pipeline import SynthesisOptions
+from .service import MAX_UPLOAD_BYTES, ServiceError, VoiceService, wav_bytes
+
+_OPTION_FIELDS = {"top_k", "top_p", "temperature", "repetition_penalty", "split_method", "speed", "seed", "fragment_interval"}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _token(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+def options_from(raw: Any) -> SynthesisOptions:
+    """SynthesisOptions from a JSON object, refusing unknown fields and bad values."""
+    if raw is None:
+        return SynthesisOptions()
+    if not isinstance(raw, dict):
+        raise ServiceError("options must be a JSON object")
+    unknown = set(raw) - _OPTION_FIELDS
+    if unknown:
+        raise ServiceError(f"unknown options: {', '.join(sorted(unknown))}")
+    try:
+        return SynthesisOptions(**raw)
+    except (TypeError, ValueError) as error:
+        raise ServiceError(f"bad options: {error}") from error
+
+
+def build_router(service: VoiceService) -> APIRouter:
+    router = APIRouter(prefix="/api")
+
+    @router.get("/speakers")
+    def list_speakers(x_session: str | None = Header(default=None)) -> list[dict]:
+        return service.list_speakers(x_session)
+
+    @router.post("/speakers", status_code=201)
+    async def add_speaker(
+        audio: UploadFile = File(...),
+        transcript: str = Form(""),
+        language: str = Form("zh"),
+        name: str = Form(...),
+        authorization: str | None = Header(default=None),
+        x_session: str | None = Header(default=None),
+    ):
+        data = await audio.read(MAX_UPLOAD_BYTES + 1)
+        try:
+            info = await asyncio.to_thread(
+                service.add_speaker, data, transcript, language, name, x_session, _token(authorization)
+            )
+        except ServiceError as error:
+            return _error(error.status, str(error))
+        return JSONResponse(info.to_json(x_session), status_code=201)
+
+    @router.post("/tts")
+    async def tts(request: Request, x_session: str | None = Header(default=None)):
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the body must be JSON: {\"text\", \"speaker_id\", \"language\", \"options\"?}")
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not isinstance(body.get("speaker_id"), str):
+            return _error(400, "'text' and 'speaker_id' are required strings")
+        try:
+            options = options_from(body.get("options"))
+            result = await asyncio.to_thread(
+                service.synthesize, body["text"], body["speaker_id"], str(body.get("language", "zh")), options, x_session
+            )
+        except ServiceError as error:
+            return _error(error.status, str(error))
+        return Response(wav_bytes(result), media_type="audio/wav")
+
+    return router

@@ -1,0 +1,99 @@
+"""The server: REST API and Gradio UI on one FastAPI app, configured by flags or environment.
+
+With no model flags the v2ProPlus weights are resolved from the Hugging Face Hub (cache
+first); offline without weights the app still starts, and says what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import cache
+from pathlib import Path
+
+# (flag, environment variable, help)
+_FLAGS = (
+    ("--t2s", "GSV_T2S", "s1 GPT checkpoint (.ckpt)"),
+    ("--sovits", "GSV_SOVITS", "s2 SoVITS checkpoint (.pth)"),
+    ("--hubert", "GSV_HUBERT", "chinese-hubert-base folder"),
+    ("--bert", "GSV_BERT", "chinese-roberta-wwm-ext-large folder"),
+    ("--sv", "GSV_SV", "speaker-verification checkpoint (v2Pro, v2ProPlus)"),
+    ("--speakers-dir", "GSV_SPEAKERS_DIR", "speaker library folder"),
+    ("--data-dir", "GSV_DATA_DIR", "folder for logs"),
+    ("--official-data", "GSV_OFFICIAL_DATA", "folder with the official dictionary files"),
+    ("--admin-token", "GSV_ADMIN_TOKEN", "token needed to change the shared library (public Space)"),
+    ("--version", "GSV_VERSION", "model version to download when no files are given"),
+    ("--host", "GSV_HOST", "interface to listen on"),
+    ("--port", "PORT", "port to listen on"),
+    ("--max-chars", "GSV_MAX_CHARS", "characters per request"),
+)
+_DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860", "max_chars": "150"}
+
+
+def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> argparse.Namespace:
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(prog="python app.py", description="GPT-SoVITS Voice Studio")
+    for flag, variable, text in _FLAGS:
+        key = flag[2:].replace("-", "_")
+        parser.add_argument(flag, default=environ.get(variable, _DEFAULTS.get(key)), help=f"{text} (env {variable})")
+    return parser.parse_args(argv)
+
+
+def _pipeline_loader(args: argparse.Namespace):
+    def load():
+        from .hub import resolve_model_files
+        from .pipeline import VoicePipeline
+
+        official = Path(args.official_data) if args.official_data else None
+        if args.t2s and args.sovits and args.hubert and args.bert:
+            return VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
+                                            Path(args.sv) if args.sv else None, official_data=official)
+        files = resolve_model_files(args.version)
+        return VoicePipeline.from_files(files, official_data=official)
+
+    return load
+
+
+def build_server(args: argparse.Namespace):
+    """The FastAPI app with the REST routes and the Gradio UI mounted at /."""
+    import gradio as gr
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    from .api import build_router
+    from .service import ServiceConfig, VoiceService
+    from .text.frontend import TextFrontend
+    from .webui import build_app
+
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    service = VoiceService(
+        ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl",
+                      max_chars=int(args.max_chars), admin_token=args.admin_token or None),
+        _pipeline_loader(args),
+    )
+    service.start_loading()
+
+    @cache
+    def frontend() -> TextFrontend:
+        return TextFrontend.load(official_data=Path(args.official_data) if args.official_data else None)
+
+    app = FastAPI(title="GPT-SoVITS Voice Studio")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, error):  # FastAPI's default body is {"detail": ...}
+        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in error.errors())
+        return JSONResponse({"error": f"missing or invalid fields: {fields}"}, status_code=422)
+
+    app.include_router(build_router(service))
+    app = gr.mount_gradio_app(app, build_app(service, frontend), path="/")
+    return app, service
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    args = parse_args(argv)
+    app, _ = build_server(args)
+    uvicorn.run(app, host=args.host, port=int(args.port))

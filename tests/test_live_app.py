@@ -1,0 +1,161 @@
+"""The live server with the tiny official-format models: REST API and gradio_client endpoints."""
+
+import io
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(reference_dir, tmp_path_factory):
+    import uvicorn
+
+    from gsv_core.server import build_server, parse_args
+
+    models, root = reference_dir / "models", tmp_path_factory.mktemp("live")
+    port = _free_port()
+    args = parse_args([
+        "--t2s", str(models / "s1-tiny.ckpt"), "--sovits", str(models / "s2G-tiny-v2.pth"),
+        "--hubert", str(models / "chinese-hubert-tiny"), "--bert", str(models / "chinese-roberta-tiny"),
+        "--speakers-dir", str(root / "speakers"), "--data-dir", str(root / "data"),
+        "--official-data", str(reference_dir / "data"), "--port", str(port), "--max-chars", "60",
+    ], environ={})
+    app, service = build_server(args)
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/api/speakers", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    service.pipeline()  # wait for the models
+    yield base, service, reference_dir, root
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _add(base, reference_dir, name, **headers):
+    wav = (reference_dir / "cases" / "v2_zh" / "ref.wav").read_bytes()
+    return httpx.post(base + "/api/speakers", files={"audio": ("ref.wav", wav, "audio/wav")},
+                      data={"transcript": "今天天气不错，我们一起去公园散步吧。", "language": "zh", "name": name},
+                      headers=headers, timeout=120)
+
+
+def test_add_list_and_speak_over_rest(server):
+    base, service, reference_dir, root = server
+    response = _add(base, reference_dir, "Alice <b>")
+    assert response.status_code == 201, response.text
+    speaker_id = response.json()["id"]
+    listed = httpx.get(base + "/api/speakers").json()
+    assert any(s["id"] == speaker_id and s["name"] == "Alice <b>" for s in listed)
+    tts = httpx.post(base + "/api/tts", json={"text": "你好，世界。", "speaker_id": speaker_id, "language": "zh",
+                                               "options": {"top_k": 1, "seed": 3}}, timeout=120)
+    assert tts.status_code == 200 and tts.headers["content-type"] == "audio/wav"
+    audio, rate = sf.read(io.BytesIO(tts.content))
+    assert rate == 32000 and len(audio) > 0.5 * rate and np.isfinite(audio).all()
+    log = (root / "data" / "synthesis.jsonl").read_text().splitlines()
+    assert '"outcome": "ok"' in log[-1] and speaker_id in log[-1] and "你好" not in log[-1]
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"text": "", "speaker_id": "x"}, 400, "empty"),
+        ({"text": "你好" * 40, "speaker_id": "x"}, 400, "limit"),
+        ({"text": "你好", "speaker_id": "nobody"}, 404, "unknown speaker"),
+        ({"text": "你好", "speaker_id": "x", "options": {"top_k": 0}}, 400, "top_k"),
+        ({"text": "你好", "speaker_id": "x", "options": {"volume": 3}}, 400, "unknown options"),
+        ({"speaker_id": "x"}, 400, "required"),
+    ],
+)
+def test_tts_errors_are_json(server, body, status, message):
+    base = server[0]
+    response = httpx.post(base + "/api/tts", json=body, timeout=60)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+def test_tts_refuses_text_with_nothing_to_speak(server):
+    base, service, reference_dir, _ = server
+    speaker_id = _add(base, reference_dir, "Emoji test").json()["id"]
+    response = httpx.post(base + "/api/tts", json={"text": "😀😀😀", "speaker_id": speaker_id}, timeout=60)
+    assert response.status_code == 400 and "nothing to speak" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "empty"),
+        (b"definitely not audio", "audio"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio"),
+    ],
+    ids=["empty", "not-audio", "corrupt-wav"],
+)
+def test_bad_uploads_are_refused_and_nothing_is_stored(server, payload, message):
+    base = server[0]
+    before = httpx.get(base + "/api/speakers").json()
+    response = httpx.post(base + "/api/speakers", files={"audio": ("x.wav", payload, "audio/wav")},
+                          data={"transcript": "你好。", "language": "zh", "name": "Bad"}, timeout=60)
+    assert response.status_code in (400, 413) and message in response.json()["error"].lower()
+    assert httpx.get(base + "/api/speakers").json() == before
+
+
+def test_short_long_silent_and_huge_uploads(server):
+    base = server[0]
+    rng = np.random.default_rng(0)
+    cases = {
+        "short": (0.1 * rng.standard_normal(16000 * 2), 16000),
+        "long": (0.1 * rng.standard_normal(16000 * 12), 16000),
+        "silent": (np.zeros(16000 * 5), 16000),
+        "hour": (0.1 * rng.standard_normal(8000 * 3600).astype(np.float32), 8000),
+    }
+    for label, (samples, rate) in cases.items():
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+        response = httpx.post(base + "/api/speakers", files={"audio": ("x.wav", buffer.getvalue(), "audio/wav")},
+                              data={"transcript": "你好。", "language": "zh", "name": label}, timeout=60)
+        assert response.status_code in (400, 413), label
+        assert response.json()["error"], label
+
+
+def test_many_clients_at_once_lose_nothing(server):
+    base, service, reference_dir, _ = server
+    names = [f"Client {i}" for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda n: _add(base, reference_dir, n), names))
+    assert [r.status_code for r in responses] == [201] * 8
+    ids = {r.json()["id"] for r in responses}
+    listed = {s["id"] for s in httpx.get(base + "/api/speakers").json()}
+    assert ids <= listed and len(ids) == 8
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: httpx.post(base + "/api/tts", json={
+            "text": "你好。", "speaker_id": i, "options": {"top_k": 1, "seed": 1}}, timeout=300), sorted(ids)))
+    assert [r.status_code for r in results] == [200] * 8
+
+
+def test_gradio_client_endpoints(server):
+    from gradio_client import Client
+
+    base = server[0]
+    client = Client(base + "/", verbose=False)
+    speakers = client.predict(api_name="/list_speakers")
+    assert isinstance(speakers, list) and speakers
+    audio, line = client.predict(speakers[0]["id"], "你好，世界。", "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")
+    assert "real-time factor" in line
+    data, rate = sf.read(audio if isinstance(audio, str) else audio["path"])
+    assert rate == 32000 and len(data) > 0
