@@ -72,7 +72,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         status = gr.Markdown(service.status)
         with gr.Tab("Synthesize"):
             with gr.Row():
-                speaker = gr.Dropdown(label="Speaker", choices=_choices(service, None), scale=3)
+                speaker = gr.Dropdown(label="Speaker", choices=_choices(service, None), scale=3, allow_custom_value=True)
                 refresh_button = gr.Button("Refresh", scale=1)
             text = gr.Textbox(label="Text", lines=4, max_length=limit, placeholder=f"Up to {limit} characters")
             count = gr.Markdown(f"0 / {limit} characters")
