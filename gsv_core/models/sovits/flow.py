@@ -7,7 +7,7 @@ from torch import nn
 
 
 class WaveNet(nn.Module):
-    """Non-causal WaveNet: gated dilated convolutions with a global condition."""
+    """Non-causal WaveNet: gated convolutions (dilation 1 here) with a global condition."""
 
     def __init__(self, channels: int, kernel_size: int, num_layers: int, gin_channels: int) -> None:
         super().__init__()
@@ -21,6 +21,7 @@ class WaveNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """x (B, C, T), g (B, gin, 1) -> (B, C, T), the sum of the skip outputs."""
         output = torch.zeros_like(x)
         conditions = self.cond_layer(g).split(2 * self.channels, dim=1)
         last = len(self.in_layers) - 1
@@ -46,24 +47,25 @@ class CouplingLayer(nn.Module):
         self.post = nn.Conv1d(hidden_channels, self.half, 1)
 
     def reverse(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, C, T): undo the shift of the second half."""
         x0, x1 = x.split(self.half, dim=1)
         shift = self.post(self.enc(self.pre(x0), g))
         return torch.cat([x0, x1 - shift], dim=1)
 
 
 class Flow(nn.Module):
-    """Four couplings with a channel flip after each (the official `flows.{0,2,4,6}`)."""
+    """Four couplings, each followed by a flip of the channel order (upstream ``flows.{0,2,4,6}``)."""
 
     def __init__(self, channels: int, hidden_channels: int, gin_channels: int, kernel_size: int = 5,
-                 num_layers: int = 4, num_flows: int = 4) -> None:
+                 num_layers: int = 4, num_couplings: int = 4) -> None:
         super().__init__()
-        self.flows = nn.ModuleDict(
-            {str(2 * i): CouplingLayer(channels, hidden_channels, kernel_size, num_layers, gin_channels) for i in range(num_flows)}
+        self.couplings = nn.ModuleList(
+            CouplingLayer(channels, hidden_channels, kernel_size, num_layers, gin_channels) for _ in range(num_couplings)
         )
 
     def reverse(self, z_p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) prior sample -> (B, C, T) latent."""
+        """(B, C, T) prior sample, g (B, gin, 1) -> (B, C, T) latent."""
         x = z_p
-        for coupling in reversed(list(self.flows.values())):
+        for coupling in reversed(self.couplings):
             x = coupling.reverse(torch.flip(x, [1]), g)
         return x

@@ -1,4 +1,9 @@
-"""The HiFi-GAN style waveform generator: latent frames (B, C, T) -> audio (B, 1, T * prod(upsample_rates))."""
+"""The HiFi-GAN style waveform generator: latent frames (B, C, T) -> audio (B, 1, T * prod(upsample_rates)).
+
+Weight norm is folded into plain weights by the loader, so every layer here is an ordinary
+convolution. Intermediate activations are updated in place where nothing else reads them:
+at 32 kHz the last stages hold millions of values, and fresh buffers cost time.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import SynthesizerConfig
+
 LRELU_SLOPE = 0.1
 
 
 class ResBlock(nn.Module):
-    """Three residual pairs of (dilated conv, conv), each preceded by a leaky ReLU."""
+    """Residual pairs of (dilated conv, conv), each conv preceded by a leaky ReLU."""
 
     def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
         super().__init__()
@@ -24,36 +31,40 @@ class ResBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, C, T)."""
         for conv1, conv2 in zip(self.convs1, self.convs2):
-            x = x + conv2(F.leaky_relu(conv1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+            hidden = F.leaky_relu_(conv1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE)
+            x = conv2(hidden).add_(x)
         return x
 
 
 class Generator(nn.Module):
-    def __init__(self, in_channels: int, resblock_kernel_sizes: Sequence[int], resblock_dilation_sizes: Sequence[Sequence[int]],
-                 upsample_rates: Sequence[int], upsample_initial_channel: int, upsample_kernel_sizes: Sequence[int],
-                 gin_channels: int) -> None:
+    """Transposed-convolution upsampling stages, each followed by the mean of its ResBlocks."""
+
+    def __init__(self, config: SynthesizerConfig) -> None:
         super().__init__()
-        self.num_kernels = len(resblock_kernel_sizes)
-        self.conv_pre = nn.Conv1d(in_channels, upsample_initial_channel, 7, padding=3)
-        self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
+        c = config
+        self.num_kernels = len(c.resblock_kernel_sizes)
+        self.conv_pre = nn.Conv1d(c.inter_channels, c.upsample_initial_channel, 7, padding=3)
+        self.cond = nn.Conv1d(c.gin_channels, c.upsample_initial_channel, 1)
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
-        channels = upsample_initial_channel
-        for rate, kernel in zip(upsample_rates, upsample_kernel_sizes):
+        channels = c.upsample_initial_channel
+        for rate, kernel in zip(c.upsample_rates, c.upsample_kernel_sizes):
             self.ups.append(nn.ConvTranspose1d(channels, channels // 2, kernel, rate, padding=(kernel - rate) // 2))
             channels //= 2
-            for size, dilations in zip(resblock_kernel_sizes, resblock_dilation_sizes):
+            for size, dilations in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes):
                 self.resblocks.append(ResBlock(channels, size, dilations))
         self.conv_post = nn.Conv1d(channels, 1, 7, padding=3, bias=False)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        x = self.conv_pre(x) + self.cond(g)
-        for i, up in enumerate(self.ups):
+        """latent (B, inter, T), g (B, gin, 1) -> waveform (B, 1, T * prod(upsample_rates)) in [-1, 1]."""
+        x = self.conv_pre(x).add_(self.cond(g))
+        for stage, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
-            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            blocks = self.resblocks[stage * self.num_kernels : (stage + 1) * self.num_kernels]
             total = blocks[0](x)
             for block in blocks[1:]:
-                total = total + block(x)
-            x = total / self.num_kernels
-        return torch.tanh(self.conv_post(F.leaky_relu(x)))
+                total.add_(block(x))
+            x = total.div_(self.num_kernels)
+        return torch.tanh_(self.conv_post(F.leaky_relu_(x)))

@@ -1,4 +1,4 @@
-"""The reference style encoder: the first 704 bins of a linear spectrogram -> one style vector."""
+"""The reference style encoder: the lowest 704 bins of a linear spectrogram -> one style vector."""
 
 from __future__ import annotations
 
@@ -8,62 +8,69 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class _Linear(nn.Module):
-    """A Linear under the official attribute name `fc`."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(in_features, out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
+from .config import STYLE_BINS
 
 
-class _GatedConv(nn.Module):
-    """Residual 'same' convolution with a gated linear unit."""
+class GatedConv(nn.Module):
+    """Residual 'same' convolution through a gated linear unit."""
 
     def __init__(self, channels: int, kernel_size: int) -> None:
         super().__init__()
-        self.conv1 = nn.Module()
-        self.conv1.conv = nn.Conv1d(channels, 2 * channels, kernel_size, padding=(kernel_size - 1) // 2)
+        self.conv = nn.Conv1d(channels, 2 * channels, kernel_size, padding=(kernel_size - 1) // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.conv1.conv(x).chunk(2, dim=1)
-        return x + a * torch.sigmoid(b)
+        """(B, C, T) -> (B, C, T)."""
+        return x + F.glu(self.conv(x), dim=1)
 
 
-class _SelfAttention(nn.Module):
+class StyleSelfAttention(nn.Module):
+    """Residual multi-head self-attention on (B, T, C) rows."""
+
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.w_qs, self.w_ks, self.w_vs, self.fc = (nn.Linear(dim, dim) for _ in range(4))
-        self.temperature = math.sqrt(dim)  # the official scales by the model width, not the head width
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.temperature = math.sqrt(dim)  # upstream scales by the model width, not the head width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C)."""
         batch, length, dim = x.shape
-        heads = lambda t: t.view(batch, length, self.num_heads, -1).transpose(1, 2)
-        q, k, v = heads(self.w_qs(x)), heads(self.w_ks(x)), heads(self.w_vs(x))
+
+        def heads(t: torch.Tensor) -> torch.Tensor:
+            return t.view(batch, length, self.num_heads, -1).transpose(1, 2)
+
+        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         weights = torch.softmax(q @ k.transpose(-2, -1) / self.temperature, dim=-1)
-        return self.fc((weights @ v).transpose(1, 2).reshape(batch, length, dim)) + x
+        return self.out((weights @ v).transpose(1, 2).reshape(batch, length, dim)) + x
 
 
 class MelStyleEncoder(nn.Module):
-    def __init__(self, in_dim: int = 704, out_dim: int = 512, hidden: int = 128, kernel_size: int = 5, num_heads: int = 2) -> None:
+    """Spectral MLP, two gated convolutions, self-attention, then a time average."""
+
+    def __init__(self, out_dim: int, in_dim: int = STYLE_BINS, hidden: int = 128, kernel_size: int = 5, num_heads: int = 2) -> None:
         super().__init__()
         self.in_dim = in_dim
-        self.spectral = nn.ModuleDict({"0": _Linear(in_dim, hidden), "3": _Linear(hidden, hidden)})
-        self.temporal = nn.ModuleList(_GatedConv(hidden, kernel_size) for _ in range(2))
-        self.slf_attn = _SelfAttention(hidden, num_heads)
-        self.fc = _Linear(hidden, out_dim)
+        self.spectral_in = nn.Linear(in_dim, hidden)
+        self.spectral_out = nn.Linear(hidden, hidden)
+        self.temporal = nn.ModuleList(GatedConv(hidden, kernel_size) for _ in range(2))
+        self.attention = StyleSelfAttention(hidden, num_heads)
+        self.out_proj = nn.Linear(hidden, out_dim)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        """spec (B, >=704, T) -> style (B, out_dim, 1)."""
+        """(B, >=704, T) linear spectrogram -> (B, out_dim, 1) style vector.
+
+        Only the lowest ``in_dim`` bins are read; every frame counts (no padding mask).
+        """
+        if spec.dim() != 3 or spec.shape[1] < self.in_dim:
+            raise ValueError(f"reference spectrogram must be (batch, >={self.in_dim}, frames), got {tuple(spec.shape)}")
         x = spec[:, : self.in_dim].transpose(1, 2)
-        x = F.mish(self.spectral["3"](F.mish(self.spectral["0"](x))))
+        x = F.mish(self.spectral_out(F.mish(self.spectral_in(x))))
         x = x.transpose(1, 2)
         for block in self.temporal:
             x = block(x)
-        x = self.fc(self.slf_attn(x.transpose(1, 2)))
-        # the official pools as sum(x / T), which rounds differently from mean(x)
+        x = self.out_proj(self.attention(x.transpose(1, 2)))
+        # upstream pools as sum(x / T), which rounds differently from mean(x)
         return (x / x.shape[1]).sum(dim=1).unsqueeze(-1)

@@ -1,7 +1,7 @@
-"""The prior encoder: upsampled semantic content, cross-attended to the phones, -> (m_p, logs_p).
+"""The prior encoder: quantized content, cross-attended to the phones, -> (m_p, logs_p).
 
-MRTE (multi-reference timbre encoder) lets the content frames attend to the text and adds
-the speaker's global embedding before the last encoder.
+MRTE (multi-reference timbre encoder) lets the content frames attend to the encoded phones
+and adds the speaker's global embedding before the last attention stack.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import AttentionEncoder, MultiHeadAttention
-
-SSL_DIM = 768
-MRTE_WIDTH = 512  # fixed in the official MRTE, also the width of its `ge` input
+from .config import MRTE_WIDTH, SSL_DIM, SynthesizerConfig
 
 
 class MRTE(nn.Module):
+    """Content attends to text at width 512; ``ge`` is added as a per-channel bias."""
+
     def __init__(self, channels: int, num_heads: int = 4) -> None:
         super().__init__()
         self.cross_attention = MultiHeadAttention(MRTE_WIDTH, MRTE_WIDTH, num_heads)
@@ -27,27 +27,28 @@ class MRTE(nn.Module):
     def forward(self, content: torch.Tensor, text: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
         """content (B, C, T), text (B, C, P), ge (B, 512, 1) -> (B, C, T)."""
         content = self.c_pre(content)
-        x = self.cross_attention(content, self.text_pre(text)) + content + ge
-        return self.c_post(x)
+        return self.c_post(self.cross_attention(content, self.text_pre(text)) + content + ge)
 
 
 class TextEncoder(nn.Module):
-    def __init__(self, out_channels: int, hidden_channels: int, filter_channels: int, num_heads: int,
-                 num_layers: int, kernel_size: int, num_symbols: int) -> None:
+    def __init__(self, config: SynthesizerConfig) -> None:
         super().__init__()
-        self.out_channels = out_channels
-        self.ssl_proj = nn.Conv1d(SSL_DIM, hidden_channels, 1)
-        self.encoder_ssl = AttentionEncoder(hidden_channels, filter_channels, num_heads, num_layers // 2, kernel_size)
-        self.encoder_text = AttentionEncoder(hidden_channels, filter_channels, num_heads, num_layers, kernel_size)
-        self.text_embedding = nn.Embedding(num_symbols, hidden_channels)
-        self.mrte = MRTE(hidden_channels)
-        self.encoder2 = AttentionEncoder(hidden_channels, filter_channels, num_heads, num_layers // 2, kernel_size)
-        self.proj = nn.Conv1d(hidden_channels, out_channels * 2, 1)
+        c = config
+        self.out_channels = c.inter_channels
+        half_depth = c.n_layers // 2
+        self.ssl_proj = nn.Conv1d(SSL_DIM, c.hidden_channels, 1)
+        self.encoder_ssl = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, half_depth, c.kernel_size)
+        self.text_embedding = nn.Embedding(c.num_symbols, c.hidden_channels)
+        self.encoder_text = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, c.n_layers, c.kernel_size)
+        self.mrte = MRTE(c.hidden_channels)
+        self.encoder2 = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, half_depth, c.kernel_size)
+        self.proj = nn.Conv1d(c.hidden_channels, 2 * c.inter_channels, 1)
 
     def forward(self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """content (B, 768, T) at 50 Hz, phones (B, P) ids, ge (B, 512, 1) -> m_p, logs_p (B, out, T')
+        """content (B, 768, T) at 50 Hz, phones (B, P) ids, ge (B, 512, 1) -> m_p, logs_p (B, inter, T').
 
-        ``speed`` stretches time before the projection: T' = int(T / speed) + 1 when speed != 1.
+        ``speed`` stretches time before the projection: T' = int(T / speed) + 1 when speed != 1
+        (linear interpolation, as upstream; speed > 1 is faster speech).
         """
         x = self.encoder_ssl(self.ssl_proj(content))
         text = self.encoder_text(self.text_embedding(phones).transpose(1, 2))
