@@ -84,3 +84,12 @@ def test_prompt_codes_from_hubert_features(case):
         codes = model.extract_latent(content)
     assert codes.dtype == torch.int64
     np.testing.assert_array_equal(codes[0, 0].numpy(), data["prompt_semantic"])
+
+
+def test_spectrogram_frames_and_bad_audio():
+    audio = torch.randn(1, 32000) * 0.1
+    assert linear_spectrogram(audio).shape == (1, 1025, 32000 // 640)
+    assert torch.allclose(linear_spectrogram(torch.zeros(1, 6400)), torch.tensor(1e-4))
+    for bad in (torch.zeros(6400), torch.zeros(1, 6400, dtype=torch.int16), torch.zeros(1, 704)):
+        with pytest.raises(ValueError, match="audio"):
+            linear_spectrogram(bad)
