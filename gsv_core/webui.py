@@ -22,6 +22,18 @@ from .text.split import SPLIT_METHODS
 LANGUAGES = [("Chinese + English (zh)", "zh"), ("Chinese only (all_zh)", "all_zh"), ("English (en)", "en")]
 
 
+def on_gpu(handler: Callable) -> Callable:
+    """Run ``handler`` on a ZeroGPU worker when the ``spaces`` package is there (Hugging Face Spaces).
+
+    The main process never touches CUDA; elsewhere the handler is returned unchanged.
+    """
+    try:
+        import spaces
+    except ImportError:
+        return handler
+    return spaces.GPU(handler)
+
+
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -88,7 +100,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             audio = gr.Audio(label="Result", type="numpy", interactive=False)
             timing = gr.Markdown()
             text.change(lambda t: f"{len(t or '')} / {limit} characters", text, count, show_progress="hidden")
-            go.click(synthesize, [speaker, text, language, top_k, top_p, temperature, speed, split_method, seed],
+            go.click(on_gpu(synthesize), [speaker, text, language, top_k, top_p, temperature, speed, split_method, seed],
                      [audio, timing], api_name="synthesize", concurrency_limit=2)
         with gr.Tab("Add speaker"):
             gr.Markdown("Upload or record 3-10 seconds of clean speech and type what is said.")
@@ -100,7 +112,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             add = gr.Button("Add speaker", variant="primary")
             added = gr.Markdown()
             stored = gr.Audio(label="Stored reference", interactive=False, type="filepath")
-            add.click(add_speaker, [ref_audio, transcript, ref_language, name, consent], [added, stored, speaker],
+            add.click(on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent], [added, stored, speaker],
                       api_name="add_speaker")
         with gr.Tab("Pronunciation"):
             build_preview_tab(get_frontend)

@@ -1,0 +1,100 @@
+"""The service rules with a stand-in pipeline: permissions, private voices, limits, logging, ZeroGPU wrapping."""
+
+import io
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gsv_core.conditioning import SpeakerConditioning
+from gsv_core.pipeline import SynthesisOptions, SynthesisResult
+from gsv_core.service import ServiceConfig, ServiceError, VoiceService
+
+
+class FakePipeline:
+    version = "v2"
+    weights_key = "v2-0000000000000000"
+
+    def prepare_speaker(self, audio, transcript, language):
+        rng = np.random.default_rng(0)
+        return SpeakerConditioning(version="v2", ref_spec=rng.random((1, 1025, 4), dtype=np.float32),
+                                   global_embedding=rng.random((1, 8, 1), dtype=np.float32))
+
+    def synthesize(self, text, language, speaker, options, progress=None):
+        t = np.arange(32000, dtype=np.float32) / 32000
+        return SynthesisResult(32000, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+
+
+def _wav(seconds=4.0, rate=16000) -> bytes:
+    buffer = io.BytesIO()
+    samples = 0.1 * np.random.default_rng(1).standard_normal(int(seconds * rate))
+    sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _service(tmp_path, **config):
+    return VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers", log_file=tmp_path / "log.jsonl", **config),
+                        load_pipeline=FakePipeline)
+
+
+def test_with_a_token_visitors_add_private_voices_and_admins_shared_ones(tmp_path):
+    service = _service(tmp_path, admin_token="secret")
+    private = service.add_speaker(_wav(), "你好。", "zh", "Mine", session="visitor-1")
+    shared = service.add_speaker(_wav(), "你好。", "zh", "Shared", session="admin", token="secret")
+    assert not private.shared and shared.shared
+    assert {s["id"] for s in service.list_speakers("visitor-1")} == {private.id, shared.id}
+    assert {s["id"] for s in service.list_speakers("visitor-2")} == {shared.id}
+    with pytest.raises(ServiceError, match="unknown speaker") as error:
+        service.synthesize("你好", private.id, "zh", SynthesisOptions(), session="visitor-2")
+    assert error.value.status == 404
+    assert service.synthesize("你好", private.id, "zh", SynthesisOptions(), session="visitor-1").duration_s == 1.0
+
+
+def test_without_a_token_everything_is_shared(tmp_path):
+    service = _service(tmp_path)
+    assert service.add_speaker(_wav(), "hi.", "en", "Open", session=None).shared
+
+
+def test_limits_and_log_lines(tmp_path):
+    service = _service(tmp_path, max_chars=10)
+    speaker = service.add_speaker(_wav(), "你好。", "zh", "Log", session=None)
+    with pytest.raises(ServiceError, match="limit is 10"):
+        service.synthesize("你" * 11, speaker.id, "zh", SynthesisOptions(), None)
+    service.synthesize("你好", speaker.id, "zh", SynthesisOptions(), None)
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [line["outcome"] for line in lines] == ["error", "ok"]
+    assert {"time", "speaker_id", "language", "text_chars", "wall_s"} <= set(lines[1]) and "audio_s" in lines[1]
+    assert "text" not in lines[1]  # the text is only logged when configured
+
+
+@pytest.mark.parametrize("payload, message", [(b"", "empty"), (b"x" * (20 * 2**20 + 1), "20 MB"), (b"not audio", "audio")])
+def test_bad_uploads_store_nothing(tmp_path, payload, message):
+    service = _service(tmp_path)
+    with pytest.raises(ServiceError, match=message):
+        service.add_speaker(payload, "你好。", "zh", "Bad", session=None)
+    assert service.list_speakers(None) == []
+
+
+def test_missing_weights_are_reported_not_fatal(tmp_path):
+    def fail():
+        raise FileNotFoundError("s1.ckpt is missing")
+
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=fail)
+    with pytest.raises(ServiceError, match="s1.ckpt is missing") as error:
+        service.pipeline()
+    assert error.value.status == 503 and "unavailable" in service.status
+    assert service.list_speakers(None) == []  # the library still works
+
+
+def test_handlers_run_on_zerogpu_only_when_spaces_is_importable(monkeypatch):
+    from gsv_core.webui import on_gpu
+
+    handler = lambda: "ran"  # noqa: E731
+    assert on_gpu(handler) is handler
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda fn: (lambda *a, **k: "on gpu: " + fn(*a, **k))
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    assert on_gpu(handler)() == "on gpu: ran"
