@@ -67,13 +67,13 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         line = f"{result.duration_s:.2f} s of audio in {wall:.2f} s (real-time factor {wall / max(result.duration_s, 1e-6):.2f})"
         return (result.sample_rate, result.audio), line
 
-    def add_speaker(audio_path, transcript, language, name, consent, request: gr.Request = None, token: str = ""):
+    def add_speaker(audio_path, transcript, language, name, consent, request: gr.Request = None):
         if not consent:
             raise gr.Error("Please confirm that you have the right to use this voice.")
         if not audio_path:
             raise gr.Error("Upload or record 3-10 seconds of speech first.")
         try:
-            info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", _session(request), token or None)
+            info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", _session(request))
         except (ServiceError, ValueError) as error:
             raise gr.Error(str(error)) from error
         message = f"Added {html.escape(info.name)} ({info.duration_s:.1f} s)."
