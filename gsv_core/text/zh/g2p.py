@@ -18,7 +18,7 @@ from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
 from ..lexicon import Lexicon
 from .normalize import normalize_sentence, split_sentences
 from .pinyin import phones_for
-from .tone_sandhi import merge_for_sandhi, modified_tone
+from .tone_sandhi import merge_for_sandhi, modified_tone, word_finals
 
 PUNCTUATION = ("!", "?", "…", ",", ".", "-")
 _PUNCTUATION_MAP = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",",
@@ -75,12 +75,16 @@ def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple
     return initials, finals
 
 
+@lru_cache(maxsize=65536)
+def _word_initials(word: str) -> tuple[str, ...]:
+    return tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS))
+
+
 def _initials_finals(word: str, lexicon: Lexicon) -> tuple[list[str], list[str]]:
     if word in lexicon.zh_words:
         syllables = list(lexicon.zh_words[word])
         return [to_initials(s) for s in syllables], [to_finals_tone3(s, neutral_tone_with_five=True) for s in syllables]
-    initials = lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS)
-    finals = lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3)
+    initials, finals = list(_word_initials(word)), list(word_finals(word))
     if lexicon.zh_char_readings and len(initials) == len(word):
         for i, char in enumerate(word):
             forced = lexicon.zh_char_readings.get(char)

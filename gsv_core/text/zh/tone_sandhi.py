@@ -32,8 +32,10 @@ def _not_neutral_words() -> frozenset[str]:
     return _word_list("not_neutral_tone_words")
 
 
-def _finals(word: str) -> list[str]:
-    return lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3)
+@lru_cache(maxsize=65536)
+def word_finals(word: str) -> tuple[str, ...]:
+    """pypinyin's tone-numbered finals of a word (cached: it is a pure lookup)."""
+    return tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3))
 
 
 def _set_tone(finals: list[str], index: int, tone: str) -> None:
@@ -44,12 +46,13 @@ def _all_third(finals: list[str]) -> bool:
     return all(final[-1] == "3" for final in finals)
 
 
-def split_word(word: str) -> list[str]:
-    """Two parts of a word, around its shortest search-mode sub-word."""
+@lru_cache(maxsize=65536)
+def split_word(word: str) -> tuple[str, str]:
+    """Two parts of a word, around its shortest search-mode sub-word (cached: jieba's dictionary is fixed)."""
     shortest = sorted(jieba.cut_for_search(word), key=len)[0]
     if word.find(shortest) == 0:
-        return [shortest, word[len(shortest):]]
-    return [word[: -len(shortest)], shortest]
+        return shortest, word[len(shortest):]
+    return word[: -len(shortest)], shortest
 
 
 def _neutral(word: str, pos: str, finals: list[str]) -> list[str]:
@@ -188,7 +191,7 @@ def _merge_yi(segments: list[Segment]) -> list[Segment]:
 
 
 def _merge_third_tones(segments: list[Segment], whole_words: bool) -> list[Segment]:
-    finals = [_finals(word) for word, _ in segments]
+    finals = [word_finals(word) for word, _ in segments]
     merged: list[Segment] = []
     merged_last = [False] * len(segments)
     for i, (word, pos) in enumerate(segments):
