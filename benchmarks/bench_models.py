@@ -90,7 +90,23 @@ def bench_t2s(device: str, steps: int, repeats: int) -> dict:
         finally:
             t2s_module.KVCache = KVCache
     results["speedup_vs_baseline"] = results["baseline_concat_cache"]["ms_per_token"] / results["ours"]["ms_per_token"]
+    results["memory_floor_ms_per_token"] = 1000 * _weight_read_floor(model, device, repeats)
     return results
+
+
+def _weight_read_floor(model: torch.nn.Module, device: str, repeats: int) -> float:
+    """Seconds to multiply one vector by every Linear weight of the model: the per-token floor on this machine now."""
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight.shape[1] != 1024]
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            _sync(device)
+            start = time.perf_counter()
+            for weight in weights:
+                F.linear(torch.ones(1, weight.shape[1], device=device), weight)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
 
 
 def _sovits(version: str, device: str) -> SoVITS:
