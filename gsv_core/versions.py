@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HUB_REPO_ID = "lj1995/GPT-SoVITS"
-# A pinned revision keeps a deployed Space reproducible; override it explicitly if needed.
-HUB_REVISION = "main"
+# A pinned commit keeps a deployed Space reproducible (the same bytes every start); pass
+# ``revision=`` to the resolver to use another. This commit holds every file listed below
+# (it is the one public GPT-SoVITS installers pin for v2ProPlus); it could not be checked
+# from this offline workplace.
+HUB_REVISION = "336b2ec4e8d4ac74740798dd40af44e74659ecaf"
 
 HUBERT_DIR = "chinese-hubert-base"
 BERT_DIR = "chinese-roberta-wwm-ext-large"
