@@ -69,7 +69,7 @@ def build_server(args: argparse.Namespace):
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     service = VoiceService(
-        ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl",
+        ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None),
         _pipeline_loader(args),
     )

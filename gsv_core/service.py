@@ -21,6 +21,7 @@ import numpy as np
 
 from .audio import AudioError, load_reference_audio
 from .pipeline import SynthesisOptions, SynthesisResult, VoicePipeline
+from .ratings import RatingStore
 from .speakers import SpeakerError, SpeakerInfo, SpeakerLibrary
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -42,12 +43,14 @@ class ServiceConfig:
     max_chars: int = 150  # per request on a public Space; raise it for team use
     admin_token: str | None = None  # None: everything open (local or team use)
     log_text: bool = False  # log the synthesized text itself
+    ratings_path: Path | None = None  # SQLite file of team ratings (Compare tab)
 
 
 class VoiceService:
     def __init__(self, config: ServiceConfig, load_pipeline: Callable[[], VoicePipeline] | None) -> None:
         self.config = config
         self.library = SpeakerLibrary(config.speakers_dir)
+        self.ratings = RatingStore(config.ratings_path) if config.ratings_path else None
         self._load_pipeline = load_pipeline
         self._pipeline: VoicePipeline | None = None
         self._load_error: str | None = None if load_pipeline else "no model weights configured"

@@ -1,4 +1,4 @@
-"""The Gradio Blocks of the demo: Synthesize, Add speaker and Pronunciation tabs.
+"""The Gradio Blocks of the demo: Synthesize, Add speaker, Compare and Pronunciation tabs.
 
 All labels and messages for people live here; every rule is in :class:`VoiceService`.
 Named endpoints for ``gradio_client``: ``/synthesize``, ``/add_speaker``, ``/list_speakers``.
@@ -14,11 +14,13 @@ from pathlib import Path
 import gradio as gr
 
 from .pipeline import SynthesisOptions
+from .ratings import Rating
 from .preview_ui import build_preview_tab
 from .service import ServiceError, VoiceService
 from .text.frontend import TextFrontend
 from .text.split import SPLIT_METHODS
 
+MAX_COMPARED = 4
 LANGUAGES = [("Chinese + English (zh)", "zh"), ("Chinese only (all_zh)", "all_zh"), ("English (en)", "en")]
 
 
@@ -49,7 +51,8 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         return service.list_speakers(_session(request))
 
     def refresh(request: gr.Request = None):
-        return gr.update(choices=_choices(service, _session(request))), service.status
+        choices = _choices(service, _session(request))
+        return gr.update(choices=choices), gr.update(choices=choices), service.status
 
     def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed,
                    request: gr.Request = None, progress=gr.Progress()):
@@ -78,6 +81,43 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             raise gr.Error(str(error)) from error
         message = f"Added {html.escape(info.name)} ({info.duration_s:.1f} s)."
         return message, str(service.library.reference_path(info.id)), gr.update(choices=_choices(service, _session(request)), value=info.id)
+
+    def compare(text, language, speaker_ids, request: gr.Request = None, progress=gr.Progress()):
+        speaker_ids = list(speaker_ids or [])
+        if not 2 <= len(speaker_ids) <= MAX_COMPARED:
+            raise gr.Error(f"Pick two to {MAX_COMPARED} speakers to compare.")
+        clips = []
+        for number, speaker_id in enumerate(speaker_ids):
+            progress(number / len(speaker_ids), desc=f"voice {number + 1} of {len(speaker_ids)}")
+            try:
+                result = service.synthesize(text, speaker_id, language, SynthesisOptions(seed=0), _session(request))
+            except (ServiceError, ValueError) as error:
+                raise gr.Error(str(error)) from error
+            clips.append((result.sample_rate, result.audio))
+        clips += [None] * (MAX_COMPARED - len(clips))
+        return (*clips, speaker_ids)
+
+    def save_ratings(speaker_ids, text, *scores_and_notes, request: gr.Request = None):
+        if service.ratings is None:
+            raise gr.Error("Ratings are not stored on this server.")
+        if not speaker_ids:
+            raise gr.Error("Compare some voices first.")
+        scores, notes = scores_and_notes[:MAX_COMPARED], scores_and_notes[MAX_COMPARED:]
+        batch = f"{int(time.time() * 1000)}"
+        for number, speaker_id in enumerate(speaker_ids):
+            try:
+                service.ratings.add(Rating(f"{batch}-{number}", speaker_id, text or "", int(scores[number]),
+                                           notes[number] or "", _session(request)))
+            except ValueError as error:
+                raise gr.Error(str(error)) from error
+        return f"Saved {len(speaker_ids)} ratings."
+
+    def export_ratings():
+        if service.ratings is None:
+            raise gr.Error("Ratings are not stored on this server.")
+        path = service.ratings.path.with_suffix(".csv")
+        path.write_text(service.ratings.to_csv(), encoding="utf-8")
+        return str(path)
 
     with gr.Blocks(title="GPT-SoVITS Voice Studio") as app:
         gr.Markdown("# GPT-SoVITS Voice Studio")
@@ -114,11 +154,33 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             stored = gr.Audio(label="Stored reference", interactive=False, type="filepath")
             add.click(on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent], [added, stored, speaker],
                       api_name="add_speaker")
+        with gr.Tab("Compare"):
+            gr.Markdown("One text through two to four voices, side by side; rate each clip for the team.")
+            compare_text = gr.Textbox(label="Text to compare", lines=2, max_length=limit)
+            compare_language = gr.Dropdown(label="Language", choices=LANGUAGES, value="zh")
+            compare_speakers = gr.Dropdown(label="Speakers (2-4)", choices=_choices(service, None), multiselect=True,
+                                           max_choices=MAX_COMPARED, allow_custom_value=True)
+            compare_go = gr.Button("Compare", variant="primary")
+            clips, scores, notes = [], [], []
+            with gr.Row():
+                for i in range(MAX_COMPARED):
+                    with gr.Column():
+                        clips.append(gr.Audio(label=f"Clip {i + 1}", interactive=False, type="numpy"))
+                        scores.append(gr.Slider(1, 5, value=3, step=1, label="Rating"))
+                        notes.append(gr.Textbox(label="Note", max_length=2000))
+            compared = gr.State([])
+            save = gr.Button("Save ratings")
+            saved = gr.Markdown()
+            export = gr.Button("Export ratings (CSV)")
+            csv_file = gr.File(label="Ratings CSV", interactive=False)
+            compare_go.click(on_gpu(compare), [compare_text, compare_language, compare_speakers], [*clips, compared], api_name="compare")
+            save.click(save_ratings, [compared, compare_text, *scores, *notes], saved)
+            export.click(export_ratings, None, csv_file)
         with gr.Tab("Pronunciation"):
             build_preview_tab(get_frontend)
-        refresh_button.click(refresh, None, [speaker, status])
+        refresh_button.click(refresh, None, [speaker, compare_speakers, status])
         listing = gr.JSON(visible=False)
-        app.load(refresh, None, [speaker, status])
+        app.load(refresh, None, [speaker, compare_speakers, status])
         gr.Button(visible=False).click(list_speakers, None, listing, api_name="list_speakers")
     app.queue(max_size=32, default_concurrency_limit=2)
     return app

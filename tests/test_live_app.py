@@ -160,3 +160,17 @@ def test_gradio_client_endpoints(server):
     assert "real-time factor" in line
     data, rate = sf.read(audio if isinstance(audio, str) else audio["path"])
     assert rate == 32000 and len(data) > 0
+
+
+def test_compare_two_voices_and_store_ratings(server):
+    from gradio_client import Client
+
+    base, service, reference_dir, _ = server
+    ids = [_add(base, reference_dir, f"Compare {i}").json()["id"] for i in range(2)]
+    client = Client(base + "/", verbose=False)
+    outputs = client.predict("你好，世界。", "zh", ids, api_name="/compare")
+    clips = [clip for clip in outputs[:4] if clip]
+    assert len(clips) == 2
+    for clip in clips:
+        data, rate = sf.read(clip if isinstance(clip, str) else clip["path"])
+        assert rate == 32000 and len(data) > 0

@@ -98,3 +98,18 @@ def test_handlers_run_on_zerogpu_only_when_spaces_is_importable(monkeypatch):
     fake.GPU = lambda fn: (lambda *a, **k: "on gpu: " + fn(*a, **k))
     monkeypatch.setitem(sys.modules, "spaces", fake)
     assert on_gpu(handler)() == "on gpu: ran"
+
+
+def test_ratings_are_stored_and_exported_as_csv(tmp_path):
+    import csv
+
+    from gsv_core.ratings import Rating, RatingStore
+
+    store = RatingStore(tmp_path / "ratings.sqlite")
+    store.add(Rating("clip-1", "alice", "你好", 5, 'great, "clear"'))
+    store.add(Rating("clip-2", "bob", "你好", 2, "<b>muffled</b>"))
+    with pytest.raises(ValueError, match="1 to 5"):
+        store.add(Rating("clip-3", "bob", "你好", 6))
+    rows = list(csv.DictReader(io.StringIO(store.to_csv())))
+    assert [(r["speaker_id"], r["rating"], r["note"]) for r in rows] == [("alice", "5", 'great, "clear"'), ("bob", "2", "<b>muffled</b>")]
+    assert len(RatingStore(tmp_path / "ratings.sqlite").rows()) == 2  # persisted

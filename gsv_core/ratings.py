@@ -1,0 +1,78 @@
+"""Team review: 1-5 ratings and notes per synthesized clip, in SQLite, exportable as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    clip_id TEXT NOT NULL,
+    speaker_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    note TEXT NOT NULL DEFAULT '',
+    session TEXT
+)
+"""
+COLUMNS = ("id", "created_at", "clip_id", "speaker_id", "text", "rating", "note", "session")
+MAX_NOTE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Rating:
+    clip_id: str
+    speaker_id: str
+    text: str
+    rating: int
+    note: str = ""
+    session: str | None = None
+
+
+class RatingStore:
+    """A small SQLite table; one connection per call, so it is safe across threads and processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def add(self, rating: Rating) -> int:
+        """Store one rating; raises ValueError for a rating outside 1-5 or an over-long note."""
+        if not isinstance(rating.rating, int) or not 1 <= rating.rating <= 5:
+            raise ValueError(f"a rating is a whole number from 1 to 5, got {rating.rating!r}")
+        if len(rating.note) > MAX_NOTE_CHARS:
+            raise ValueError(f"the note has {len(rating.note)} characters; the limit is {MAX_NOTE_CHARS}")
+        if not rating.clip_id or not rating.speaker_id:
+            raise ValueError("a rating needs the clip and the speaker it is about")
+        with self._lock, self._connect() as db:
+            cursor = db.execute(
+                "INSERT INTO ratings (created_at, clip_id, speaker_id, text, rating, note, session) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), rating.clip_id, rating.speaker_id, rating.text,
+                 rating.rating, rating.note, rating.session),
+            )
+            return int(cursor.lastrowid)
+
+    def rows(self) -> list[tuple]:
+        with self._connect() as db:
+            return db.execute(f"SELECT {', '.join(COLUMNS)} FROM ratings ORDER BY id").fetchall()
+
+    def to_csv(self) -> str:
+        """All ratings as CSV text with a header row."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        writer.writerows(self.rows())
+        return buffer.getvalue()
