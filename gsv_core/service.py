@@ -21,6 +21,7 @@ import numpy as np
 
 from .audio import AudioError, load_reference_audio
 from .pipeline import SynthesisOptions, SynthesisResult, VoicePipeline
+from .asr import Transcriber, TranscriptionError
 from .ratings import RatingStore
 from .speakers import SpeakerError, SpeakerInfo, SpeakerLibrary
 
@@ -51,6 +52,7 @@ class VoiceService:
         self.config = config
         self.library = SpeakerLibrary(config.speakers_dir)
         self.ratings = RatingStore(config.ratings_path) if config.ratings_path else None
+        self.transcriber = Transcriber()
         self._load_pipeline = load_pipeline
         self._pipeline: VoicePipeline | None = None
         self._load_error: str | None = None if load_pipeline else "no model weights configured"
@@ -127,6 +129,16 @@ class VoiceService:
             )
         except (SpeakerError, ValueError) as error:
             raise ServiceError(str(error)) from error
+
+    def transcribe(self, audio: bytes | Path, language: str | None) -> str:
+        """What the reference clip says, by the speech recognizer (loaded on first use)."""
+        try:
+            samples, rate = load_reference_audio(audio)
+            return self.transcriber.transcribe(samples, rate, language)
+        except AudioError as error:
+            raise ServiceError(str(error)) from error
+        except TranscriptionError as error:
+            raise ServiceError(str(error), status=503) from error
 
     def _visible_speaker(self, speaker_id: str, session: str | None) -> SpeakerInfo:
         try:

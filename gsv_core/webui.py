@@ -70,6 +70,14 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         line = f"{result.duration_s:.2f} s of audio in {wall:.2f} s (real-time factor {wall / max(result.duration_s, 1e-6):.2f})"
         return (result.sample_rate, result.audio), line
 
+    def transcribe(audio_path, language):
+        if not audio_path:
+            raise gr.Error("Upload or record the reference first.")
+        try:
+            return service.transcribe(Path(audio_path), language)
+        except ServiceError as error:
+            raise gr.Error(str(error)) from error
+
     def add_speaker(audio_path, transcript, language, name, consent, request: gr.Request = None):
         if not consent:
             raise gr.Error("Please confirm that you have the right to use this voice.")
@@ -145,13 +153,16 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         with gr.Tab("Add speaker"):
             gr.Markdown("Upload or record 3-10 seconds of clean speech and type what is said.")
             ref_audio = gr.Audio(label="Reference speech", sources=["upload", "microphone"], type="filepath")
-            transcript = gr.Textbox(label="Transcript")
+            with gr.Row():
+                transcript = gr.Textbox(label="Transcript", scale=4)
+                transcribe_button = gr.Button("Transcribe automatically", scale=1)
             ref_language = gr.Dropdown(label="Language", choices=LANGUAGES, value="zh")
             name = gr.Textbox(label="Name", max_length=80)
             consent = gr.Checkbox(label="I have the right to use this voice, and the speaker agreed to it")
             add = gr.Button("Add speaker", variant="primary")
             added = gr.Markdown()
             stored = gr.Audio(label="Stored reference", interactive=False, type="filepath")
+            transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], transcript)
             add.click(on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent], [added, stored, speaker],
                       api_name="add_speaker")
         with gr.Tab("Compare"):

@@ -113,3 +113,11 @@ def test_ratings_are_stored_and_exported_as_csv(tmp_path):
     rows = list(csv.DictReader(io.StringIO(store.to_csv())))
     assert [(r["speaker_id"], r["rating"], r["note"]) for r in rows] == [("alice", "5", 'great, "clear"'), ("bob", "2", "<b>muffled</b>")]
     assert len(RatingStore(tmp_path / "ratings.sqlite").rows()) == 2  # persisted
+
+
+def test_transcription_goes_through_the_recognizer_and_checks_the_audio(tmp_path):
+    service = _service(tmp_path)
+    service.transcriber._load = lambda model, device: (lambda audio, **kwargs: {"text": " 你好 "})
+    assert service.transcribe(_wav(), "zh") == "你好"
+    with pytest.raises(ServiceError, match="3"):
+        service.transcribe(_wav(seconds=1.0), "zh")
