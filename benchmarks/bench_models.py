@@ -119,7 +119,7 @@ def _sovits(version: str, device: str) -> SoVITS:
 
 def _with_weight_norm(model: SoVITS) -> SoVITS:
     """Re-parametrize every conv like the official modules (norm recomputed per forward)."""
-    for module in list(model.dec.modules()) + list(model.flow.modules()):
+    for module in list(model.generator.modules()) + list(model.flow.modules()):
         if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
             torch.nn.utils.parametrizations.weight_norm(module)
     return model
