@@ -134,11 +134,11 @@ def bench_sovits(version: str, device: str, repeats: int, tokens: int = 125) -> 
         ge = torch.randn(1, model.config.gin_channels, 1, device=device)
         times = []
         with torch.inference_mode():
-            model.decode(codes[..., :10], phones, ge, generator=None)  # warm-up
+            model.decode(codes[..., :10], phones, ge, generator=torch.Generator(device).manual_seed(0))  # warm-up
             for _ in range(repeats):
                 _sync(device)
                 start = time.perf_counter()
-                model.decode(codes, phones, ge)
+                model.decode(codes, phones, ge, generator=torch.Generator(device).manual_seed(0))
                 _sync(device)
                 times.append(time.perf_counter() - start)
         results[name] = {"s_per_audio_s": statistics.median(times) / audio_s}
@@ -165,7 +165,7 @@ with torch.inference_mode():
     bert(torch.randint(0, 21128, (1, 40)), output_hidden_states=True)
     sv.pooled_features(torch.randn(1, 700, 80))
     t2s.generate([torch.randint(0, 732, (80,))], [torch.randn(1024, 80)], torch.randint(0, 1024, (150,)), max_steps=126)
-    sovits.decode(torch.randint(0, 1024, (1, 1, 125)), torch.randint(0, 732, (1, 60)), torch.randn(1, 1024, 1))
+    sovits.decode(torch.randint(0, 1024, (1, 1, 125)), torch.randint(0, 732, (1, 60)), torch.randn(1, 1024, 1), generator=torch.Generator().manual_seed(0))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
