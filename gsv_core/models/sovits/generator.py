@@ -1,8 +1,15 @@
 """The HiFi-GAN style waveform generator: latent frames (B, C, T) -> audio (B, 1, T * prod(upsample_rates)).
 
-Weight norm is folded into plain weights by the loader, so every layer here is an ordinary
-convolution. Intermediate activations are updated in place where nothing else reads them:
-at 32 kHz the last stages hold millions of values, and fresh buffers cost time.
+Almost all of the decoder's arithmetic is here (about 200 GFLOP for 5 s of audio with the
+real v2 sizes), so the layout is chosen for speed:
+
+* weight norm is folded into plain weights by the loader;
+* after ``conv_pre`` the signal is held as a (B, C, 1, T) image in channels-last memory
+  format and every layer runs as a 2D convolution with a 1-wide kernel: on CPU oneDNN's
+  NHWC kernels run these layers up to 2.3 times faster than its (B, C, T) conv1d path
+  (1.3 times over the whole v2 generator; ``benchmarks/bench_sovits.py``). The parameters
+  keep their Conv1d shapes, so checkpoints load unchanged;
+* activations are updated in place where nothing else reads them.
 """
 
 from __future__ import annotations
@@ -18,6 +25,15 @@ from .config import SynthesizerConfig
 LRELU_SLOPE = 0.1
 
 
+def conv_nhwc(conv: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 1D (transposed) convolution to a (B, C, 1, T) channels-last signal."""
+    weight = conv.weight.unsqueeze(2)
+    stride, padding, dilation = (1, conv.stride[0]), (0, conv.padding[0]), (1, conv.dilation[0])
+    if isinstance(conv, nn.ConvTranspose1d):
+        return F.conv_transpose2d(x, weight, conv.bias, stride, padding, dilation=dilation)
+    return F.conv2d(x, weight, conv.bias, stride, padding, dilation)
+
+
 class ResBlock(nn.Module):
     """Residual pairs of (dilated conv, conv), each conv preceded by a leaky ReLU."""
 
@@ -30,11 +46,14 @@ class ResBlock(nn.Module):
             nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2) for _ in dilations
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) -> (B, C, T)."""
+    def forward(self, x: torch.Tensor, activated: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, 1, T) channels-last -> the same; ``activated`` = leaky_relu(x) if already computed."""
         for conv1, conv2 in zip(self.convs1, self.convs2):
-            hidden = F.leaky_relu_(conv1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE)
-            x = conv2(hidden).add_(x)
+            if activated is None:
+                activated = F.leaky_relu(x, LRELU_SLOPE)
+            hidden = F.leaky_relu_(conv_nhwc(conv1, activated), LRELU_SLOPE)
+            x = conv_nhwc(conv2, hidden).add_(x)
+            activated = None
         return x
 
 
@@ -60,11 +79,14 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """latent (B, inter, T), g (B, gin, 1) -> waveform (B, 1, T * prod(upsample_rates)) in [-1, 1]."""
         x = self.conv_pre(x).add_(self.cond(g))
+        x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         for stage, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            x = conv_nhwc(up, F.leaky_relu_(x, LRELU_SLOPE))
+            activated = F.leaky_relu(x, LRELU_SLOPE)  # the first layer of every block starts with it
             blocks = self.resblocks[stage * self.num_kernels : (stage + 1) * self.num_kernels]
-            total = blocks[0](x)
+            total = blocks[0](x, activated)
             for block in blocks[1:]:
-                total.add_(block(x))
+                total.add_(block(x, activated))
             x = total.div_(self.num_kernels)
-        return torch.tanh_(self.conv_post(F.leaky_relu_(x)))
+        audio = torch.tanh_(conv_nhwc(self.conv_post, F.leaky_relu_(x)))
+        return audio.squeeze(2).contiguous()

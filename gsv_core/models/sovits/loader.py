@@ -141,7 +141,7 @@ def load_weights(model: SoVITS, weights: dict[str, torch.Tensor], source: str = 
 
 
 def build_from_checkpoint(raw: RawCheckpoint) -> SoVITS:
-    """An eval-mode float32 CPU :class:`SoVITS` holding the weights of an already-read checkpoint."""
+    """An eval-mode, gradient-free float32 CPU :class:`SoVITS` holding an already-read checkpoint's weights."""
     _check_kind(raw)
     version: VersionInfo = raw.version
     try:
@@ -151,7 +151,7 @@ def build_from_checkpoint(raw: RawCheckpoint) -> SoVITS:
     with torch.device("meta"):  # no random init: every tensor is replaced by the saved one
         model = SoVITS(config, version)
     load_weights(model, raw.weights, str(raw.path))
-    return model.eval()
+    return model.eval().requires_grad_(False)
 
 
 def load_sovits(path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> SoVITS:
