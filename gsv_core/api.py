@@ -1,4 +1,4 @@
-"""REST endpoints on the app's own server: list and add speakers, synthesize to WAV.
+"""REST endpoints on the app's own server: speakers (list, add, rename, delete, export, import) and synthesis.
 
 Errors come back as 4xx/5xx with JSON ``{"error": "..."}``. The admin token, when the
 service has one, is read from ``Authorization: Bearer <token>``; a caller's private voices
@@ -65,6 +65,49 @@ def build_router(service: VoiceService) -> APIRouter:
             info = await asyncio.to_thread(
                 service.add_speaker, data, transcript, language, name, x_session, _token(authorization)
             )
+        except ServiceError as error:
+            return _error(error.status, str(error))
+        return JSONResponse(info.to_json(x_session), status_code=201)
+
+    @router.patch("/speakers/{speaker_id}")
+    async def rename_speaker(speaker_id: str, request: Request, authorization: str | None = Header(default=None),
+                             x_session: str | None = Header(default=None)):
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            return _error(400, "the body must be JSON with a 'name' string")
+        try:
+            info = service.rename_speaker(speaker_id, body["name"], x_session, _token(authorization))
+        except ServiceError as error:
+            return _error(error.status, str(error))
+        return info.to_json(x_session)
+
+    @router.delete("/speakers/{speaker_id}", status_code=204)
+    def delete_speaker(speaker_id: str, authorization: str | None = Header(default=None),
+                       x_session: str | None = Header(default=None)):
+        try:
+            service.delete_speaker(speaker_id, x_session, _token(authorization))
+        except ServiceError as error:
+            return _error(error.status, str(error))
+        return Response(status_code=204)
+
+    @router.get("/speakers/{speaker_id}/export")
+    def export_speaker(speaker_id: str, x_session: str | None = Header(default=None)):
+        try:
+            data = service.export_speaker(speaker_id, x_session)
+        except ServiceError as error:
+            return _error(error.status, str(error))
+        return Response(data, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{speaker_id}.zip"'})
+
+    @router.post("/speakers/import", status_code=201)
+    async def import_speaker(archive: UploadFile = File(...), authorization: str | None = Header(default=None),
+                             x_session: str | None = Header(default=None)):
+        data = await archive.read(MAX_UPLOAD_BYTES + 1)
+        try:
+            info = await asyncio.to_thread(service.import_speaker, data, x_session, _token(authorization))
         except ServiceError as error:
             return _error(error.status, str(error))
         return JSONResponse(info.to_json(x_session), status_code=201)

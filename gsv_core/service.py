@@ -130,6 +130,37 @@ class VoiceService:
         except (SpeakerError, ValueError) as error:
             raise ServiceError(str(error)) from error
 
+    def _changeable(self, speaker_id: str, session: str | None, token: str | None) -> SpeakerInfo:
+        """A speaker the caller may change: their own private voice, or any voice for an admin."""
+        info = self._visible_speaker(speaker_id, session)
+        if not (info.owned_by(session) or self.is_admin(token)):
+            raise ServiceError("changing a shared voice needs the admin token", status=403)
+        return info
+
+    def rename_speaker(self, speaker_id: str, name: str, session: str | None, token: str | None = None) -> SpeakerInfo:
+        self._changeable(speaker_id, session, token)
+        try:
+            return self.library.rename(speaker_id, name)
+        except (SpeakerError, ValueError) as error:
+            raise ServiceError(str(error)) from error
+
+    def delete_speaker(self, speaker_id: str, session: str | None, token: str | None = None) -> None:
+        self._changeable(speaker_id, session, token)
+        self.library.delete(speaker_id)
+
+    def export_speaker(self, speaker_id: str, session: str | None) -> bytes:
+        """One zip with the speaker's audio, metadata and embeddings."""
+        return self.library.export_zip(self._visible_speaker(speaker_id, session).id)
+
+    def import_speaker(self, archive: bytes, session: str | None, token: str | None = None) -> SpeakerInfo:
+        if len(archive) > MAX_UPLOAD_BYTES:
+            raise ServiceError(f"the archive is over {MAX_UPLOAD_BYTES // 2**20} MB", status=413)
+        shared = self.is_admin(token)
+        try:
+            return self.library.import_zip(archive, shared=shared, owner_session=None if shared else session)
+        except (SpeakerError, ValueError) as error:
+            raise ServiceError(str(error)) from error
+
     def transcribe(self, audio: bytes | Path, language: str | None) -> str:
         """What the reference clip says, by the speech recognizer (loaded on first use)."""
         try:

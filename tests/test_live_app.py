@@ -174,3 +174,18 @@ def test_compare_two_voices_and_store_ratings(server):
     for clip in clips:
         data, rate = sf.read(clip if isinstance(clip, str) else clip["path"])
         assert rate == 32000 and len(data) > 0
+
+
+def test_rename_export_delete_import_over_rest(server):
+    base, _, reference_dir, _ = server
+    speaker_id = _add(base, reference_dir, "Round trip").json()["id"]
+    renamed = httpx.patch(f"{base}/api/speakers/{speaker_id}", json={"name": "Round trip 2"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Round trip 2"
+    archive = httpx.get(f"{base}/api/speakers/{speaker_id}/export")
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
+    assert httpx.delete(f"{base}/api/speakers/{speaker_id}").status_code == 204
+    assert httpx.delete(f"{base}/api/speakers/{speaker_id}").status_code == 404
+    imported = httpx.post(f"{base}/api/speakers/import", files={"archive": ("s.zip", archive.content, "application/zip")})
+    assert imported.status_code == 201 and imported.json()["name"] == "Round trip 2"
+    bad = httpx.post(f"{base}/api/speakers/import", files={"archive": ("s.zip", b"garbage", "application/zip")})
+    assert bad.status_code == 400 and bad.json()["error"]

@@ -121,3 +121,23 @@ def test_transcription_goes_through_the_recognizer_and_checks_the_audio(tmp_path
     assert service.transcribe(_wav(), "zh") == "你好"
     with pytest.raises(ServiceError, match="3"):
         service.transcribe(_wav(seconds=1.0), "zh")
+
+
+def test_changing_voices_needs_ownership_or_the_token(tmp_path):
+    service = _service(tmp_path, admin_token="secret")
+    shared = service.add_speaker(_wav(), "你好。", "zh", "Shared", session="a", token="secret")
+    mine = service.add_speaker(_wav(), "你好。", "zh", "Mine", session="visitor")
+    with pytest.raises(ServiceError, match="admin token") as error:
+        service.rename_speaker(shared.id, "Hacked", session="visitor")
+    assert error.value.status == 403 and service.library.get(shared.id).name == "Shared"
+    with pytest.raises(ServiceError, match="admin token"):
+        service.delete_speaker(shared.id, session="visitor")
+    assert service.rename_speaker(mine.id, "Renamed", session="visitor").name == "Renamed"
+    archive = service.export_speaker(mine.id, session="visitor")
+    service.delete_speaker(mine.id, session="visitor")
+    assert mine.id not in {s["id"] for s in service.list_speakers("visitor")}
+    restored = service.import_speaker(archive, session="visitor")
+    assert restored.name == "Renamed" and not restored.shared
+    with pytest.raises(ServiceError):
+        service.import_speaker(b"not a zip", session="visitor")
+    assert service.rename_speaker(shared.id, "Renamed by admin", session=None, token="secret").name == "Renamed by admin"
