@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
 
 
 def _pipeline_loader(args: argparse.Namespace):
-    def load():
+    def load(progress):
         from .hub import resolve_model_files
         from .pipeline import VoicePipeline
 
@@ -48,7 +48,7 @@ def _pipeline_loader(args: argparse.Namespace):
         if args.t2s and args.sovits and args.hubert and args.bert:
             return VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
                                             Path(args.sv) if args.sv else None, official_data=official)
-        files = resolve_model_files(args.version)
+        files = resolve_model_files(args.version, progress=progress)
         return VoicePipeline.from_files(files, official_data=official)
 
     return load

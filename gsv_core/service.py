@@ -48,7 +48,10 @@ class ServiceConfig:
 
 
 class VoiceService:
-    def __init__(self, config: ServiceConfig, load_pipeline: Callable[[], VoicePipeline] | None) -> None:
+    def __init__(
+        self, config: ServiceConfig, load_pipeline: Callable[[Callable[[float, str], None]], VoicePipeline] | None
+    ) -> None:
+        """``load_pipeline(progress)`` builds the pipeline, reporting download progress as (fraction, message)."""
         self.config = config
         self.library = SpeakerLibrary(config.speakers_dir)
         self.ratings = RatingStore(config.ratings_path) if config.ratings_path else None
@@ -59,6 +62,7 @@ class VoiceService:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._log_lock = threading.Lock()
+        self._loading = "loading models..."
 
     # -- the shared pipeline ----------------------------------------------------------------
 
@@ -71,12 +75,15 @@ class VoiceService:
         with self._lock:
             if self._pipeline is None and self._load_pipeline is not None and self._load_error is None:
                 try:
-                    self._pipeline = self._load_pipeline()
+                    self._pipeline = self._load_pipeline(self._report_loading)
                 except Exception as error:  # shown to the user as the reason synthesis is off
                     self._load_error = f"{type(error).__name__}: {error}"
                     LOGGER.error("model loading failed: %s", self._load_error)
             self._ready.set()
             return self._pipeline
+
+    def _report_loading(self, fraction: float, message: str) -> None:
+        self._loading = f"loading models: {message} ({100 * fraction:.0f}%)"
 
     @property
     def status(self) -> str:
@@ -84,7 +91,7 @@ class VoiceService:
             return f"ready: GPT-SoVITS {self._pipeline.version}"
         if self._load_error:
             return f"synthesis unavailable: {self._load_error}"
-        return "loading models..."
+        return self._loading
 
     def pipeline(self) -> VoicePipeline:
         pipeline = self._pipeline or self._pipeline_or_error()

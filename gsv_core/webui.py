@@ -130,6 +130,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
     with gr.Blocks(title="GPT-SoVITS Voice Studio") as app:
         gr.Markdown("# GPT-SoVITS Voice Studio")
         status = gr.Markdown(service.status)
+        gr.Timer(2.0).tick(lambda: service.status, None, status, show_progress="hidden")  # download progress
         with gr.Tab("Synthesize"):
             with gr.Row():
                 speaker = gr.Dropdown(label="Speaker", choices=_choices(service, None), scale=3, allow_custom_value=True)

@@ -3,6 +3,8 @@
 import io
 import json
 import sys
+import threading
+import time
 import types
 
 import numpy as np
@@ -37,7 +39,7 @@ def _wav(seconds=4.0, rate=16000) -> bytes:
 
 def _service(tmp_path, **config):
     return VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers", log_file=tmp_path / "log.jsonl", **config),
-                        load_pipeline=FakePipeline)
+                        load_pipeline=lambda progress: FakePipeline())
 
 
 def test_with_a_token_visitors_add_private_voices_and_admins_shared_ones(tmp_path):
@@ -79,7 +81,8 @@ def test_bad_uploads_store_nothing(tmp_path, payload, message):
 
 
 def test_missing_weights_are_reported_not_fatal(tmp_path):
-    def fail():
+    def fail(progress):
+        progress(0.5, "s1.ckpt")
         raise FileNotFoundError("s1.ckpt is missing")
 
     service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=fail)
@@ -141,3 +144,22 @@ def test_changing_voices_needs_ownership_or_the_token(tmp_path):
     with pytest.raises(ServiceError):
         service.import_speaker(b"not a zip", session="visitor")
     assert service.rename_speaker(shared.id, "Renamed by admin", session=None, token="secret").name == "Renamed by admin"
+
+
+def test_download_progress_shows_in_the_status(tmp_path):
+    release = threading.Event()
+
+    def slow(progress):
+        progress(0.25, "s2Gv2ProPlus.pth")
+        release.wait(10)
+        return FakePipeline()
+
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=slow)
+    service.start_loading()
+    for _ in range(100):
+        if "25%" in service.status:
+            break
+        time.sleep(0.02)
+    assert service.status == "loading models: s2Gv2ProPlus.pth (25%)"
+    release.set()
+    assert service.pipeline().version == "v2"
