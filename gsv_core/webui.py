@@ -1,4 +1,4 @@
-"""The Gradio Blocks of the demo: Synthesize, Add speaker, Compare and Pronunciation tabs.
+"""The Gradio Blocks of the demo: Synthesize, Add speaker (and manage voices), Compare and Pronunciation tabs.
 
 All labels and messages for people live here; every rule is in :class:`VoiceService`.
 Named endpoints for ``gradio_client``: ``/synthesize``, ``/add_speaker``, ``/list_speakers``.
@@ -7,6 +7,7 @@ Named endpoints for ``gradio_client``: ``/synthesize``, ``/add_speaker``, ``/lis
 from __future__ import annotations
 
 import html
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
 
     def refresh(request: gr.Request = None):
         choices = _choices(service, _session(request))
-        return gr.update(choices=choices), gr.update(choices=choices), service.status
+        return gr.update(choices=choices), gr.update(choices=choices), gr.update(choices=choices), service.status
 
     def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed,
                    request: gr.Request = None, progress=gr.Progress()):
@@ -127,6 +128,30 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         path.write_text(service.ratings.to_csv(), encoding="utf-8")
         return str(path)
 
+    def rename_voice(speaker_id, new_name, request: gr.Request = None):
+        try:
+            info = service.rename_speaker(speaker_id or "", new_name or "", _session(request))
+        except (ServiceError, ValueError) as error:
+            raise gr.Error(str(error)) from error
+        return f"Renamed to {html.escape(info.name)}.", gr.update(choices=_choices(service, _session(request)))
+
+    def delete_voice(speaker_id, request: gr.Request = None):
+        try:
+            service.delete_speaker(speaker_id or "", _session(request))
+        except (ServiceError, ValueError) as error:
+            raise gr.Error(str(error)) from error
+        return "Deleted.", gr.update(choices=_choices(service, _session(request)), value=None)
+
+    def export_voice(speaker_id, request: gr.Request = None):
+        try:
+            data = service.export_speaker(speaker_id or "", _session(request))
+        except (ServiceError, ValueError) as error:
+            raise gr.Error(str(error)) from error
+        folder = Path(tempfile.mkdtemp(prefix="voice-export-"))
+        path = folder / f"{speaker_id}.zip"
+        path.write_bytes(data)
+        return str(path)
+
     with gr.Blocks(title="GPT-SoVITS Voice Studio") as app:
         gr.Markdown("# GPT-SoVITS Voice Studio")
         status = gr.Markdown(service.status)
@@ -166,6 +191,18 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], transcript)
             add.click(on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent], [added, stored, speaker],
                       api_name="add_speaker")
+            with gr.Accordion("Manage voices", open=False):
+                managed = gr.Dropdown(label="Voice", choices=_choices(service, None), allow_custom_value=True)
+                new_name = gr.Textbox(label="New name", max_length=80)
+                with gr.Row():
+                    rename_button = gr.Button("Rename")
+                    delete_button = gr.Button("Delete", variant="stop")
+                    export_button = gr.Button("Export (zip)")
+                managed_message = gr.Markdown()
+                exported = gr.File(label="Exported voice", interactive=False)
+                rename_button.click(rename_voice, [managed, new_name], [managed_message, managed])
+                delete_button.click(delete_voice, [managed], [managed_message, managed])
+                export_button.click(export_voice, [managed], exported)
         with gr.Tab("Compare"):
             gr.Markdown("One text through two to four voices, side by side; rate each clip for the team.")
             compare_text = gr.Textbox(label="Text to compare", lines=2, max_length=limit)

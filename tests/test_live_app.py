@@ -189,3 +189,17 @@ def test_rename_export_delete_import_over_rest(server):
     assert imported.status_code == 201 and imported.json()["name"] == "Round trip 2"
     bad = httpx.post(f"{base}/api/speakers/import", files={"archive": ("s.zip", b"garbage", "application/zip")})
     assert bad.status_code == 400 and bad.json()["error"]
+
+
+def test_manage_voices_from_the_ui(server):
+    from gradio_client import Client
+
+    base, _, reference_dir, _ = server
+    speaker_id = _add(base, reference_dir, "UI managed").json()["id"]
+    client = Client(base + "/", verbose=False)
+    message, _ = client.predict(speaker_id, "UI renamed", api_name="/rename_voice")
+    assert "UI renamed" in message
+    exported = client.predict(speaker_id, api_name="/export_voice")
+    assert str(exported).endswith(".zip")
+    message, _ = client.predict(speaker_id, api_name="/delete_voice")
+    assert message == "Deleted." and speaker_id not in {s["id"] for s in httpx.get(base + "/api/speakers").json()}
