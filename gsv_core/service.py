@@ -123,6 +123,7 @@ class VoiceService:
             raise ServiceError("the audio file is empty")
         if len(data) > MAX_UPLOAD_BYTES:
             raise ServiceError(f"the audio file is over {MAX_UPLOAD_BYTES // 2**20} MB", status=413)
+        data = trimmed_wav(data)
         try:
             load_reference_audio(data)  # 3-10 s, not silent, decodable: before anything is stored
         except AudioError as error:
@@ -223,6 +224,29 @@ class VoiceService:
         if self.config.log_file is not None:
             with self._log_lock, open(self.config.log_file, "a", encoding="utf-8") as log:
                 log.write(line + "\n")
+
+
+def trimmed_wav(data: bytes, top_db: float = 40.0) -> bytes:
+    """The upload as 16-bit WAV without its leading and trailing silence (quieter than ``top_db`` below peak).
+
+    Undecodable data is returned unchanged, so the reference check reports it.
+    """
+    import io
+
+    import librosa
+    import soundfile as sf
+
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        return data
+    mono = samples.mean(axis=1)
+    if not np.isfinite(mono).all() or not np.abs(mono).max() > 0:
+        return data
+    _, (start, end) = librosa.effects.trim(mono, top_db=top_db)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples[start:end], rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 def wav_bytes(result: SynthesisResult) -> bytes:

@@ -163,3 +163,18 @@ def test_download_progress_shows_in_the_status(tmp_path):
     assert service.status == "loading models: s2Gv2ProPlus.pth (25%)"
     release.set()
     assert service.pipeline().version == "v2"
+
+
+def test_uploads_are_stored_without_leading_and_trailing_silence(tmp_path):
+    from gsv_core.service import trimmed_wav
+
+    rate = 16000
+    speech = 0.2 * np.random.default_rng(2).standard_normal(rate * 4)
+    padded = np.concatenate([np.zeros(rate * 2), speech, np.zeros(rate * 3)])
+    buffer = io.BytesIO()
+    sf.write(buffer, padded, rate, format="WAV", subtype="PCM_16")
+    trimmed, _ = sf.read(io.BytesIO(trimmed_wav(buffer.getvalue())))
+    assert abs(len(trimmed) / rate - 4.0) < 0.2  # trimming works on 2048-sample frames
+    info = _service(tmp_path).add_speaker(buffer.getvalue(), "你好。", "zh", "Padded", session=None)
+    assert abs(info.duration_s - 4.0) < 0.2  # 9 s upload, 4 s of speech kept
+    assert trimmed_wav(b"not audio") == b"not audio"
