@@ -1,13 +1,14 @@
 """Chinese normalized text -> phones and phones-per-character (word2ph).
 
 jieba segments and tags each clause, the segments are re-merged for tone sandhi, pypinyin
-gives initials and tone-numbered finals, the sandhi and (v2) erhua rules adjust them, and
-each syllable becomes two phones (one for punctuation).
+gives initials and tone-numbered finals (a lexicon can force some of them), the sandhi and
+(v2) erhua rules adjust them, and each syllable becomes two phones (one for punctuation).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
 import jieba
@@ -15,12 +16,14 @@ import jieba.posseg
 from pypinyin import Style, lazy_pinyin
 from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
 
+from ..errors import TextError
 from ..lexicon import Lexicon
 from .normalize import normalize_sentence, split_sentences
 from .pinyin import phones_for
-from .tone_sandhi import merge_for_sandhi, modified_tone, word_finals
+from .tone_sandhi import merge_for_sandhi, modified_tone, split_around_shortest, split_word, word_finals
 
 PUNCTUATION = ("!", "?", "…", ",", ".", "-")
+VERSIONS = ("v1", "v2")
 _PUNCTUATION_MAP = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",",
                     "...": "…", "$": ".", "/": ",", "—": "-", "~": "…", "～": "…"}
 _PUNCTUATION_PATTERN = re.compile("|".join(re.escape(p) for p in _PUNCTUATION_MAP))
@@ -35,6 +38,8 @@ _NOT_ERHUA = frozenset(
     "流浪儿 体弱儿 混血儿 蜜雪儿 舫儿 祖儿 美儿 应采儿 可儿 侄儿 孙儿 侄孙儿 女儿 男儿 红孩儿 花儿 虫儿 马儿 鸟儿 "
     "猪儿 猫儿 狗儿 少儿".split()
 )
+
+Reading = tuple[str, str]  # pypinyin's strict initial and tone-numbered final: ("zh", "ong1")
 
 
 def _keep_chinese_and_marks(sentence: str) -> str:
@@ -52,19 +57,40 @@ def normalize_zh(text: str, version: str = "v2") -> str:
     return _REPEATED_PUNCTUATION.sub(r"\1", spoken)
 
 
-@lru_cache(maxsize=8)
-def _tagger(lexicon: Lexicon) -> jieba.posseg.POSTokenizer:
-    """The part-of-speech segmenter; a private one when the lexicon adds words, so nothing global changes."""
-    if not lexicon.zh_words:
-        return jieba.posseg.dt
+@lru_cache(maxsize=4)
+def _segmenter(user_words: frozenset[str]) -> tuple[jieba.posseg.POSTokenizer, Callable[[str], tuple[str, str]]]:
+    """The part-of-speech segmenter and the matching sandhi word splitter for a set of user words.
+
+    Without user words: jieba's default instances, only read. With them: a private
+    tokenizer (about 2 s to build, shared by every lexicon with the same words), so nothing
+    global changes and other frontends keep the default segmentation.
+    """
+    if not user_words:
+        return jieba.posseg.dt, split_word
     tokenizer = jieba.Tokenizer()
-    for word in lexicon.zh_words:
-        tokenizer.add_word(word, freq=None)
-    return jieba.posseg.POSTokenizer(tokenizer)
+    for word in sorted(user_words):
+        tokenizer.add_word(word)
+    splitter = lru_cache(maxsize=65536)(lambda word: split_around_shortest(word, tokenizer.cut_for_search(word)))
+    return jieba.posseg.POSTokenizer(tokenizer), splitter
+
+
+@lru_cache(maxsize=65536)
+def _word_initials(word: str) -> tuple[str, ...]:
+    return tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS))
+
+
+def _reading(syllable: str, table: Mapping[str, tuple[str, str]] | None, where: str) -> Reading:
+    """A user's pinyin syllable ("chong2", "lv4", "ma") as pypinyin would give it, checked against the phone table."""
+    reading = (to_initials(syllable), to_finals_tone3(syllable, neutral_tone_with_five=True))
+    try:
+        phones_for(*reading, table)
+    except TextError:
+        raise TextError(f"{where}: {syllable!r} is not a Mandarin syllable the phone table knows") from None
+    return reading
 
 
 def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple[list[str], list[str]]:
-    """Merge a word-final 儿 into the previous syllable's tone ('er' + that tone)."""
+    """A word-final 儿 takes the tone of the syllable before it (v2 only)."""
     last = len(finals) - 1
     if 0 <= last < len(word) and word[last] == "儿" and finals[last] == "er1":
         finals[last] = "er2"
@@ -75,56 +101,104 @@ def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple
     return initials, finals
 
 
-@lru_cache(maxsize=65536)
-def _word_initials(word: str) -> tuple[str, ...]:
-    return tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS))
+class ChineseG2P:
+    """Phones of normalized Chinese for one lexicon; build once, call for every text.
+
+    ``lexicon.zh_words`` (word -> one syllable per character) and ``lexicon.zh_char_readings``
+    (character -> syllable) replace pypinyin's readings wherever they occur, before the tone
+    sandhi and erhua rules run, as upstream's own pronunciation dictionary does. User words
+    are also added to a private jieba segmenter so that they stay whole words.
+    """
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self._table = lexicon.zh_pinyin_to_phones
+        self._words: dict[str, tuple[Reading, ...]] = {}
+        for word, syllables in lexicon.zh_words.items():
+            if len(syllables) != len(word):
+                raise TextError(f"user word {word!r}: {len(syllables)} pinyin syllables for {len(word)} characters")
+            self._words[word] = tuple(_reading(s, self._table, f"user word {word!r}") for s in syllables)
+        self._chars = {
+            char: _reading(syllable, self._table, f"reading of {char!r}")
+            for char, syllable in lexicon.zh_char_readings.items()
+        }
+        self._longest_word = max(map(len, self._words), default=0)
+        self._tagger, self._split = _segmenter(frozenset(self._words))
+
+    def __call__(self, norm_text: str, version: str) -> tuple[list[str], list[int]]:
+        """``normalize_zh`` output -> (phones, word2ph); ``word2ph[i]`` phones belong to character i."""
+        if version not in VERSIONS:
+            raise TextError(f"unknown Chinese text version {version!r}; expected one of {', '.join(VERSIONS)}")
+        phones: list[str] = []
+        word2ph: list[int] = []
+        for clause in (c for c in _CLAUSE_SPLIT.split(norm_text) if c.strip()):
+            initials, finals = self._clause_syllables(_LATIN.sub("", clause), version)
+            for initial, final in zip(initials, finals):
+                if initial == final:  # punctuation passes through as one phone
+                    if initial not in PUNCTUATION:
+                        raise TextError(f"unexpected symbol {initial!r} in normalized Chinese text {norm_text!r}")
+                    phones.append(initial)
+                    word2ph.append(1)
+                else:
+                    phones += phones_for(initial, final, self._table)
+                    word2ph.append(2)
+        return phones, word2ph
+
+    def _forced(self, clause: str) -> dict[int, Reading]:
+        """Character offset -> forced reading: user words (longest first, left to right), then single characters."""
+        forced: dict[int, Reading] = {}
+        i = 0
+        while i < len(clause):
+            for length in range(min(self._longest_word, len(clause) - i), 0, -1):
+                readings = self._words.get(clause[i:i + length])
+                if readings:
+                    forced.update(enumerate(readings, i))
+                    i += length
+                    break
+            else:
+                if clause[i] in self._chars:
+                    forced[i] = self._chars[clause[i]]
+                i += 1
+        return forced
+
+    def _readings(self, word: str, offset: int, forced: Mapping[int, Reading]) -> tuple[list[str], list[str]]:
+        initials, finals = list(_word_initials(word)), list(word_finals(word))
+        if forced and len(initials) == len(word):  # pypinyin gives one item per character here
+            for i in range(len(word)):
+                if offset + i in forced:
+                    initials[i], finals[i] = forced[offset + i]
+        return initials, finals
+
+    def _clause_syllables(self, clause: str, version: str) -> tuple[list[str], list[str]]:
+        forced = self._forced(clause) if self._words or self._chars else {}
+
+        def finals_at(word: str, offset: int) -> Sequence[str]:
+            return self._readings(word, offset, forced)[1] if forced else word_finals(word)
+
+        initials: list[str] = []
+        finals: list[str] = []
+        offset = 0
+        for word, pos in merge_for_sandhi(self._tagger.lcut(clause), finals_at):
+            word_initials, word_finals_ = self._readings(word, offset, forced)
+            offset += len(word)
+            if pos == "eng":
+                continue
+            word_finals_ = modified_tone(word, pos, word_finals_, self._split)
+            if version == "v2":
+                word_initials, word_finals_ = _erhua(word_initials, word_finals_, word, pos)
+            initials += word_initials
+            finals += word_finals_
+        return initials, finals
 
 
-def _initials_finals(word: str, lexicon: Lexicon) -> tuple[list[str], list[str]]:
-    if word in lexicon.zh_words:
-        syllables = list(lexicon.zh_words[word])
-        return [to_initials(s) for s in syllables], [to_finals_tone3(s, neutral_tone_with_five=True) for s in syllables]
-    initials, finals = list(_word_initials(word)), list(word_finals(word))
-    if lexicon.zh_char_readings and len(initials) == len(word):
-        for i, char in enumerate(word):
-            forced = lexicon.zh_char_readings.get(char)
-            if forced:
-                initials[i], finals[i] = to_initials(forced), to_finals_tone3(forced, neutral_tone_with_five=True)
-    return initials, finals
-
-
-def _clause_syllables(clause: str, version: str, lexicon: Lexicon) -> tuple[list[str], list[str]]:
-    initials: list[str] = []
-    finals: list[str] = []
-    for word, pos in merge_for_sandhi(_tagger(lexicon).lcut(clause)):
-        if pos == "eng":
-            continue
-        word_initials, word_finals = _initials_finals(word, lexicon)
-        word_finals = modified_tone(word, pos, word_finals)
-        if version != "v1":
-            word_initials, word_finals = _erhua(word_initials, word_finals, word, pos)
-        initials += word_initials
-        finals += word_finals
-    return initials, finals
+@lru_cache(maxsize=8)
+def chinese_g2p(lexicon: Lexicon) -> ChineseG2P:
+    """The G2P of a lexicon (lexicons hash by identity), built on first use."""
+    return ChineseG2P(lexicon)
 
 
 def g2p_zh(norm_text: str, version: str, lexicon: Lexicon) -> tuple[list[str], list[int]]:
-    """Phones and phones-per-character of normalized Chinese text.
+    """Phones and phones-per-character of normalized Chinese text (``version`` "v1" or "v2").
 
-    Raises ValueError for a syllable the phone table does not know.
+    Raises TextError for a syllable or symbol the phone table does not know.
     """
-    phones: list[str] = []
-    word2ph: list[int] = []
-    table = lexicon.zh_pinyin_to_phones
-    for clause in (c for c in _CLAUSE_SPLIT.split(norm_text) if c.strip()):
-        initials, finals = _clause_syllables(_LATIN.sub("", clause), version, lexicon)
-        for initial, final in zip(initials, finals):
-            if initial == final:  # punctuation passes through as one phone
-                if initial not in PUNCTUATION:
-                    raise ValueError(f"unexpected symbol {initial!r} in Chinese text")
-                phones.append(initial)
-                word2ph.append(1)
-            else:
-                phones += phones_for(initial, final, table)
-                word2ph.append(2)
-    return phones, word2ph
+    return chinese_g2p(lexicon)(norm_text, version)

@@ -8,6 +8,7 @@ rules see whole words. Finals lists are modified in place and returned.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from importlib.resources import files
 
@@ -16,6 +17,8 @@ from pypinyin import Style, lazy_pinyin
 
 _PUNCTUATION = "：，；。？！“”‘’':,;.?!"
 Segment = list  # [word, part_of_speech]
+WordSplitter = Callable[[str], tuple[str, str]]
+FinalsAt = Callable[[str, int], Sequence[str]]  # (word, its character offset) -> finals
 
 
 @lru_cache(maxsize=None)
@@ -48,14 +51,19 @@ def _all_third(finals: list[str]) -> bool:
 
 @lru_cache(maxsize=65536)
 def split_word(word: str) -> tuple[str, str]:
-    """Two parts of a word, around its shortest search-mode sub-word (cached: jieba's dictionary is fixed)."""
-    shortest = sorted(jieba.cut_for_search(word), key=len)[0]
+    """Two parts of a word, around its shortest search-mode sub-word (jieba's default dictionary, cached)."""
+    return split_around_shortest(word, jieba.cut_for_search(word))
+
+
+def split_around_shortest(word: str, sub_words) -> tuple[str, str]:
+    """Cut ``word`` before or after the shortest of its search-mode ``sub_words`` (the first if tied)."""
+    shortest = sorted(sub_words, key=len)[0]
     if word.find(shortest) == 0:
         return shortest, word[len(shortest):]
     return word[: -len(shortest)], shortest
 
 
-def _neutral(word: str, pos: str, finals: list[str]) -> list[str]:
+def _neutral(word: str, pos: str, finals: list[str], split: WordSplitter) -> list[str]:
     not_neutral = _not_neutral_words()
     for j in range(1, len(word)):
         if word[j] == word[j - 1] and pos[0] in "nva" and word not in not_neutral:
@@ -78,7 +86,7 @@ def _neutral(word: str, pos: str, finals: list[str]) -> list[str]:
         _set_tone(finals, ge, "5")
     elif word in _neutral_words() or word[-2:] in _neutral_words():
         _set_tone(finals, -1, "5")
-    parts = split_word(word)
+    parts = split(word)
     halves = [finals[: len(parts[0])], finals[len(parts[0]):]]
     for half, part in zip(halves, parts):
         if part in _neutral_words() or part[-2:] in _neutral_words():
@@ -114,11 +122,11 @@ def _yi(word: str, finals: list[str]) -> list[str]:
     return finals
 
 
-def _third(word: str, finals: list[str]) -> list[str]:
+def _third(word: str, finals: list[str], split: WordSplitter) -> list[str]:
     if len(word) == 2 and _all_third(finals):
         _set_tone(finals, 0, "2")
     elif len(word) == 3:
-        first = split_word(word)[0]
+        first = split(word)[0]
         if _all_third(finals):
             if len(first) == 2:
                 _set_tone(finals, 0, "2")
@@ -142,12 +150,12 @@ def _third(word: str, finals: list[str]) -> list[str]:
     return finals
 
 
-def modified_tone(word: str, pos: str, finals: list[str]) -> list[str]:
-    """All sandhi rules for one segmented word."""
+def modified_tone(word: str, pos: str, finals: list[str], split: WordSplitter = split_word) -> list[str]:
+    """All sandhi rules for one segmented word; ``split`` cuts a word in two as the segmenter would."""
     for rule in (_bu, _yi):
         finals = rule(word, finals)
-    finals = _neutral(word, pos, finals)
-    return _third(word, finals)
+    finals = _neutral(word, pos, finals, split)
+    return _third(word, finals, split)
 
 
 # -- re-merging jieba's segments before the rules --------------------------------------
@@ -190,8 +198,11 @@ def _merge_yi(segments: list[Segment]) -> list[Segment]:
     return result
 
 
-def _merge_third_tones(segments: list[Segment], whole_words: bool) -> list[Segment]:
-    finals = [word_finals(word) for word, _ in segments]
+def _merge_third_tones(segments: list[Segment], whole_words: bool, finals_at: FinalsAt) -> list[Segment]:
+    offsets = [0]
+    for word, _ in segments:
+        offsets.append(offsets[-1] + len(word))
+    finals = [finals_at(word, offset) for (word, _), offset in zip(segments, offsets)]
     merged: list[Segment] = []
     merged_last = [False] * len(segments)
     for i, (word, pos) in enumerate(segments):
@@ -239,11 +250,20 @@ def _guarded(step, segments: list[Segment]) -> list[Segment]:
         return segments
 
 
-def merge_for_sandhi(segments: list[tuple[str, str]]) -> list[Segment]:
-    """jieba (word, pos) pairs -> the re-merged [word, pos] segments the rules expect."""
+def _default_finals(word: str, offset: int) -> Sequence[str]:
+    return word_finals(word)
+
+
+def merge_for_sandhi(segments: list[tuple[str, str]], finals_at: FinalsAt = _default_finals) -> list[Segment]:
+    """jieba (word, pos) pairs -> the re-merged [word, pos] segments the rules expect.
+
+    Every step only joins neighbours, so the words still spell the clause in order and a
+    word's character offset is the summed length of the words before it; ``finals_at``
+    gets that offset so forced readings can take part in the third-tone merges.
+    """
     merged = _merge_bu([list(s) for s in segments])
     merged = _guarded(_merge_yi, merged)
     merged = _merge_reduplication(merged)
-    merged = _guarded(lambda s: _merge_third_tones(s, whole_words=True), merged)
-    merged = _guarded(lambda s: _merge_third_tones(s, whole_words=False), merged)
+    merged = _guarded(lambda s: _merge_third_tones(s, True, finals_at), merged)
+    merged = _guarded(lambda s: _merge_third_tones(s, False, finals_at), merged)
     return _merge_er(merged)
