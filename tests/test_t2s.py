@@ -58,6 +58,46 @@ def test_batched_decoding_equals_one_segment_at_a_time():
         torch.testing.assert_close(tokens, alone, rtol=0, atol=0)
 
 
+def test_independent_rows_get_the_tokens_they_get_alone():
+    """Unrelated requests decoded together: own prompt (or none), own options, own seed."""
+    model = _tiny_model()
+    segments = [_segment(n, seed) for seed, n in enumerate((5, 12, 8, 3))]
+    prompts = [torch.randint(0, 64, (n,), generator=torch.Generator().manual_seed(20 + n)) for n in (7, 2)] + [None, torch.tensor([3])]
+    options = [SamplingOptions(top_k=5), SamplingOptions(top_k=1), SamplingOptions(top_k=10, top_p=0.8, temperature=0.7),
+               SamplingOptions(top_k=3, repetition_penalty=1.0)]
+    seeds = [11, 12, 13, 14]
+    together = model.generate_independent(
+        [s[0] for s in segments], [s[1] for s in segments], prompts, options,
+        [torch.Generator().manual_seed(seed) for seed in seeds], max_steps=25,
+    )
+    for (phones, bert), prompt, option, seed, tokens in zip(segments, prompts, options, seeds, together):
+        alone = model.generate([phones], [bert], prompt, option, torch.Generator().manual_seed(seed), max_steps=25)[0]
+        torch.testing.assert_close(tokens, alone, rtol=0, atol=0)
+
+
+def test_independent_rows_stop_on_their_own():
+    """A row that meets EOS leaves the batch; the others go on and still match their solo runs."""
+    model = _tiny_model()
+    with torch.no_grad():
+        model.semantic_head.weight[64] = model.semantic_head.weight[5] * 3  # EOS follows token 5 closely
+    segments = [_segment(n, seed) for seed, n in enumerate((6, 9, 4))]
+    prompts = [torch.tensor([5, 5, 5]), torch.tensor([1, 2]), None]
+    options = [SamplingOptions(top_k=2)] * 3
+    together = model.generate_independent([s[0] for s in segments], [s[1] for s in segments], prompts, options,
+                                          [torch.Generator().manual_seed(s) for s in (1, 2, 3)], max_steps=60)
+    for (phones, bert), prompt, seed, tokens in zip(segments, prompts, (1, 2, 3), together):
+        alone = model.generate([phones], [bert], prompt, options[0], torch.Generator().manual_seed(seed), max_steps=60)[0]
+        torch.testing.assert_close(tokens, alone, rtol=0, atol=0)
+    assert len({len(t) for t in together}) > 1, "rows should stop at different steps"
+
+
+def test_independent_decoding_wants_one_entry_per_row():
+    model = _tiny_model()
+    phones, bert = _segment(4, 0)
+    with pytest.raises(ValueError, match="one entry per row"):
+        model.generate_independent([phones], [bert], [None, None], [GREEDY], [None])
+
+
 def test_cached_decoding_equals_full_recomputation():
     model = _tiny_model(layers=3)
     phones, bert = _segment(9, 3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,6 +26,9 @@ BERT_DIM = 1024
 MIN_STEPS_BEFORE_EOS = 11
 MAX_STEPS = 1500  # the official hard cap of the batched decoder
 EARLY_STOP_TOKENS = 50 * 54  # official: configs.hz (50) * max_sec (54)
+
+# (logits (B, V), history (B, T), live rows) -> (sampled (B, 1), greedy (B,)); see Text2Semantic._decode
+Chooser = Callable[[torch.Tensor, torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,12 @@ class Text2Semantic(nn.Module):
             x = block(x, cache, layer, mask)
         return x
 
+    def _embed_next(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """tokens (B, 1) at per-row positions (B,) -> (B, 1, D)."""
+        y = self.semantic_embedding(tokens)
+        table = sine_positions(0, int(positions.max()) + 1, y.shape[-1]).to(y)
+        return y + self.semantic_position_alpha * table[positions].unsqueeze(1)
+
     @torch.inference_mode()
     def generate(
         self,
@@ -163,48 +173,120 @@ class Text2Semantic(nn.Module):
         max_steps: int = MAX_STEPS,
         early_stop: int = EARLY_STOP_TOKENS,
     ) -> list[torch.Tensor]:
-        """Semantic tokens for each text segment, EOS and prompt removed.
+        """Semantic tokens for the text segments of one request, decoded as one batch.
+
+        Every row shares the prompt and the sampling options, and one draw from
+        ``generator`` covers the whole batch, as in the official batched decoder.
 
         Args:
             phones: per segment (P_i,) int64 phone ids (prompt phones first).
             bert: per segment (1024, P_i) features.
             prompt: (T,) int64 prompt semantic tokens shared by all segments, or None.
         Returns:
-            per segment (N_i,) int64 generated tokens.
+            per segment (N_i,) int64 generated tokens, EOS and prompt removed.
+        """
+
+        def choose(logits: torch.Tensor, history: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = penalize_repetitions(logits, history, options.repetition_penalty)
+            return draw(filtered_probabilities(logits, options), generator), logits.argmax(dim=-1)
+
+        return self._decode(phones, bert, [prompt] * len(phones), choose, max_steps, early_stop)
+
+    @torch.inference_mode()
+    def generate_independent(
+        self,
+        phones: list[torch.Tensor],
+        bert: list[torch.Tensor],
+        prompts: list[torch.Tensor | None],
+        options: list[SamplingOptions],
+        generators: list[torch.Generator | None],
+        max_steps: int = MAX_STEPS,
+        early_stop: int = EARLY_STOP_TOKENS,
+    ) -> list[torch.Tensor]:
+        """Semantic tokens for rows of unrelated requests, decoded together for throughput.
+
+        Each row has its own prompt, sampling options and generator, and samples only
+        from its own generator, so it gets the tokens it would get if decoded alone with
+        the same seed. The batch shares the weight reads of every step, which is what
+        makes it faster than decoding the rows one after another.
+
+        Args:
+            phones, bert: as for :meth:`generate`, one entry per row.
+            prompts: per row (T_i,) int64 prompt semantic tokens, or None.
+            options, generators: per row.
+        Returns:
+            per row (N_i,) int64 generated tokens, EOS and prompt removed.
+        """
+        if not len(phones) == len(bert) == len(prompts) == len(options) == len(generators):
+            raise ValueError("phones, bert, prompts, options and generators need one entry per row")
+        prompt_lengths = [0 if p is None else len(p) for p in prompts]
+        history_start = [max(prompt_lengths) - n for n in prompt_lengths]  # left padding of each row's history
+
+        def choose(logits: torch.Tensor, history: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            sampled, greedy = [], []
+            for live, row in enumerate(rows):
+                row_logits = penalize_repetitions(
+                    logits[live : live + 1], history[live : live + 1, history_start[row] :], options[row].repetition_penalty
+                )
+                sampled.append(draw(filtered_probabilities(row_logits, options[row]), generators[row]))
+                greedy.append(row_logits.argmax(dim=-1))
+            return torch.cat(sampled), torch.cat(greedy)
+
+        return self._decode(phones, bert, prompts, choose, max_steps, early_stop)
+
+    def _decode(
+        self,
+        phones: list[torch.Tensor],
+        bert: list[torch.Tensor],
+        prompts: list[torch.Tensor | None],
+        choose: Chooser,
+        max_steps: int,
+        early_stop: int,
+    ) -> list[torch.Tensor]:
+        """Prefill each row's [text | prompt], left-padded to one length, then decode step by step.
+
+        ``choose(logits (B, V), history (B, T), rows)`` returns the sampled tokens (B, 1) and
+        the greedy choices (B,) after the repetition penalty; ``history`` holds each row's
+        prompt and generated tokens, left-padded, and ``rows`` maps live rows to input rows.
         """
         device = self.semantic_head.weight.device
         eos = self.config.eos
-        text_len = max(len(p) for p in phones)
-        x = torch.stack([F.pad(self._embed_text(p.to(device), b.to(device)), (0, 0, text_len - len(p), 0)) for p, b in zip(phones, bert)])
-        batch = x.shape[0]
-        y = (prompt.to(device).view(1, -1) if prompt is not None else torch.zeros(1, 0, dtype=torch.long, device=device)).expand(batch, -1)
-        prompt_len = y.shape[1]
-        xy = torch.cat([x, self._embed_semantic(y, 0)], dim=1) if prompt_len else x
-        total = text_len + prompt_len
-        # prefill mask (True = may attend): text sees text, tokens see text and earlier tokens, nobody sees padding
-        visible = torch.ones(total, total, dtype=torch.bool, device=device)
-        visible[:text_len, text_len:] = False
-        visible[text_len:, text_len:] = torch.ones(prompt_len, prompt_len, dtype=torch.bool, device=device).tril()
-        not_padding = torch.ones(batch, total, dtype=torch.bool, device=device)
-        for row, p in enumerate(phones):
-            not_padding[row, : text_len - len(p)] = False
-        mask = visible.unsqueeze(0) & not_padding.unsqueeze(1)
-        step_mask = not_padding.view(batch, 1, 1, total)
+        prompts = [torch.zeros(0, dtype=torch.long, device=device) if p is None else p.to(device) for p in prompts]
+        sequences = []
+        for row_phones, row_bert, prompt in zip(phones, bert, prompts):
+            parts = [self._embed_text(row_phones.to(device), row_bert.to(device))]
+            if len(prompt):
+                parts.append(self._embed_semantic(prompt.view(1, -1), 0)[0])
+            sequences.append(torch.cat(parts))
+        total = max(len(s) for s in sequences)
+        xy = torch.stack([F.pad(s, (0, 0, total - len(s), 0)) for s in sequences])
+        batch = xy.shape[0]
+        prompt_len = max(len(p) for p in prompts)
+        y = torch.stack([F.pad(p, (prompt_len - len(p), 0)) for p in prompts])  # (B, prompt_len) history
+        positions = torch.tensor([len(p) for p in prompts], device=device)  # next semantic position per row
+
+        # prefill mask (True = may attend): text sees its text, tokens see text and earlier tokens, nobody sees padding
+        index = torch.arange(total, device=device)
+        starts = torch.tensor([total - len(s) for s in sequences], device=device).unsqueeze(1)
+        text_ends = starts + torch.tensor([len(p) for p in phones], device=device).unsqueeze(1)
+        is_text = (index >= starts) & (index < text_ends)  # (B, total)
+        is_token = index >= text_ends
+        causal = index.view(1, -1) <= index.view(-1, 1)  # [query, key]
+        mask = is_text.unsqueeze(1) | (is_token.unsqueeze(1) & is_token.unsqueeze(2) & causal)
+        step_mask = (index >= starts).view(batch, 1, 1, total)
 
         cache = KVCache(len(self.layers))
         hidden = self._run(xy, cache, mask.unsqueeze(1))[:, -1]
-        rows = list(range(batch))  # original segment index of each live row
+        rows = list(range(batch))  # input row of each live row
         results: list[torch.Tensor | None] = [None] * batch
         for step in range(max_steps):
             logits = self.semantic_head(hidden)
             if step < MIN_STEPS_BEFORE_EOS:
                 logits = logits[:, :-1]
-            logits = penalize_repetitions(logits.contiguous(), y, options.repetition_penalty)
-            sampled = draw(filtered_probabilities(logits, options), generator)
-            greedy = logits.argmax(dim=-1)
+            sampled, greedy = choose(logits.contiguous(), y, rows)
             y = torch.cat([y, sampled], dim=1)
             finished = (sampled[:, 0] == eos) | (greedy == eos)
-            if (y.shape[1] - prompt_len) > early_stop or step == max_steps - 1:
+            if step + 1 > early_stop or step == max_steps - 1:
                 finished[:] = True
             for live in torch.nonzero(finished).flatten().tolist():
                 results[rows[live]] = y[live, prompt_len:-1].clone()
@@ -213,10 +295,10 @@ class Text2Semantic(nn.Module):
             if bool(finished.any()):
                 keep = torch.nonzero(~finished).flatten()
                 rows = [rows[i] for i in keep.tolist()]
-                y, step_mask = y.index_select(0, keep), step_mask.index_select(0, keep)
+                y, step_mask, positions = y.index_select(0, keep), step_mask.index_select(0, keep), positions.index_select(0, keep)
                 cache.keep(keep)
             step_mask = F.pad(step_mask, (0, 1), value=True)
-            hidden = self._run(self._embed_semantic(y[:, -1:], prompt_len + step), cache, step_mask)[:, -1]
+            hidden = self._run(self._embed_next(y[:, -1:], positions + step), cache, step_mask)[:, -1]
         return results  # type: ignore[return-value]
 
 
