@@ -56,7 +56,8 @@ def _synth(args: argparse.Namespace) -> None:
     import torch
 
     from .batching import to_int16
-    from .pipeline import SynthesisOptions, VoicePipeline
+    from .pipeline import VoicePipeline
+    from .synthesis import SynthesisOptions
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from .pipeline import SynthesisOptions
+from .synthesis import SynthesisOptions
 from .service import MAX_UPLOAD_BYTES, ServiceError, VoiceService, wav_bytes
 
 _OPTION_FIELDS = {"top_k", "top_p", "temperature", "repetition_penalty", "split_method", "speed", "seed", "fragment_interval"}

@@ -8,7 +8,7 @@ several threads can synthesize with different speakers at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,81 +23,27 @@ from .features.ssl import HubertFeatures
 from .features.sv import SpeakerEncoder
 from .hub import ModelFiles
 from .models.sovits import load_sovits
-from .models.t2s import SamplingOptions, load_t2s
+from .models.t2s import load_t2s
 from .speaker_meta import weights_key as compute_weights_key
 from .spectrogram import linear_spectrogram
-from .text.frontend import DEFAULT_SPLIT_METHOD, PhoneSequence, TextFrontend
-from .versions import VersionInfo, get_version
-
-ProgressFn = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class SynthesisOptions:
-    """How to synthesize; defaults are those of the official ``TTS.run``."""
-
-    # GPT stage sampling
-    top_k: int = 15
-    top_p: float = 1.0
-    temperature: float = 1.0
-    repetition_penalty: float = 1.35
-    # text splitting and batching
-    split_method: str = DEFAULT_SPLIT_METHOD
-    batch_size: int = 1
-    batch_threshold: float = 0.75
-    split_bucket: bool = True
-    # output
-    speed: float = 1.0
-    fragment_interval: float = 0.3  # seconds of silence after each segment
-    noise_scale: float = 0.5
-    seed: int | None = None  # None draws a fresh seed
-
-    def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be positive, got {self.repetition_penalty}")
-        if not 0.25 <= self.speed <= 4:
-            raise ValueError(f"speed must be between 0.25 and 4, got {self.speed}")
-        if self.fragment_interval < 0:
-            raise ValueError(f"fragment_interval must not be negative, got {self.fragment_interval}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-
-    def sampling(self) -> SamplingOptions:
-        return SamplingOptions(
-            top_k=self.top_k,
-            top_p=self.top_p,
-            temperature=self.temperature,
-            repetition_penalty=self.repetition_penalty,
-        )
+from .synthesis import ProgressFn, SegmentResult, SynthesisOptions, SynthesisRequest, SynthesisResult
+from .text.frontend import PhoneSequence, TextFrontend
+from .versions import VersionInfo
 
 
-@dataclass(frozen=True)
-class SegmentResult:
-    """One text segment: its phones, the semantic tokens generated for it and its raw audio."""
+@dataclass
+class _Job:
+    """The running state of one request inside :meth:`VoicePipeline.synthesize_many`."""
 
-    norm_text: str
-    phone_ids: np.ndarray  # (P,) int64
-    semantic_tokens: np.ndarray  # (T,) int64, EOS removed
-    audio: np.ndarray  # (T * 1280 / speed,) float32, before peak limiting
-
-
-@dataclass(frozen=True)
-class SynthesisResult:
-    sample_rate: int
-    audio: np.ndarray  # (samples,) float32 in [-1, 1]
-    segments: tuple[SegmentResult, ...] = ()
-    seed: int = 0
-    timings: dict = field(default_factory=dict)
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.audio) / self.sample_rate
+    index: int
+    request: SynthesisRequest
+    seed: int
+    generator: torch.Generator
+    conditioning: _SpeakerTensors
+    sequences: list[PhoneSequence]
+    target_bert: list[torch.Tensor]
+    order: list[int]  # segments in the order a solo run decodes them
+    segments: dict[int, SegmentResult] = field(default_factory=dict)
 
 
 class VoicePipeline:
@@ -243,25 +189,113 @@ class VoicePipeline:
         ``decode_noise`` replaces the decoder's Gaussian draws, one tensor per decoder call
         (parity tests inject the official draw). Raises TextError for unusable text.
         """
-        if speaker.version != self.version:
-            raise ValueError(f"speaker was prepared for {speaker.version}, this pipeline runs {self.version}")
+        self._check_speaker(speaker)
         report = progress or (lambda fraction, message: None)
         started = time.perf_counter()
-        seed = options.seed if options.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        seed, generator = self._seeded(options)
         report(0.0, "reading the text")
         sequences = self.frontend.prepare(text, language, self.version_info.symbols, options.split_method)
         with torch.inference_mode():
             target_bert = [self.bert.sequence_features(seq.parts) for seq in sequences]
             segments = self._generate_segments(sequences, target_bert, speaker, options, generator, report, decode_noise)
-        audio = join_fragments([s.audio for s in segments], self.sample_rate, options.fragment_interval)
         report(1.0, "done")
+        return self._result(segments, options, seed, started)
+
+    def synthesize_many(self, requests: Sequence[SynthesisRequest]) -> list[SynthesisResult | Exception]:
+        """Serve unrelated requests together, for throughput under concurrent use.
+
+        The GPT stage decodes the next segment of every request as one batch (see
+        :meth:`Text2Semantic.generate_independent`); each request keeps its own generator,
+        drawn in the order :meth:`synthesize` draws it, so it gets the same audio as
+        :meth:`synthesize` with the same seed. A request that cannot be served (bad text,
+        a speaker of another version) gets its exception in its slot; the others go on.
+        Requests with ``batch_size`` above 1 are served alone, in the official way.
+        """
+        started = time.perf_counter()
+        outcomes: list[SynthesisResult | Exception | None] = [None] * len(requests)
+        jobs: list[_Job] = []
+        for index, request in enumerate(requests):
+            try:
+                if request.options.batch_size > 1:
+                    outcomes[index] = self.synthesize(request.text, request.language, request.speaker, request.options,
+                                                      request.progress)
+                else:
+                    jobs.append(self._start_job(index, request))
+            except ValueError as error:  # TextError and bad speakers; anything else is a server fault
+                outcomes[index] = error
+        with torch.inference_mode():
+            for wave in range(max((len(job.sequences) for job in jobs), default=0)):
+                self._decode_wave([job for job in jobs if wave < len(job.sequences)], wave)
+        for job in jobs:
+            segments = [job.segments[i] for i in range(len(job.sequences))]
+            _report(job.request)(1.0, "done")
+            outcomes[job.index] = self._result(segments, job.request.options, job.seed, started, batched=len(requests))
+        return outcomes  # type: ignore[return-value]
+
+    def _start_job(self, index: int, request: SynthesisRequest) -> _Job:
+        self._check_speaker(request.speaker)
+        options = request.options
+        _report(request)(0.0, "reading the text")
+        sequences = self.frontend.prepare(request.text, request.language, self.version_info.symbols, options.split_method)
+        with torch.inference_mode():
+            target_bert = [self.bert.sequence_features(seq.parts) for seq in sequences]
+        split_bucket = options.split_bucket and options.speed == 1.0
+        batches = bucket_batches([len(s.norm_text) for s in sequences], 1, options.batch_threshold, split_bucket)
+        seed, generator = self._seeded(options)
+        return _Job(index, request, seed, generator, self._conditioning(request.speaker), sequences, target_bert,
+                    order=[batch[0] for batch in batches])
+
+    def _decode_wave(self, jobs: list[_Job], wave: int) -> None:
+        """One segment of each job: GPT stage as one batch, then each job's decoder call."""
+        phones, all_phones, all_bert, prompts = [], [], [], []
+        for job in jobs:
+            segment = job.order[wave]
+            _report(job.request)(0.05 + 0.9 * wave / len(job.sequences), f"generating segment {wave + 1} of {len(job.sequences)}")
+            conditioning = job.conditioning
+            text = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device)
+            bert = job.target_bert[segment].to(self.device)
+            phones.append(text)
+            if conditioning.prompt_phones is not None:
+                text = torch.cat([conditioning.prompt_phones, text])
+                bert = torch.cat([conditioning.prompt_bert, bert], dim=1)
+            all_phones.append(text)
+            all_bert.append(bert)
+            prompts.append(conditioning.prompt_semantic)
+        tokens = self.t2s.generate_independent(
+            all_phones, all_bert, prompts, [job.request.options.sampling() for job in jobs], [job.generator for job in jobs]
+        )
+        for job, segment_phones, segment_tokens in zip(jobs, phones, tokens):
+            segment = job.order[wave]
+            fragment = self._decode([segment_tokens], [segment_phones], job.conditioning.global_embedding,
+                                    job.request.options, job.generator, [])[0]
+            job.segments[segment] = _segment_result(job.sequences[segment], segment_tokens, fragment)
+
+    def _check_speaker(self, speaker: SpeakerConditioning) -> None:
+        if speaker.version != self.version:
+            raise ValueError(f"speaker was prepared for {speaker.version}, this pipeline runs {self.version}")
+
+    def _seeded(self, options: SynthesisOptions) -> tuple[int, torch.Generator]:
+        seed = options.seed if options.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        return seed, torch.Generator(device=self.device).manual_seed(seed)
+
+    def _conditioning(self, speaker: SpeakerConditioning) -> _SpeakerTensors:
+        has_prompt = speaker.has_prompt
+        return _SpeakerTensors(
+            prompt_phones=_tensor(speaker.prompt_phones, self.device) if has_prompt else None,
+            prompt_bert=_tensor(speaker.prompt_bert, self.device) if has_prompt else None,
+            prompt_semantic=_tensor(speaker.prompt_semantic, self.device) if has_prompt else None,
+            global_embedding=_tensor(speaker.global_embedding, self.device),
+        )
+
+    def _result(self, segments: list[SegmentResult], options: SynthesisOptions, seed: int, started: float,
+                batched: int = 1) -> SynthesisResult:
+        audio = join_fragments([s.audio for s in segments], self.sample_rate, options.fragment_interval)
         return SynthesisResult(
             sample_rate=self.sample_rate,
             audio=audio,
             segments=tuple(segments),
             seed=seed,
-            timings={"total_s": time.perf_counter() - started},
+            timings={"total_s": time.perf_counter() - started, "requests_in_batch": batched},
         )
 
     def _generate_segments(
@@ -275,10 +309,9 @@ class VoicePipeline:
         decode_noise: Sequence[torch.Tensor] | None,
     ) -> list[SegmentResult]:
         device = self.device
-        prompt_phones = _tensor(speaker.prompt_phones, device) if speaker.has_prompt else None
-        prompt_bert = _tensor(speaker.prompt_bert, device) if speaker.has_prompt else None
-        prompt_semantic = _tensor(speaker.prompt_semantic, device) if speaker.has_prompt else None
-        ge = _tensor(speaker.global_embedding, device)
+        conditioning = self._conditioning(speaker)
+        prompt_phones, prompt_bert = conditioning.prompt_phones, conditioning.prompt_bert
+        prompt_semantic, ge = conditioning.prompt_semantic, conditioning.global_embedding
         split_bucket = options.split_bucket and options.speed == 1.0
         batches = bucket_batches([len(s.norm_text) for s in sequences], options.batch_size, options.batch_threshold, split_bucket)
         results: list[SegmentResult | None] = [None] * len(sequences)
@@ -295,12 +328,7 @@ class VoicePipeline:
             tokens = self.t2s.generate(all_phones, all_bert, prompt_semantic, options.sampling(), generator=generator)
             fragments = self._decode(tokens, phones, ge, options, generator, noise_draws)
             for index, segment_tokens, fragment in zip(batch, tokens, fragments):
-                results[index] = SegmentResult(
-                    norm_text=sequences[index].norm_text,
-                    phone_ids=np.asarray(sequences[index].phone_ids, dtype=np.int64),
-                    semantic_tokens=_numpy(segment_tokens),
-                    audio=_numpy(fragment),
-                )
+                results[index] = _segment_result(sequences[index], segment_tokens, fragment)
         return results  # type: ignore[return-value]
 
     def _decode(
@@ -332,6 +360,27 @@ class VoicePipeline:
         samples_per_token = self.sovits.samples_per_token
         bounds = np.cumsum([0] + [len(t) * samples_per_token for t in tokens])
         return [audio[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
+
+@dataclass(frozen=True)
+class _SpeakerTensors:
+    prompt_phones: torch.Tensor | None  # (P,) int64
+    prompt_bert: torch.Tensor | None  # (1024, P)
+    prompt_semantic: torch.Tensor | None  # (T,) int64
+    global_embedding: torch.Tensor  # (1, C, 1)
+
+
+def _report(request: SynthesisRequest) -> ProgressFn:
+    return request.progress or (lambda fraction, message: None)
+
+
+def _segment_result(sequence: PhoneSequence, tokens: torch.Tensor, fragment: torch.Tensor) -> SegmentResult:
+    return SegmentResult(
+        norm_text=sequence.norm_text,
+        phone_ids=np.asarray(sequence.phone_ids, dtype=np.int64),
+        semantic_tokens=_numpy(tokens),
+        audio=_numpy(fragment),
+    )
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

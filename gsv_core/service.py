@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioError, load_reference_audio
-from .pipeline import SynthesisOptions, SynthesisResult, VoicePipeline
+from .pipeline import VoicePipeline
+from .synthesis import SynthesisOptions, SynthesisResult
 from .asr import Transcriber, TranscriptionError
 from .ratings import RatingStore
 from .speakers import SpeakerError, SpeakerInfo, SpeakerLibrary

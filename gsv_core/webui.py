@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .pipeline import SynthesisOptions
+from .synthesis import SynthesisOptions
 from .ratings import Rating
 from .preview_ui import build_preview_tab
 from .service import ServiceError, VoiceService

@@ -9,7 +9,8 @@ import soundfile as sf
 
 from gsv_core.audio import AudioError
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.pipeline import SynthesisOptions, VoicePipeline
+from gsv_core.pipeline import VoicePipeline
+from gsv_core.synthesis import SynthesisOptions, SynthesisRequest
 from gsv_core.text.errors import TextError
 
 GREEDY = SynthesisOptions(top_k=1, split_method="cut0", seed=7)
@@ -62,6 +63,49 @@ def test_two_threads_with_two_speakers_each_get_their_own_voice(pipeline, speake
         thread.join()
     for index in range(2):
         np.testing.assert_array_equal(results[index], alone[index])
+
+
+def test_requests_served_together_sound_as_they_do_alone(pipeline, speakers, reference_dir):
+    """synthesize_many: per-request seeds, options, speakers (one without a prompt), segment counts."""
+    unprompted = pipeline.prepare_speaker(reference_dir / "cases" / "v2_zh" / "ref.wav", "", "zh")
+    sampled = SynthesisOptions(top_k=5, temperature=0.8, split_method="cut5", seed=3)
+    requests = [
+        SynthesisRequest("第一句话。第二句话稍微长一点点。第三句！", "zh", speakers[0], sampled),
+        SynthesisRequest("Hello there, how are you today?", "en", speakers[1], SynthesisOptions(top_k=10, seed=4)),
+        SynthesisRequest("你好，欢迎使用语音合成。再见。", "zh", unprompted, SynthesisOptions(top_k=3, split_method="cut5", seed=5, speed=1.25)),
+        SynthesisRequest("第一句话。第二句话。", "zh", speakers[1], SynthesisOptions(split_method="cut5", seed=6, batch_size=2)),
+    ]
+    together = pipeline.synthesize_many(requests)
+    for request, result in zip(requests, together):
+        alone = pipeline.synthesize(request.text, request.language, request.speaker, request.options)
+        assert [len(s.semantic_tokens) for s in result.segments] == [len(s.semantic_tokens) for s in alone.segments]
+        for ours, theirs in zip(result.segments, alone.segments):
+            np.testing.assert_array_equal(ours.semantic_tokens, theirs.semantic_tokens)
+        np.testing.assert_allclose(result.audio, alone.audio, atol=1e-5)
+        assert result.seed == request.options.seed
+    assert len(together[0].segments) == 2 and len(together[1].segments) == 1  # waves of unequal length
+    assert together[0].timings["requests_in_batch"] == 4
+
+
+def test_a_bad_request_served_together_fails_alone(pipeline, speakers):
+    requests = [
+        SynthesisRequest("😀😀😀", "zh", speakers[0], GREEDY),
+        SynthesisRequest("你好，世界。", "zh", speakers[0], GREEDY),
+        SynthesisRequest("你好。", "zh", speakers[0].__class__(**{**speakers[0].__dict__, "version": "v2Pro"}), GREEDY),
+    ]
+    emoji, good, wrong_version = pipeline.synthesize_many(requests)
+    assert isinstance(emoji, TextError)
+    assert isinstance(wrong_version, ValueError) and "v2Pro" in str(wrong_version)
+    np.testing.assert_array_equal(good.audio, pipeline.synthesize("你好，世界。", "zh", speakers[0], GREEDY).audio)
+
+
+def test_progress_is_reported_to_each_request(pipeline, speakers):
+    seen: dict[int, list[float]] = {0: [], 1: []}
+    requests = [SynthesisRequest(text, "zh", speakers[0], GREEDY, progress=lambda f, m, i=i: seen[i].append(f))
+                for i, text in enumerate(("你好。", "第一句话。第二句话。"))]
+    pipeline.synthesize_many(requests)
+    for fractions in seen.values():
+        assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
 
 
 def test_no_transcript_mode_runs_without_a_prompt(pipeline, reference_dir):

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.pipeline import SynthesisOptions, SynthesisResult
+from gsv_core.synthesis import SynthesisOptions, SynthesisResult
 from gsv_core.service import ServiceConfig, ServiceError, VoiceService
 
 

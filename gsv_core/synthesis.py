@@ -1,0 +1,96 @@
+"""What goes into the pipeline and what comes out: options, requests, results.
+
+Plain frozen dataclasses, shared by the pipeline, the service and the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .conditioning import SpeakerConditioning
+from .models.sampling import SamplingOptions
+from .text.frontend import DEFAULT_SPLIT_METHOD
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """How to synthesize; defaults are those of the official ``TTS.run``."""
+
+    # GPT stage sampling
+    top_k: int = 15
+    top_p: float = 1.0
+    temperature: float = 1.0
+    repetition_penalty: float = 1.35
+    # text splitting and batching
+    split_method: str = DEFAULT_SPLIT_METHOD
+    batch_size: int = 1
+    batch_threshold: float = 0.75
+    split_bucket: bool = True
+    # output
+    speed: float = 1.0
+    fragment_interval: float = 0.3  # seconds of silence after each segment
+    noise_scale: float = 0.5
+    seed: int | None = None  # None draws a fresh seed
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be positive, got {self.repetition_penalty}")
+        if not 0.25 <= self.speed <= 4:
+            raise ValueError(f"speed must be between 0.25 and 4, got {self.speed}")
+        if self.fragment_interval < 0:
+            raise ValueError(f"fragment_interval must not be negative, got {self.fragment_interval}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    def sampling(self) -> SamplingOptions:
+        return SamplingOptions(
+            top_k=self.top_k,
+            top_p=self.top_p,
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+        )
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """One text segment: its phones, the semantic tokens generated for it and its raw audio."""
+
+    norm_text: str
+    phone_ids: np.ndarray  # (P,) int64
+    semantic_tokens: np.ndarray  # (T,) int64, EOS removed
+    audio: np.ndarray  # (T * 1280 / speed,) float32, before peak limiting
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    sample_rate: int
+    audio: np.ndarray  # (samples,) float32 in [-1, 1]
+    segments: tuple[SegmentResult, ...] = ()
+    seed: int = 0
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """One request of :meth:`VoicePipeline.synthesize_many`."""
+
+    text: str
+    language: str
+    speaker: SpeakerConditioning
+    options: SynthesisOptions = SynthesisOptions()
+    progress: ProgressFn | None = None
