@@ -26,8 +26,10 @@ _FLAGS = (
     ("--host", "GSV_HOST", "interface to listen on"),
     ("--port", "PORT", "port to listen on"),
     ("--max-chars", "GSV_MAX_CHARS", "characters per request"),
+    ("--max-batch", "GSV_MAX_BATCH", "synthesis requests served together (1: one at a time)"),
 )
-_DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860", "max_chars": "150"}
+_DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860", "max_chars": "150",
+             "max_batch": "4"}
 
 
 def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> argparse.Namespace:
@@ -70,7 +72,7 @@ def build_server(args: argparse.Namespace):
     data_dir.mkdir(parents=True, exist_ok=True)
     service = VoiceService(
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
-                      max_chars=int(args.max_chars), admin_token=args.admin_token or None),
+                      max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch)),
         _pipeline_loader(args),
     )
     service.start_loading()

@@ -21,7 +21,8 @@ import numpy as np
 
 from .audio import AudioError, load_reference_audio
 from .pipeline import VoicePipeline
-from .synthesis import SynthesisOptions, SynthesisResult
+from .request_batcher import BatcherBusy, RequestBatcher
+from .synthesis import SynthesisOptions, SynthesisRequest, SynthesisResult
 from .asr import Transcriber, TranscriptionError
 from .ratings import RatingStore
 from .speakers import SpeakerError, SpeakerInfo, SpeakerLibrary
@@ -46,6 +47,8 @@ class ServiceConfig:
     admin_token: str | None = None  # None: everything open (local or team use)
     log_text: bool = False  # log the synthesized text itself
     ratings_path: Path | None = None  # SQLite file of team ratings (Compare tab)
+    max_batch: int = 4  # synthesis requests served together (1: one at a time)
+    max_waiting: int = 32  # synthesis requests waiting beyond this are refused as busy
 
 
 class VoiceService:
@@ -64,6 +67,7 @@ class VoiceService:
         self._ready = threading.Event()
         self._log_lock = threading.Lock()
         self._loading = "loading models..."
+        self._batcher = RequestBatcher(self._serve, max_batch=config.max_batch, max_waiting=config.max_waiting)
 
     # -- the shared pipeline ----------------------------------------------------------------
 
@@ -193,30 +197,73 @@ class VoiceService:
 
     def synthesize(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
                    session: str | None, progress: Callable[[float, str], None] | None = None) -> SynthesisResult:
-        """Speak ``text``; every call is logged as one JSON line, successful or not."""
+        """Speak ``text``; every call is logged as one JSON line, successful or not.
+
+        Requests from concurrent callers are served together (see :class:`RequestBatcher`).
+        """
+        return self.synthesize_each(text, [speaker_id], language, options, session, progress)[0]
+
+    def synthesize_each(self, text: str, speaker_ids: list[str], language: str, options: SynthesisOptions,
+                        session: str | None, progress: Callable[[float, str], None] | None = None) -> list[SynthesisResult]:
+        """One text in several voices, queued at once so that they can share a batch (Compare tab).
+
+        Raises the first failure after every request has finished and been logged.
+        """
         started = time.perf_counter()
+        records = [self._record(text, speaker_id, language) for speaker_id in speaker_ids]
+        pending: list = []
+        for record, speaker_id in zip(records, speaker_ids):
+            try:
+                pending.append(self._request(text, speaker_id, language, options, session, progress))
+            except ServiceError as error:
+                pending.append(error)
+        requests = [r for r in pending if isinstance(r, SynthesisRequest)]
+        try:
+            futures = iter(self._batcher.submit_many(requests))
+        except BatcherBusy as error:
+            futures, busy = iter(()), ServiceError(str(error), status=503)
+            pending = [r if isinstance(r, ServiceError) else busy for r in pending]
+        results, failure = [], None
+        for record, item in zip(records, pending):
+            try:
+                if isinstance(item, ServiceError):
+                    raise item
+                try:
+                    result = next(futures).result()
+                except ValueError as error:
+                    raise ServiceError(str(error)) from error
+            except ServiceError as error:
+                self._log(record, started, outcome="error", error=str(error))
+                failure = failure or error
+                continue
+            wall = time.perf_counter() - started
+            self._log(record, started, outcome="ok", audio_s=round(result.duration_s, 3),
+                      rtf=round(wall / max(result.duration_s, 1e-6), 3), batch=result.timings.get("requests_in_batch", 1))
+            results.append(result)
+        if failure is not None:
+            raise failure
+        return results
+
+    def _record(self, text: str, speaker_id: str, language: str) -> dict:
         record = {"speaker_id": speaker_id, "language": language, "text_chars": len(text or "")}
         if self.config.log_text:
             record["text"] = text
-        try:
-            if not text or not text.strip():
-                raise ServiceError("the text is empty")
-            if len(text) > self.config.max_chars:
-                raise ServiceError(f"the text has {len(text)} characters; the limit is {self.config.max_chars}")
-            self._visible_speaker(speaker_id, session)
-            pipeline = self.pipeline()
-            speaker = self.library.conditioning(speaker_id, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key)
-            try:
-                result = pipeline.synthesize(text, language, speaker, options, progress=progress)
-            except ValueError as error:
-                raise ServiceError(str(error)) from error
-        except ServiceError as error:
-            self._log(record, started, outcome="error", error=str(error))
-            raise
-        wall = time.perf_counter() - started
-        self._log(record, started, outcome="ok", audio_s=round(result.duration_s, 3),
-                  rtf=round(wall / max(result.duration_s, 1e-6), 3))
-        return result
+        return record
+
+    def _request(self, text: str, speaker_id: str, language: str, options: SynthesisOptions, session: str | None,
+                 progress: Callable[[float, str], None] | None) -> SynthesisRequest:
+        """A checked request: text within limits, a speaker the caller may use, its conditioning ready."""
+        if not text or not text.strip():
+            raise ServiceError("the text is empty")
+        if len(text) > self.config.max_chars:
+            raise ServiceError(f"the text has {len(text)} characters; the limit is {self.config.max_chars}")
+        self._visible_speaker(speaker_id, session)
+        pipeline = self.pipeline()
+        speaker = self.library.conditioning(speaker_id, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key)
+        return SynthesisRequest(text, language, speaker, options, progress)
+
+    def _serve(self, requests: list[SynthesisRequest]) -> list[SynthesisResult | Exception]:
+        return self.pipeline().synthesize_many(requests)
 
     def _log(self, record: dict, started: float, **fields) -> None:
         line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record,

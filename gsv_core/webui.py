@@ -95,14 +95,12 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         speaker_ids = list(speaker_ids or [])
         if not 2 <= len(speaker_ids) <= MAX_COMPARED:
             raise gr.Error(f"Pick two to {MAX_COMPARED} speakers to compare.")
-        clips = []
-        for number, speaker_id in enumerate(speaker_ids):
-            progress(number / len(speaker_ids), desc=f"voice {number + 1} of {len(speaker_ids)}")
-            try:
-                result = service.synthesize(text, speaker_id, language, SynthesisOptions(seed=0), _session(request))
-            except (ServiceError, ValueError) as error:
-                raise gr.Error(str(error)) from error
-            clips.append((result.sample_rate, result.audio))
+        try:  # one batch: the voices are synthesized together
+            results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=0), _session(request),
+                                              progress=lambda f, m: progress(f, desc=f"{len(speaker_ids)} voices: {m}"))
+        except (ServiceError, ValueError) as error:
+            raise gr.Error(str(error)) from error
+        clips = [(result.sample_rate, result.audio) for result in results]
         clips += [None] * (MAX_COMPARED - len(clips))
         return (*clips, speaker_ids)
 
@@ -175,7 +173,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             timing = gr.Markdown()
             text.change(lambda t: f"{len(t or '')} / {limit} characters", text, count, show_progress="hidden")
             go.click(on_gpu(synthesize), [speaker, text, language, top_k, top_p, temperature, speed, split_method, seed],
-                     [audio, timing], api_name="synthesize", concurrency_limit=2)
+                     [audio, timing], api_name="synthesize", concurrency_limit=service.config.max_batch)
         with gr.Tab("Add speaker"):
             gr.Markdown("Upload or record 3-10 seconds of clean speech and type what is said.")
             ref_audio = gr.Audio(label="Reference speech", sources=["upload", "microphone"], type="filepath")
@@ -222,7 +220,8 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             saved = gr.Markdown()
             export = gr.Button("Export ratings (CSV)")
             csv_file = gr.File(label="Ratings CSV", interactive=False)
-            compare_go.click(on_gpu(compare), [compare_text, compare_language, compare_speakers], [*clips, compared], api_name="compare")
+            compare_go.click(on_gpu(compare), [compare_text, compare_language, compare_speakers], [*clips, compared],
+                             api_name="compare", concurrency_limit=service.config.max_batch)
             save.click(save_ratings, [compared, compare_text, *scores, *notes], saved)
             export.click(export_ratings, None, csv_file)
         with gr.Tab("Pronunciation"):

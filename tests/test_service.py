@@ -20,6 +20,10 @@ class FakePipeline:
     version = "v2"
     weights_key = "v2-0000000000000000"
 
+    def __init__(self, serve_s: float = 0.0) -> None:
+        self.serve_s = serve_s
+        self.batches: list[int] = []
+
     def prepare_speaker(self, audio, transcript, language):
         rng = np.random.default_rng(0)
         return SpeakerConditioning(version="v2", ref_spec=rng.random((1, 1025, 4), dtype=np.float32),
@@ -29,6 +33,18 @@ class FakePipeline:
         t = np.arange(32000, dtype=np.float32) / 32000
         return SynthesisResult(32000, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
 
+    def synthesize_many(self, requests):
+        self.batches.append(len(requests))
+        time.sleep(self.serve_s)
+        results = []
+        for r in requests:
+            if "😀" in r.text:
+                results.append(ValueError("the text has nothing to read"))
+                continue
+            result = self.synthesize(r.text, r.language, r.speaker, r.options)
+            results.append(SynthesisResult(result.sample_rate, result.audio, timings={"requests_in_batch": len(requests)}))
+        return results
+
 
 def _wav(seconds=4.0, rate=16000) -> bytes:
     buffer = io.BytesIO()
@@ -37,9 +53,10 @@ def _wav(seconds=4.0, rate=16000) -> bytes:
     return buffer.getvalue()
 
 
-def _service(tmp_path, **config):
+def _service(tmp_path, pipeline=None, **config):
+    pipeline = pipeline or FakePipeline()
     return VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers", log_file=tmp_path / "log.jsonl", **config),
-                        load_pipeline=lambda progress: FakePipeline())
+                        load_pipeline=lambda progress: pipeline)
 
 
 def test_with_a_token_visitors_add_private_voices_and_admins_shared_ones(tmp_path):
@@ -70,6 +87,58 @@ def test_limits_and_log_lines(tmp_path):
     assert [line["outcome"] for line in lines] == ["error", "ok"]
     assert {"time", "speaker_id", "language", "text_chars", "wall_s"} <= set(lines[1]) and "audio_s" in lines[1]
     assert "text" not in lines[1]  # the text is only logged when configured
+
+
+def test_concurrent_requests_are_served_in_batches_and_logged_with_their_batch(tmp_path):
+    pipeline = FakePipeline(serve_s=0.3)
+    service = _service(tmp_path, pipeline, max_batch=4)
+    speaker = service.add_speaker(_wav(), "你好。", "zh", "Batched", session=None)
+    threads = [threading.Thread(target=service.synthesize, args=("你好", speaker.id, "zh", SynthesisOptions(), None))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(pipeline.batches) == 6 and max(pipeline.batches) > 1 and max(pipeline.batches) <= 4
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [line["outcome"] for line in lines] == ["ok"] * 6
+    assert sorted(line["batch"] for line in lines) == sorted(b for b in pipeline.batches for _ in range(b))
+
+
+def test_one_text_in_several_voices_shares_a_batch_and_a_bad_one_fails_alone(tmp_path):
+    pipeline = FakePipeline()
+    service = _service(tmp_path, pipeline)
+    ids = [service.add_speaker(_wav(), "你好。", "zh", f"Voice {i}", session=None).id for i in range(3)]
+    results = service.synthesize_each("你好", ids, "zh", SynthesisOptions(), None)
+    assert len(results) == 3 and pipeline.batches == [3]
+    with pytest.raises(ServiceError, match="unknown speaker id 'nobody'"):
+        service.synthesize_each("你好", [ids[0], "nobody"], "zh", SynthesisOptions(), None)
+    with pytest.raises(ServiceError, match="nothing to read"):
+        service.synthesize("😀", ids[0], "zh", SynthesisOptions(), None)
+    outcomes = [json.loads(line)["outcome"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert outcomes == ["ok"] * 3 + ["ok", "error", "error"]
+
+
+def test_too_many_waiting_requests_get_a_busy_error(tmp_path):
+    pipeline = FakePipeline(serve_s=1.0)
+    service = _service(tmp_path, pipeline, max_batch=1, max_waiting=1)
+    speaker = service.add_speaker(_wav(), "你好。", "zh", "Busy", session=None)
+    errors: list[ServiceError] = []
+
+    def call():
+        try:
+            service.synthesize("你好", speaker.id, "zh", SynthesisOptions(), None)
+        except ServiceError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join()
+    assert errors and all(e.status == 503 and "busy" in str(e) for e in errors)
+    assert sum(pipeline.batches) == 4 - len(errors)
 
 
 @pytest.mark.parametrize("payload, message", [(b"", "empty"), (b"x" * (20 * 2**20 + 1), "20 MB"), (b"not audio", "audio")])

@@ -71,6 +71,27 @@ def sine_positions(start: int, count: int, dim: int) -> torch.Tensor:
     return _sine_table(max(4000, 1 << (start + count - 1).bit_length()), dim)[start : start + count]
 
 
+SMALL_BATCH_ROWS = 8
+
+
+def project(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """``linear(x)`` for x (..., D_in); a few rows on the CPU go as W @ x^T.
+
+    Decoding steps have one row per live sequence. CPU BLAS runs ``W @ x^T`` as a
+    matrix-vector product that reads W once however many rows there are, while
+    ``F.linear`` repacks W on every call and costs about 2.5x more at 4 rows (see
+    ``benchmarks/bench_batching.py``). For one row both give the same bits.
+    """
+    rows = x.reshape(-1, x.shape[-1])
+    if rows.shape[0] > SMALL_BATCH_ROWS or rows.device.type != "cpu":
+        return linear(x)
+    if linear.bias is None:
+        out = torch.mm(linear.weight, rows.t())
+    else:
+        out = torch.addmm(linear.bias.unsqueeze(1), linear.weight, rows.t())
+    return out.t().contiguous().view(*x.shape[:-1], -1)
+
+
 class Block(nn.Module):
     """Post-norm transformer layer: x = LN(x + attn(x)); x = LN(x + ffn(x))."""
 
@@ -87,11 +108,11 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, cache: "KVCache", layer: int, mask: torch.Tensor | None) -> torch.Tensor:
         """x: (B, L, D) new positions; mask: (B, 1, L, S) True = may attend, or None."""
         batch, length, dim = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = project(x, self.qkv).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         k, v = cache.append(layer, k, v)
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = self.norm_attn(x + self.out(attn.transpose(1, 2).reshape(batch, length, dim)))
-        return self.norm_ffn(x + self.ffn_out(F.relu(self.ffn_in(x))))
+        x = self.norm_attn(x + project(attn.transpose(1, 2).reshape(batch, length, dim), self.out))
+        return self.norm_ffn(x + project(F.relu(project(x, self.ffn_in)), self.ffn_out))
 
 
 class KVCache:
@@ -280,7 +301,7 @@ class Text2Semantic(nn.Module):
         rows = list(range(batch))  # input row of each live row
         results: list[torch.Tensor | None] = [None] * batch
         for step in range(max_steps):
-            logits = self.semantic_head(hidden)
+            logits = project(hidden, self.semantic_head)
             if step < MIN_STEPS_BEFORE_EOS:
                 logits = logits[:, :-1]
             sampled, greedy = choose(logits.contiguous(), y, rows)

@@ -1,0 +1,97 @@
+"""Dynamic batching: requests from many threads, served together by one worker thread.
+
+Synthesis on one device is fastest when one worker owns it: two threads decoding at
+once only split the cores, while one decode over several requests shares every weight
+read (see ``benchmarks/bench_batching.py``). Callers block in :meth:`RequestBatcher.submit`
+until their own outcome is ready; an exception meant for one request is raised only to
+its caller.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+Request = TypeVar("Request")
+Outcome = TypeVar("Outcome")
+
+
+class BatcherBusy(RuntimeError):
+    """More requests are waiting than the batcher accepts."""
+
+
+class RequestBatcher(Generic[Request, Outcome]):
+    """Gathers waiting requests into batches of at most ``max_batch`` for ``serve``.
+
+    ``serve(requests)`` returns one outcome per request, in order: a result, or an
+    exception for that request alone. While the worker is busy, new requests wait and
+    go together into the next batch; an idle worker waits ``gather_s`` after the first
+    request for others to join. More than ``max_waiting`` waiting requests raise
+    :class:`BatcherBusy` at once instead of queueing without bound.
+    """
+
+    def __init__(
+        self,
+        serve: Callable[[list[Request]], Sequence[Outcome | BaseException]],
+        max_batch: int = 4,
+        gather_s: float = 0.05,
+        max_waiting: int = 32,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.max_batch = max_batch
+        self.gather_s = gather_s
+        self.max_waiting = max_waiting
+        self._serve = serve
+        self._waiting: deque[tuple[Request, Future]] = deque()
+        self._condition = threading.Condition()
+        self._worker: threading.Thread | None = None
+
+    def submit(self, request: Request) -> Outcome:
+        """Block until ``request`` is served; return its result or raise its exception."""
+        return self.submit_many([request])[0].result()
+
+    def submit_many(self, requests: Sequence[Request]) -> list[Future]:
+        """Queue several requests at once (they may share a batch); one future each."""
+        futures = [Future() for _ in requests]
+        with self._condition:
+            if len(self._waiting) + len(requests) > self.max_waiting:
+                raise BatcherBusy(f"the server is busy ({len(self._waiting)} requests waiting); try again in a minute")
+            self._waiting.extend(zip(requests, futures))
+            if self._worker is None or not self._worker.is_alive():  # first use, or a forked process
+                self._worker = threading.Thread(target=self._work, daemon=True, name="request-batcher")
+                self._worker.start()
+            self._condition.notify_all()
+        return futures
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def _next_batch(self) -> list[tuple[Request, Future]]:
+        with self._condition:
+            while not self._waiting:
+                self._condition.wait()
+            deadline = time.monotonic() + self.gather_s
+            while len(self._waiting) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                self._condition.wait(left)
+            return [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            try:
+                outcomes = list(self._serve([request for request, _ in batch]))
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(f"served {len(outcomes)} outcomes for {len(batch)} requests")
+            except BaseException as error:  # a fault of the whole batch reaches every caller in it
+                outcomes = [error] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes):
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
