@@ -211,7 +211,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             clips, scores, notes = [], [], []
             with gr.Row():
                 for i in range(MAX_COMPARED):
-                    with gr.Column():
+                    with gr.Column(min_width=160):
                         clips.append(gr.Audio(label=f"Clip {i + 1}", interactive=False, type="numpy"))
                         scores.append(gr.Slider(1, 5, value=3, step=1, label="Rating"))
                         notes.append(gr.Textbox(label="Note", max_length=2000))
@@ -226,9 +226,9 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             export.click(export_ratings, None, csv_file)
         with gr.Tab("Pronunciation"):
             build_preview_tab(get_frontend)
-        refresh_button.click(refresh, None, [speaker, compare_speakers, status])
+        refresh_button.click(refresh, None, [speaker, compare_speakers, managed, status])
         listing = gr.JSON(visible=False)
-        app.load(refresh, None, [speaker, compare_speakers, status])
+        app.load(refresh, None, [speaker, compare_speakers, managed, status])
         gr.Button(visible=False).click(list_speakers, None, listing, api_name="list_speakers")
     app.queue(max_size=32, default_concurrency_limit=2)
     return app

@@ -5,6 +5,7 @@ clear message where Chromium is not installed. A screenshot lands in tests/artif
 """
 
 import io
+import re
 import shutil
 import socket
 import threading
@@ -82,3 +83,67 @@ def test_add_a_voice_and_hear_it(live_url, reference_dir):
     clip, rate = sf.read(io.BytesIO(httpx.get(href, timeout=30).content))
     duration = len(clip) / rate
     assert duration > 0.5
+
+
+def _add_over_rest(url: str, reference_dir: Path, name: str) -> str:
+    wav = (reference_dir / "cases" / "v2_zh" / "ref.wav").read_bytes()
+    response = httpx.post(url + "api/speakers", files={"audio": ("ref.wav", wav, "audio/wav")},
+                          data={"transcript": "今天天气不错，我们一起去公园散步吧。", "language": "zh", "name": name}, timeout=120)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_compare_two_voices_and_rate_them(live_url, reference_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    for name in ("Reviewer A", "Reviewer B"):
+        _add_over_rest(live_url, reference_dir, name)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(live_url)
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_label("Text to compare").fill("你好，世界。")
+        speakers = page.get_by_label("Speakers (2-4)")
+        for name in ("Reviewer A", "Reviewer B"):
+            speakers.click()
+            page.get_by_role("option", name=name, exact=False).click()
+        page.keyboard.press("Escape")  # close the option list
+        page.get_by_role("button", name="Compare", exact=True).click()
+        clips = []
+        for number in (1, 2):  # Gradio draws its own player; the clip is behind its download link
+            link = page.locator(f'[data-testid="audio-player-Clip {number}"]').locator(
+                "xpath=ancestor::*[.//a[@download]][1]//a[@download]").first
+            expect(link).to_have_attribute("href", re.compile(r"^http"), timeout=180_000)
+            clips.append(link.get_attribute("href"))
+        page.get_by_label("Note").first.fill("<b>clear</b> & warm")
+        page.get_by_role("button", name="Save ratings").click()
+        expect(page.get_by_text("Saved 2 ratings.")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "browser_compare.png"), full_page=True)
+        browser.close()
+    for src in clips:
+        clip, rate = sf.read(io.BytesIO(httpx.get(src, timeout=30).content))
+        assert rate == 32000 and len(clip) / rate > 0.3
+
+
+def test_bad_input_is_explained_in_the_page(live_url, reference_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    _add_over_rest(live_url, reference_dir, "Error check")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(live_url)
+        page.get_by_role("button", name="Synthesize").click()  # no speaker yet
+        expect(page.get_by_text("Pick a speaker first.")).to_be_visible(timeout=30_000)
+        page.get_by_label("Speaker", exact=True).click()
+        page.get_by_role("option", name="Error check", exact=False).click()
+        page.get_by_label("Text", exact=True).fill("😀😀😀")
+        page.get_by_role("button", name="Synthesize").click()
+        expect(page.get_by_text("the text has nothing to speak", exact=False).first).to_be_visible(timeout=60_000)
+        page.get_by_role("tab", name="Add speaker").click()
+        page.get_by_role("button", name="Add speaker").click()  # no consent
+        expect(page.get_by_text("Please confirm that you have the right to use this voice.")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "browser_errors.png"), full_page=True)
+        browser.close()

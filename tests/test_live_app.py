@@ -1,6 +1,7 @@
 """The live server with the tiny official-format models: REST API and gradio_client endpoints."""
 
 import io
+import json
 import socket
 import threading
 import time
@@ -134,7 +135,7 @@ def test_short_long_silent_and_huge_uploads(server):
 
 
 def test_many_clients_at_once_lose_nothing(server):
-    base, service, reference_dir, _ = server
+    base, service, reference_dir, root = server
     names = [f"Client {i}" for i in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(lambda n: _add(base, reference_dir, n), names))
@@ -146,6 +147,8 @@ def test_many_clients_at_once_lose_nothing(server):
         results = list(pool.map(lambda i: httpx.post(base + "/api/tts", json={
             "text": "你好。", "speaker_id": i, "options": {"top_k": 1, "seed": 1}}, timeout=300), sorted(ids)))
     assert [r.status_code for r in results] == [200] * 8
+    log = [json.loads(line) for line in (root / "data" / "synthesis.jsonl").read_text().splitlines()]
+    assert max(line.get("batch", 1) for line in log[-8:]) > 1, "concurrent requests should share batches"
 
 
 def test_gradio_client_endpoints(server):
