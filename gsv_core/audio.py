@@ -63,7 +63,7 @@ class ReferenceAudio:
 
 def _describe(source: AudioSource) -> str:
     if isinstance(source, (bytes, bytearray)):
-        return f"<{len(source)} bytes of audio>"
+        return "the uploaded audio"
     return str(source)
 
 
@@ -91,7 +91,8 @@ def _read_channels(source: AudioSource) -> tuple[np.ndarray, int]:
                 warnings.simplefilter("ignore")
                 samples, sample_rate = librosa.load(opened(), sr=None, mono=False, dtype=np.float32)
         except Exception:
-            raise AudioError(f"{name} is not a readable audio file ({sf_error})") from sf_error
+            reason = str(sf_error).rsplit(": ", 1)[-1]  # libsndfile's reason, without the repr of our buffer
+            raise AudioError(f"{name} is not a readable audio file ({reason})") from sf_error
     samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
     return samples, int(sample_rate)
 

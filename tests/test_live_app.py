@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -98,40 +99,86 @@ def test_tts_refuses_text_with_nothing_to_speak(server):
     assert response.status_code == 400 and "nothing to speak" in response.json()["error"]
 
 
-@pytest.mark.parametrize(
-    "payload, message",
-    [
-        (b"", "empty"),
-        (b"definitely not audio", "audio"),
-        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio"),
-    ],
-    ids=["empty", "not-audio", "corrupt-wav"],
-)
-def test_bad_uploads_are_refused_and_nothing_is_stored(server, payload, message):
+def _wav(samples, rate, subtype="PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def _noise(seconds, rate=16000):
+    return 0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate)).astype(np.float32)
+
+
+# (id, upload bytes, REST status, words the message must contain)
+BAD_UPLOADS = [
+    ("not-audio", lambda: b"definitely not audio", 400, "not a readable audio file"),
+    ("corrupt-wav", lambda: b"RIFF\x00\x00\x00\x00WAVEfmt ", 400, "not a readable audio file"),
+    ("empty", lambda: b"", 400, "empty"),
+    ("under-3-s", lambda: _wav(_noise(2), 16000), 400, "2.00 s long; the reference must be between 3 and 10 seconds"),
+    ("over-10-s", lambda: _wav(_noise(12), 16000), 400, "12.00 s long; the reference must be between 3 and 10 seconds"),
+    ("silence", lambda: _wav(np.zeros(16000 * 5), 16000), 400, "silent"),
+    ("over-20-MB", lambda: b"RIFF" + bytes(21 * 2**20), 413, "over 20 MB"),
+    ("an-hour-in-14-MB", lambda: _wav(_noise(3600, 4000), 4000, "PCM_U8"), 400, "3600.00 s long"),
+    ("an-hour-in-57-MB", lambda: _wav(_noise(3600, 8000), 8000), 413, "over 20 MB"),
+]
+
+
+@pytest.mark.parametrize("payload, status, message", [c[1:] for c in BAD_UPLOADS], ids=[c[0] for c in BAD_UPLOADS])
+def test_bad_uploads_are_refused_over_rest_and_nothing_is_stored(server, payload, status, message):
     base = server[0]
     before = httpx.get(base + "/api/speakers").json()
-    response = httpx.post(base + "/api/speakers", files={"audio": ("x.wav", payload, "audio/wav")},
-                          data={"transcript": "你好。", "language": "zh", "name": "Bad"}, timeout=60)
-    assert response.status_code in (400, 413) and message in response.json()["error"].lower()
+    response = httpx.post(base + "/api/speakers", files={"audio": ("x.wav", payload(), "audio/wav")},
+                          data={"transcript": "你好。", "language": "zh", "name": "Bad"}, timeout=120)
+    assert response.status_code == status
+    assert message in response.json()["error"]
     assert httpx.get(base + "/api/speakers").json() == before
 
 
-def test_short_long_silent_and_huge_uploads(server):
+@pytest.mark.parametrize("payload, status, message", [c[1:] for c in BAD_UPLOADS], ids=[c[0] for c in BAD_UPLOADS])
+def test_bad_uploads_are_explained_in_the_ui_and_nothing_is_stored(server, tmp_path, payload, status, message):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
     base = server[0]
-    rng = np.random.default_rng(0)
-    cases = {
-        "short": (0.1 * rng.standard_normal(16000 * 2), 16000),
-        "long": (0.1 * rng.standard_normal(16000 * 12), 16000),
-        "silent": (np.zeros(16000 * 5), 16000),
-        "hour": (0.1 * rng.standard_normal(8000 * 3600).astype(np.float32), 8000),
-    }
-    for label, (samples, rate) in cases.items():
-        buffer = io.BytesIO()
-        sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
-        response = httpx.post(base + "/api/speakers", files={"audio": ("x.wav", buffer.getvalue(), "audio/wav")},
-                              data={"transcript": "你好。", "language": "zh", "name": label}, timeout=60)
-        assert response.status_code in (400, 413), label
-        assert response.json()["error"], label
+    before = httpx.get(base + "/api/speakers").json()
+    upload = tmp_path / "upload.wav"
+    upload.write_bytes(payload())
+    client = Client(base + "/", verbose=False)
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict(handle_file(str(upload)), "你好。", "zh", "Bad", True, api_name="/add_speaker")
+    assert httpx.get(base + "/api/speakers").json() == before
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "the text is empty"), ("你好" * 40, "80 characters; the limit is 60"), ("😀😀😀", "the text has nothing to speak")],
+    ids=["empty", "over-the-limit", "only-emoji"],
+)
+def test_bad_text_is_explained_in_the_ui(server, text, message):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    base, _, reference_dir, _ = server
+    speaker_id = _add(base, reference_dir, "Text check").json()["id"]
+    client = Client(base + "/", verbose=False)
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict(speaker_id, text, "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")
+    with pytest.raises(AppError, match="unknown speaker id 'nobody'"):
+        client.predict("nobody", "你好。", "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")
+
+
+def test_html_in_a_name_is_stored_as_text_and_shown_escaped(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    base, _, reference_dir, _ = server
+    name = '<img src=x onerror="alert(1)"> Eve'
+    upload = tmp_path / "ref.wav"
+    upload.write_bytes((reference_dir / "cases" / "v2_zh" / "ref.wav").read_bytes())
+    client = Client(base + "/", verbose=False)
+    message, _, _ = client.predict(handle_file(str(upload)), "今天天气不错，我们一起去公园散步吧。", "zh", name, True,
+                                   api_name="/add_speaker")
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; Eve" in message and "<img" not in message
+    assert name in {s["name"] for s in httpx.get(base + "/api/speakers").json()}
 
 
 def test_many_clients_at_once_lose_nothing(server):
