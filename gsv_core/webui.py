@@ -6,6 +6,7 @@ Named endpoints for ``gradio_client``: ``/synthesize``, ``/add_speaker``, ``/lis
 
 from __future__ import annotations
 
+import contextvars
 import html
 import tempfile
 import time
@@ -37,6 +38,16 @@ def on_gpu(handler: Callable) -> Callable:
     return spaces.GPU(handler)
 
 
+def _reporter(progress: gr.Progress, prefix: str = "") -> Callable[[float, str], None]:
+    """Progress callback that may be called from any thread.
+
+    ``gr.Progress`` finds its event through context variables, but synthesis reports from
+    the batcher's worker thread; so each report runs in a copy of the handler's context.
+    """
+    context = contextvars.copy_context()
+    return lambda fraction, message: context.run(progress, fraction, desc=prefix + message)
+
+
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -64,7 +75,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         started = time.perf_counter()
         try:
             result = service.synthesize(text, speaker_id, language, options, _session(request),
-                                        progress=lambda f, m: progress(f, desc=m))
+                                        progress=_reporter(progress))
         except (ServiceError, ValueError) as error:
             raise gr.Error(str(error)) from error
         wall = time.perf_counter() - started
@@ -97,7 +108,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
             raise gr.Error(f"Pick two to {MAX_COMPARED} speakers to compare.")
         try:  # one batch: the voices are synthesized together
             results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=0), _session(request),
-                                              progress=lambda f, m: progress(f, desc=f"{len(speaker_ids)} voices: {m}"))
+                                              progress=_reporter(progress, f"{len(speaker_ids)} voices: "))
         except (ServiceError, ValueError) as error:
             raise gr.Error(str(error)) from error
         clips = [(result.sample_rate, result.audio) for result in results]

@@ -253,3 +253,21 @@ def test_manage_voices_from_the_ui(server):
     assert str(exported).endswith(".zip")
     message, _ = client.predict(speaker_id, api_name="/delete_voice")
     assert message == "Deleted." and speaker_id not in {s["id"] for s in httpx.get(base + "/api/speakers").json()}
+
+
+def test_synthesis_reports_progress_to_the_page(server):
+    """Progress comes from the batcher's thread and must still reach the caller's event."""
+    from gradio_client import Client
+
+    base, _, reference_dir, _ = server
+    speaker_id = _add(base, reference_dir, "Progress").json()["id"]
+    client = Client(base + "/", verbose=False)
+    job = client.submit(speaker_id, "第一句话。第二句话。第三句话。第四句话。第五句话。", "zh", 1, 1.0, 1.0, 1.0, "cut5", 5,
+                        api_name="/synthesize")
+    seen = set()
+    while not job.done():
+        for unit in job.status().progress_data or []:
+            seen.add(unit.desc)
+        time.sleep(0.005)
+    job.result()
+    assert any(desc and desc.startswith("generating segment") for desc in seen), seen
