@@ -67,6 +67,7 @@ class VoiceService:
         self._ready = threading.Event()
         self._log_lock = threading.Lock()
         self._loading = "loading models..."
+        self._loading_fraction = 0.0
         self._batcher = RequestBatcher(self._serve, max_batch=config.max_batch, max_waiting=config.max_waiting)
 
     # -- the shared pipeline ----------------------------------------------------------------
@@ -88,7 +89,13 @@ class VoiceService:
             return self._pipeline
 
     def _report_loading(self, fraction: float, message: str) -> None:
-        self._loading = f"loading models: {message} ({100 * fraction:.0f}%)"
+        self._loading_fraction = min(max(fraction, 0.0), 1.0)
+        self._loading = f"loading models: {message} ({100 * self._loading_fraction:.0f}%)"
+
+    @property
+    def loading_fraction(self) -> float | None:
+        """How far model loading (downloads included) has come, 0-1; None once it has ended or failed."""
+        return None if self._pipeline is not None or self._load_error else self._loading_fraction
 
     @property
     def status(self) -> str:

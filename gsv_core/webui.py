@@ -48,6 +48,16 @@ def _reporter(progress: gr.Progress, prefix: str = "") -> Callable[[float, str],
     return lambda fraction, message: context.run(progress, fraction, desc=prefix + message)
 
 
+def status_html(service: VoiceService) -> str:
+    """The status line; while models download or load, with a progress bar."""
+    line = f'<p class="gsv-status">{html.escape(service.status)}</p>'
+    fraction = service.loading_fraction
+    if fraction is None:
+        return line
+    percent = round(100 * fraction)
+    return line + f'<progress class="gsv-loading" value="{percent}" max="100" aria-label="model download">{percent}%</progress>'
+
+
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -64,7 +74,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
 
     def refresh(request: gr.Request = None):
         choices = _choices(service, _session(request))
-        return gr.update(choices=choices), gr.update(choices=choices), gr.update(choices=choices), service.status
+        return gr.update(choices=choices), gr.update(choices=choices), gr.update(choices=choices), status_html(service)
 
     def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed,
                    request: gr.Request = None, progress=gr.Progress()):
@@ -163,8 +173,8 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
 
     with gr.Blocks(title="GPT-SoVITS Voice Studio") as app:
         gr.Markdown("# GPT-SoVITS Voice Studio")
-        status = gr.Markdown(service.status)
-        gr.Timer(2.0).tick(lambda: service.status, None, status, show_progress="hidden")  # download progress
+        status = gr.HTML(status_html(service))
+        gr.Timer(2.0).tick(lambda: status_html(service), None, status, show_progress="hidden")  # download progress
         with gr.Tab("Synthesize"):
             with gr.Row():
                 speaker = gr.Dropdown(label="Speaker", choices=_choices(service, None), scale=3, allow_custom_value=True)

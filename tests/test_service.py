@@ -247,3 +247,25 @@ def test_uploads_are_stored_without_leading_and_trailing_silence(tmp_path):
     info = _service(tmp_path).add_speaker(buffer.getvalue(), "你好。", "zh", "Padded", session=None)
     assert abs(info.duration_s - 4.0) < 0.2  # 9 s upload, 4 s of speech kept
     assert trimmed_wav(b"not audio") == b"not audio"
+
+
+def test_model_downloads_show_a_progress_bar_until_ready(tmp_path):
+    from gsv_core.webui import status_html
+
+    halfway, finish = threading.Event(), threading.Event()
+
+    def load(progress):
+        progress(0.5, "s2Gv2ProPlus.pth <b>")
+        halfway.set()
+        finish.wait(10)
+        return FakePipeline()
+
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=load)
+    service.start_loading()
+    assert halfway.wait(10)
+    page = status_html(service)
+    assert '<progress class="gsv-loading" value="50" max="100"' in page
+    assert "s2Gv2ProPlus.pth &lt;b&gt; (50%)" in page
+    finish.set()
+    service.pipeline()
+    assert status_html(service) == '<p class="gsv-status">ready: GPT-SoVITS v2</p>'
