@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser_page import open_page
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +64,14 @@ def test_the_library_works_and_synthesis_says_what_is_missing(offline_app):
 
 
 def test_the_page_says_what_is_missing_and_the_preview_works(offline_app):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from gsv_core.text.frontend import TextFrontend
 
     expected = " ".join(TextFrontend.load().phonemize("你好，world", "zh", "v2").phones)  # what the core says
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1200})
-        page.goto(offline_app + "/")
+    with open_page(offline_app + "/") as page:
         expect(page.get_by_text("synthesis unavailable", exact=False)).to_be_visible(timeout=60_000)
         page.get_by_role("tab", name="Pronunciation").click()
         page.get_by_label("Text", exact=True).last.fill("你好，world")
         page.get_by_role("button", name="Show pronunciation").click()
         expect(page.get_by_label("Phones")).to_have_value(expected, timeout=60_000)
-        browser.close()

@@ -6,7 +6,6 @@ clear message where Chromium is not installed. A screenshot lands in tests/artif
 
 import io
 import re
-import shutil
 import socket
 import threading
 import time
@@ -15,19 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 import soundfile as sf
+from browser_page import open_page, require_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def live_url(reference_dir, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    require_chromium()
     import uvicorn
 
     from gsv_core.server import build_server, parse_args
@@ -57,13 +53,10 @@ def live_url(reference_dir, tmp_path_factory):
 
 
 def test_add_a_voice_and_hear_it(live_url, reference_dir):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(live_url)
+    with open_page(live_url) as page:
         page.get_by_role("tab", name="Add speaker").click()
         page.locator("input[type=file]").first.set_input_files(str(reference_dir / "cases" / "v2_zh" / "ref.wav"))
         page.get_by_label("Transcript").fill("今天天气不错，我们一起去公园散步吧。")
@@ -79,7 +72,6 @@ def test_add_a_voice_and_hear_it(live_url, reference_dir):
         # Gradio draws its own waveform player; the clip itself is behind the player's download link.
         link = page.locator('[data-testid="audio-player-Result"]').locator("xpath=ancestor::*[.//a[@download]][1]//a[@download]").first
         href = link.get_attribute("href")
-        browser.close()
     clip, rate = sf.read(io.BytesIO(httpx.get(href, timeout=30).content))
     duration = len(clip) / rate
     assert duration > 0.5
@@ -94,15 +86,12 @@ def _add_over_rest(url: str, reference_dir: Path, name: str) -> str:
 
 
 def test_compare_two_voices_and_rate_them(live_url, reference_dir):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     for name in ("Reviewer A", "Reviewer B"):
         _add_over_rest(live_url, reference_dir, name)
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(live_url)
+    with open_page(live_url) as page:
         page.get_by_role("tab", name="Compare").click()
         page.get_by_label("Text to compare").fill("你好，世界。")
         speakers = page.get_by_label("Speakers (2-4)")
@@ -121,20 +110,16 @@ def test_compare_two_voices_and_rate_them(live_url, reference_dir):
         page.get_by_role("button", name="Save ratings").click()
         expect(page.get_by_text("Saved 2 ratings.")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "browser_compare.png"), full_page=True)
-        browser.close()
     for src in clips:
         clip, rate = sf.read(io.BytesIO(httpx.get(src, timeout=30).content))
         assert rate == 32000 and len(clip) / rate > 0.3
 
 
 def test_bad_input_is_explained_in_the_page(live_url, reference_dir):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     _add_over_rest(live_url, reference_dir, "Error check")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(live_url)
+    with open_page(live_url) as page:
         page.get_by_role("button", name="Synthesize").click()  # no speaker yet
         expect(page.get_by_text("Pick a speaker first.")).to_be_visible(timeout=30_000)
         page.get_by_label("Speaker", exact=True).click()
@@ -146,4 +131,3 @@ def test_bad_input_is_explained_in_the_page(live_url, reference_dir):
         page.get_by_role("button", name="Add speaker").click()  # no consent
         expect(page.get_by_text("Please confirm that you have the right to use this voice.")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "browser_errors.png"), full_page=True)
-        browser.close()
