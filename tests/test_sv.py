@@ -22,17 +22,31 @@ def tiny_encoder(reference_models_dir):
     return SpeakerEncoder.from_checkpoint(reference_models_dir / "sv-eres2netv2-tiny.ckpt")
 
 
+def assert_fbank_close(got: np.ndarray, want: np.ndarray) -> None:
+    """Log-mel energies equal to 1e-4, except in bins at float32 rounding noise.
+
+    The FFT's rounding error scales with a frame's total energy, so a bin holding less than
+    1e-7 of its frame's peak energy differs between CPUs by more than 1e-4 in the log domain
+    (seen: 1.02e-4 at -15.78, 5e-9 of the peak, on an AMD EPYC). There the energy itself is
+    compared, relative to the frame's peak, which is what float32 can promise.
+    """
+    assert got.shape == want.shape
+    peak = want.max(axis=-1, keepdims=True)
+    above_noise = want > peak + np.log(1e-7)
+    np.testing.assert_allclose(got[above_noise], want[above_noise], rtol=0, atol=1e-4)
+    energy_error = np.abs(np.exp(got) - np.exp(want)) / np.exp(peak)
+    assert energy_error.max() <= 1e-6, energy_error.max()
+
+
 def test_fbank_matches_official(golden):
     got = sv_fbank(torch.from_numpy(golden["wav16k"]))
-    assert got.shape == golden["fbank"].shape
-    np.testing.assert_allclose(got.numpy(), golden["fbank"], rtol=0, atol=1e-4)
+    assert_fbank_close(got.numpy(), golden["fbank"])
 
 
 def test_case_fbank_matches_official(reference_dir):
     arrays = np.load(reference_dir / "cases" / "v2Pro_zh" / "intermediates.npz")
     got = sv_fbank(torch.from_numpy(arrays["sv_input_wav16k"]))
-    assert got.shape == arrays["sv_fbank"].shape
-    np.testing.assert_allclose(got.numpy(), arrays["sv_fbank"], rtol=0, atol=1e-4)
+    assert_fbank_close(got.numpy(), arrays["sv_fbank"])
 
 
 def test_tiny_config_is_read_from_the_checkpoint(reference_models_dir, tiny_encoder):
