@@ -30,6 +30,7 @@ _FLAGS = (
 )
 _DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860", "max_chars": "150",
              "max_batch": "4"}
+_TRUE = {"1", "true", "yes", "on"}
 
 
 def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> argparse.Namespace:
@@ -38,6 +39,8 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
     for flag, variable, text in _FLAGS:
         key = flag[2:].replace("-", "_")
         parser.add_argument(flag, default=environ.get(variable, _DEFAULTS.get(key)), help=f"{text} (env {variable})")
+    parser.add_argument("--log-text", action="store_true", default=environ.get("GSV_LOG_TEXT", "").lower() in _TRUE,
+                        help="also log the synthesized text itself (env GSV_LOG_TEXT=1); off by default, for visitors' privacy")
     return parser.parse_args(argv)
 
 
@@ -72,7 +75,8 @@ def build_server(args: argparse.Namespace):
     data_dir.mkdir(parents=True, exist_ok=True)
     service = VoiceService(
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
-                      max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch)),
+                      max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
+                      log_text=args.log_text),
         _pipeline_loader(args),
     )
     service.start_loading()

@@ -89,6 +89,20 @@ def test_limits_and_log_lines(tmp_path):
     assert "text" not in lines[1]  # the text is only logged when configured
 
 
+def test_the_text_is_logged_when_configured_by_flag_or_environment(tmp_path):
+    from gsv_core.server import parse_args
+
+    assert parse_args([], environ={}).log_text is False
+    assert parse_args(["--log-text"], environ={}).log_text is True
+    assert parse_args([], environ={"GSV_LOG_TEXT": "1"}).log_text is True
+    assert parse_args([], environ={"GSV_LOG_TEXT": "0"}).log_text is False
+    service = _service(tmp_path, log_text=True)
+    speaker = service.add_speaker(_wav(), "你好。", "zh", "Log", session=None)
+    service.synthesize("你好，世界", speaker.id, "zh", SynthesisOptions(), None)
+    line = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert line["outcome"] == "ok" and line["text"] == "你好，世界" and line["text_chars"] == 5
+
+
 def test_concurrent_requests_are_served_in_batches_and_logged_with_their_batch(tmp_path):
     pipeline = FakePipeline(serve_s=0.3)
     service = _service(tmp_path, pipeline, max_batch=4)
