@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torchaudio
 
 from gsv_core.features.eres2net import ERes2NetV2, ERes2NetV2Config
 from gsv_core.features.sv import SpeakerEncoder, load_eres2netv2, sv_fbank
@@ -22,31 +23,42 @@ def tiny_encoder(reference_models_dir):
     return SpeakerEncoder.from_checkpoint(reference_models_dir / "sv-eres2netv2-tiny.ckpt")
 
 
-def assert_fbank_close(got: np.ndarray, want: np.ndarray) -> None:
-    """Log-mel energies equal to 1e-4, except in bins at float32 rounding noise.
+def assert_fbank_close(got: np.ndarray, want: np.ndarray, wav16k: np.ndarray) -> None:
+    """Log-mel energies as close to the official ones as float32 allows.
 
-    The FFT's rounding error scales with a frame's total energy, so a bin holding less than
-    1e-7 of its frame's peak energy differs between CPUs by more than 1e-4 in the log domain
-    (seen: 1.02e-4 at -15.78, 5e-9 of the peak, on an AMD EPYC). There the energy itself is
-    compared, relative to the frame's peak, which is what float32 can promise.
+    Both sides compute the filterbank in float32, and float32 itself is off the exact
+    (float64) filterbank by up to ~2.2e-4 in the log domain in bins above 1e-7 of their
+    frame's peak energy, and by ~5e-6 of the peak in energy (measured on the golden itself;
+    the FFT backend and its rounding differ between CPUs: AMD EPYC and Intel Xeon AVX-512
+    gave different bins). Two float32 results each within ``e`` of the exact value differ by
+    at most ``2e``, so the bound is twice the golden's own measured error, never looser than
+    1e-4 / 1e-6. Below 1e-7 of the peak only the energy is compared.
     """
     assert got.shape == want.shape
-    peak = want.max(axis=-1, keepdims=True)
-    above_noise = want > peak + np.log(1e-7)
-    np.testing.assert_allclose(got[above_noise], want[above_noise], rtol=0, atol=1e-4)
-    energy_error = np.abs(np.exp(got) - np.exp(want)) / np.exp(peak)
-    assert energy_error.max() <= 1e-6, energy_error.max()
+    exact = np.stack([
+        torchaudio.compliance.kaldi.fbank(
+            torch.from_numpy(np.asarray(wav, dtype=np.float64))[None], num_mel_bins=80, sample_frequency=16000, dither=0.0
+        ).numpy()
+        for wav in np.atleast_2d(wav16k)
+    ])
+    peak = exact.max(axis=-1, keepdims=True)
+    above_noise = exact > peak + np.log(1e-7)
+    log_bound = max(1e-4, 2 * float(np.abs(want - exact)[above_noise].max()))
+    np.testing.assert_allclose(got[above_noise], want[above_noise], rtol=0, atol=log_bound)
+    energy = lambda values: np.exp(values.astype(np.float64)) / np.exp(peak)  # noqa: E731
+    energy_bound = max(1e-6, 2 * float(np.abs(energy(want) - energy(exact)).max()))
+    assert np.abs(energy(got) - energy(want)).max() <= energy_bound
 
 
 def test_fbank_matches_official(golden):
     got = sv_fbank(torch.from_numpy(golden["wav16k"]))
-    assert_fbank_close(got.numpy(), golden["fbank"])
+    assert_fbank_close(got.numpy(), golden["fbank"], golden["wav16k"])
 
 
 def test_case_fbank_matches_official(reference_dir):
     arrays = np.load(reference_dir / "cases" / "v2Pro_zh" / "intermediates.npz")
     got = sv_fbank(torch.from_numpy(arrays["sv_input_wav16k"]))
-    assert_fbank_close(got.numpy(), arrays["sv_fbank"])
+    assert_fbank_close(got.numpy(), arrays["sv_fbank"], arrays["sv_input_wav16k"])
 
 
 def test_tiny_config_is_read_from_the_checkpoint(reference_models_dir, tiny_encoder):
