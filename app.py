@@ -2,10 +2,11 @@
 
 Flags (or the matching environment variables, see ``python app.py --help``) point at local
 model files; with none, the v2ProPlus weights come from the Hugging Face Hub. Everything
-testable lives in ``gsv_core``: this file only starts the server.
+testable lives in ``voice_studio`` (the app) and ``gsv_core`` (the inference library):
+this file only starts the server.
 """
 
-from gsv_core.server import main
+from voice_studio.server import main
 
 if __name__ == "__main__":
     main()

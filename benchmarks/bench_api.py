@@ -32,7 +32,7 @@ import httpx  # noqa: E402
 def _start(reference: Path, root: Path) -> str:
     import uvicorn
 
-    from gsv_core.server import build_server, parse_args
+    from voice_studio.server import build_server, parse_args
 
     models = reference / "models"
     with socket.socket() as sock:

@@ -55,7 +55,7 @@ def _synth(args: argparse.Namespace) -> None:
     import soundfile as sf
     import torch
 
-    from .batching import to_int16
+    from .audio import to_int16
     from .pipeline import VoicePipeline
     from .synthesis import SynthesisOptions
 

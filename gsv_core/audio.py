@@ -18,6 +18,7 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,3 +190,58 @@ def prepare_reference_audio(
         sample_rate=model_sample_rate,
         sv_input=sv_input(for_spec, model_sample_rate) if with_sv else None,
     )
+
+
+# -- output audio ---------------------------------------------------------------------
+
+def join_fragments(fragments: Sequence[np.ndarray], sample_rate: int, interval_s: float) -> np.ndarray:
+    """Concatenate fragments in order, each peak-limited to 1 and followed by ``interval_s`` of silence.
+
+    Args:
+        fragments: float32 arrays of shape (samples,).
+    Returns:
+        float32 array of shape (total_samples,).
+    """
+    silence = np.zeros(int(sample_rate * interval_s), dtype=np.float32) if interval_s > 0 else None
+    pieces: list[np.ndarray] = []
+    for fragment in fragments:
+        fragment = np.asarray(fragment, dtype=np.float32)
+        peak = float(np.abs(fragment).max()) if fragment.size else 0.0
+        if peak > 1:
+            fragment = fragment / peak
+        pieces.append(fragment)
+        if silence is not None:
+            pieces.append(silence)
+    if not pieces:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(pieces)
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """The official float -> int16 conversion (scale by 32768, truncate toward zero)."""
+    return (np.asarray(audio, dtype=np.float32) * 32768).astype(np.int16)
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM WAV file bytes of float samples (clipped to [-1, 1])."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, to_int16(np.clip(audio, -1, 1 - 1 / 32768)), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def trimmed_wav(data: bytes, top_db: float = 40.0) -> bytes:
+    """An upload as 16-bit WAV without its leading and trailing silence (quieter than ``top_db`` below peak).
+
+    Undecodable data is returned unchanged, so the reference check reports it.
+    """
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError):
+        return data
+    mono = samples.mean(axis=1)
+    if not np.isfinite(mono).all() or not np.abs(mono).max() > 0:
+        return data
+    _, (start, end) = librosa.effects.trim(mono, top_db=top_db)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples[start:end], rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioSource, load_reference_audio, prepare_reference_audio
-from .batching import bucket_batches, join_fragments
+from .audio import AudioSource, join_fragments, load_reference_audio, prepare_reference_audio
+from .bucketing import bucket_batches
 from .conditioning import SpeakerConditioning
 from .features.bert import BertFeatures
 from .features.ssl import HubertFeatures
@@ -24,11 +24,11 @@ from .features.sv import SpeakerEncoder
 from .hub import ModelFiles
 from .models.sovits import load_sovits
 from .models.t2s import load_t2s
-from .speaker_meta import weights_key as compute_weights_key
 from .spectrogram import linear_spectrogram
 from .synthesis import ProgressFn, SegmentResult, SynthesisOptions, SynthesisRequest, SynthesisResult
 from .text.frontend import PhoneSequence, TextFrontend
 from .versions import VersionInfo
+from .weights_key import weights_key as compute_weights_key
 
 
 @dataclass
@@ -119,7 +119,7 @@ class VoicePipeline:
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
         encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
-        weight_files = [t2s, sovits] + ([sv] if sv else [])
+        weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
         return cls(
             version=version,
             t2s=load_t2s(t2s, device=device, dtype=dtype),

@@ -26,7 +26,7 @@ def live_url(reference_dir, tmp_path_factory):
     require_chromium()
     import uvicorn
 
-    from gsv_core.server import build_server, parse_args
+    from voice_studio.server import build_server, parse_args
 
     models, root = reference_dir / "models", tmp_path_factory.mktemp("browser")
     with socket.socket() as sock:

@@ -24,7 +24,7 @@ def _free_port() -> int:
 def server(reference_dir, tmp_path_factory):
     import uvicorn
 
-    from gsv_core.server import build_server, parse_args
+    from voice_studio.server import build_server, parse_args
 
     models, root = reference_dir / "models", tmp_path_factory.mktemp("live")
     port = _free_port()

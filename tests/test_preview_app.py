@@ -12,9 +12,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def app_module():
-    from gsv_core import preview_ui
+    from voice_studio.ui import pronunciation_tab
 
-    return preview_ui
+    return pronunciation_tab
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def frontend(official_data_dir):
 def test_app_builds(frontend, tmp_path):
     import gradio as gr
 
-    from gsv_core.service import ServiceConfig, VoiceService
-    from gsv_core.webui import build_app
+    from voice_studio.service import ServiceConfig, VoiceService
+    from voice_studio.ui import build_app
 
     service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=None)
     app = build_app(service, lambda: frontend)

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from gsv_core.conditioning import SpeakerConditioning
 from gsv_core.synthesis import SynthesisOptions, SynthesisResult
-from gsv_core.service import ServiceConfig, ServiceError, VoiceService
+from voice_studio.service import ServiceConfig, ServiceError, VoiceService
 
 
 class FakePipeline:
@@ -90,7 +90,7 @@ def test_limits_and_log_lines(tmp_path):
 
 
 def test_the_text_is_logged_when_configured_by_flag_or_environment(tmp_path):
-    from gsv_core.server import parse_args
+    from voice_studio.server import parse_args
 
     assert parse_args([], environ={}).log_text is False
     assert parse_args(["--log-text"], environ={}).log_text is True
@@ -176,7 +176,7 @@ def test_missing_weights_are_reported_not_fatal(tmp_path):
 
 
 def test_handlers_run_on_zerogpu_only_when_spaces_is_importable(monkeypatch):
-    from gsv_core.webui import on_gpu
+    from voice_studio.ui.common import on_gpu
 
     handler = lambda: "ran"  # noqa: E731
     assert on_gpu(handler) is handler
@@ -189,7 +189,7 @@ def test_handlers_run_on_zerogpu_only_when_spaces_is_importable(monkeypatch):
 def test_ratings_are_stored_and_exported_as_csv(tmp_path):
     import csv
 
-    from gsv_core.ratings import Rating, RatingStore
+    from voice_studio.ratings import Rating, RatingStore
 
     store = RatingStore(tmp_path / "ratings.sqlite")
     store.add(Rating("clip-1", "alice", "你好", 5, 'great, "clear"'))
@@ -249,7 +249,7 @@ def test_download_progress_shows_in_the_status(tmp_path):
 
 
 def test_uploads_are_stored_without_leading_and_trailing_silence(tmp_path):
-    from gsv_core.service import trimmed_wav
+    from voice_studio.service import trimmed_wav
 
     rate = 16000
     speech = 0.2 * np.random.default_rng(2).standard_normal(rate * 4)
@@ -264,7 +264,7 @@ def test_uploads_are_stored_without_leading_and_trailing_silence(tmp_path):
 
 
 def test_model_downloads_show_a_progress_bar_until_ready(tmp_path):
-    from gsv_core.webui import status_html
+    from voice_studio.ui.common import status_html
 
     halfway, finish = threading.Event(), threading.Event()
 

@@ -46,8 +46,8 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
 
 def _pipeline_loader(args: argparse.Namespace):
     def load(progress):
-        from .hub import resolve_model_files
-        from .pipeline import VoicePipeline
+        from gsv_core.hub import resolve_model_files
+        from gsv_core.pipeline import VoicePipeline
 
         official = Path(args.official_data) if args.official_data else None
         if args.t2s and args.sovits and args.hubert and args.bert:
@@ -63,13 +63,12 @@ def build_server(args: argparse.Namespace):
     """The FastAPI app with the REST routes and the Gradio UI mounted at /."""
     import gradio as gr
     from fastapi import FastAPI
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
 
-    from .api import build_router
+    from gsv_core.text.frontend import TextFrontend
+
+    from .api import add_error_handlers, build_router
     from .service import ServiceConfig, VoiceService
-    from .text.frontend import TextFrontend
-    from .webui import build_app
+    from .ui import build_app
 
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -87,11 +86,7 @@ def build_server(args: argparse.Namespace):
 
     app = FastAPI(title="GPT-SoVITS Voice Studio")
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request, error):  # FastAPI's default body is {"detail": ...}
-        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in error.errors())
-        return JSONResponse({"error": f"missing or invalid fields: {fields}"}, status_code=422)
-
+    add_error_handlers(app)
     app.include_router(build_router(service))
     app = gr.mount_gradio_app(app, build_app(service, frontend), path="/")
     return app, service

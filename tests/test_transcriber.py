@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gsv_core.asr import Transcriber, TranscriptionError
+from voice_studio.transcriber import Transcriber, TranscriptionError
 
 
 def test_loads_once_and_passes_16k_audio():

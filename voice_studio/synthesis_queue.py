@@ -1,8 +1,8 @@
-"""Dynamic batching: requests from many threads, served together by one worker thread.
+"""The synthesis queue: requests from many threads, served together in batches by one worker thread.
 
 Synthesis on one device is fastest when one worker owns it: two threads decoding at
 once only split the cores, while one decode over several requests shares every weight
-read (see ``benchmarks/bench_batching.py``). Callers block in :meth:`RequestBatcher.submit`
+read (see ``benchmarks/bench_batching.py``). Callers block in :meth:`SynthesisQueue.submit`
 until their own outcome is ready; an exception meant for one request is raised only to
 its caller.
 """
@@ -20,18 +20,18 @@ Request = TypeVar("Request")
 Outcome = TypeVar("Outcome")
 
 
-class BatcherBusy(RuntimeError):
-    """More requests are waiting than the batcher accepts."""
+class QueueBusy(RuntimeError):
+    """More requests are waiting than the queue accepts."""
 
 
-class RequestBatcher(Generic[Request, Outcome]):
+class SynthesisQueue(Generic[Request, Outcome]):
     """Gathers waiting requests into batches of at most ``max_batch`` for ``serve``.
 
     ``serve(requests)`` returns one outcome per request, in order: a result, or an
     exception for that request alone. While the worker is busy, new requests wait and
     go together into the next batch; an idle worker waits ``gather_s`` after the first
     request for others to join. More than ``max_waiting`` waiting requests raise
-    :class:`BatcherBusy` at once instead of queueing without bound.
+    :class:`QueueBusy` at once instead of queueing without bound.
     """
 
     def __init__(
@@ -60,10 +60,10 @@ class RequestBatcher(Generic[Request, Outcome]):
         futures = [Future() for _ in requests]
         with self._condition:
             if len(self._waiting) + len(requests) > self.max_waiting:
-                raise BatcherBusy(f"the server is busy ({len(self._waiting)} requests waiting); try again in a minute")
+                raise QueueBusy(f"the server is busy ({len(self._waiting)} requests waiting); try again in a minute")
             self._waiting.extend(zip(requests, futures))
             if self._worker is None or not self._worker.is_alive():  # first use, or a forked process
-                self._worker = threading.Thread(target=self._work, daemon=True, name="request-batcher")
+                self._worker = threading.Thread(target=self._work, daemon=True, name="synthesis-queue")
                 self._worker.start()
             self._condition.notify_all()
         return futures

@@ -35,7 +35,7 @@ def preview(frontend: TextFrontend, text: str, language: str, version: str) -> t
     return sequence.norm_text, " ".join(sequence.phones), rows, sequence.as_dict()
 
 
-def build_preview_tab(get_frontend: Callable[[], TextFrontend]) -> None:
+def build_pronunciation_tab(get_frontend: Callable[[], TextFrontend]) -> None:
     """Lay out the pronunciation preview inside the current Blocks (or Tab) context."""
     gr.Markdown("Type a sentence to see how it will be pronounced: normalized text and phones.")
     with gr.Row():

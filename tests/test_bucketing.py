@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from gsv_core.batching import bucket_batches, join_fragments, to_int16
+from gsv_core.audio import join_fragments, to_int16
+from gsv_core.bucketing import bucket_batches
 
 
 def test_buckets_cover_every_segment_once():

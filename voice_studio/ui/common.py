@@ -1,0 +1,56 @@
+"""What every tab shares: language choices, the ZeroGPU wrapper, progress, sessions, voice lists."""
+
+from __future__ import annotations
+
+import contextvars
+import html
+from collections.abc import Callable
+
+import gradio as gr
+
+from ..service import VoiceService
+
+LANGUAGES = [("Chinese + English (zh)", "zh"), ("Chinese only (all_zh)", "all_zh"), ("English (en)", "en")]
+
+
+def on_gpu(handler: Callable) -> Callable:
+    """Run ``handler`` on a ZeroGPU worker when the ``spaces`` package is there (Hugging Face Spaces).
+
+    The main process never touches CUDA; elsewhere the handler is returned unchanged.
+    """
+    try:
+        import spaces
+    except ImportError:
+        return handler
+    return spaces.GPU(handler)
+
+
+def progress_reporter(progress: gr.Progress, prefix: str = "") -> Callable[[float, str], None]:
+    """Progress callback that may be called from any thread.
+
+    ``gr.Progress`` finds its event through context variables, but synthesis reports from
+    the queue's worker thread; so each report runs in a copy of the handler's context.
+    """
+    context = contextvars.copy_context()
+    return lambda fraction, message: context.run(progress, fraction, desc=prefix + message)
+
+
+def status_html(service: VoiceService) -> str:
+    """The status line; while models download or load, with a progress bar."""
+    line = f'<p class="gsv-status">{html.escape(service.status)}</p>'
+    fraction = service.loading_fraction
+    if fraction is None:
+        return line
+    percent = round(100 * fraction)
+    return line + f'<progress class="gsv-loading" value="{percent}" max="100" aria-label="model download">{percent}%</progress>'
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def speaker_choices(service: VoiceService, session: str | None) -> list[tuple[str, str]]:
+    """(label, id) of every voice the session may use, for a dropdown."""
+    return [(f"{s['name']} ({s['language']}{', yours' if s.get('own') else ''})", s["id"])
+            for s in service.list_speakers(session)]
+
