@@ -11,7 +11,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-# (flag, environment variable, help)
+# (flag, environment variables (the first one set wins), help)
 _FLAGS = (
     ("--t2s", "GSV_T2S", "s1 GPT checkpoint (.ckpt)"),
     ("--sovits", "GSV_SOVITS", "s2 SoVITS checkpoint (.pth)"),
@@ -23,22 +23,27 @@ _FLAGS = (
     ("--official-data", "GSV_OFFICIAL_DATA", "folder with the official dictionary files"),
     ("--admin-token", "GSV_ADMIN_TOKEN", "token needed to change the shared library (public Space)"),
     ("--version", "GSV_VERSION", "model version to download when no files are given"),
-    ("--host", "GSV_HOST", "interface to listen on"),
-    ("--port", "PORT", "port to listen on"),
+    ("--host", ("GSV_HOST", "GRADIO_SERVER_NAME"), "interface to listen on (0.0.0.0 on a Hugging Face Space)"),
+    ("--port", ("GSV_PORT", "GRADIO_SERVER_PORT", "PORT"), "port to listen on"),
+    ("--device", "GSV_DEVICE", "auto, cpu, cuda, cuda:N or mps (auto: CUDA when present)"),
+    ("--precision", "GSV_PRECISION", "auto, fp32, fp16 or bf16 (auto: fp16 on CUDA, else fp32)"),
     ("--max-chars", "GSV_MAX_CHARS", "characters per request"),
     ("--max-batch", "GSV_MAX_BATCH", "synthesis requests served together (1: one at a time)"),
 )
-_DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860", "max_chars": "150",
-             "max_batch": "4"}
+_DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860",
+             "max_chars": "150", "max_batch": "4", "device": "auto", "precision": "auto"}
 _TRUE = {"1", "true", "yes", "on"}
 
 
 def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> argparse.Namespace:
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(prog="python app.py", description="GPT-SoVITS Voice Studio")
-    for flag, variable, text in _FLAGS:
+    defaults = dict(_DEFAULTS, host="0.0.0.0") if environ.get("SPACE_ID") else _DEFAULTS  # a Space proxies to 0.0.0.0
+    for flag, variables, text in _FLAGS:
         key = flag[2:].replace("-", "_")
-        parser.add_argument(flag, default=environ.get(variable, _DEFAULTS.get(key)), help=f"{text} (env {variable})")
+        variables = (variables,) if isinstance(variables, str) else variables
+        default = next((environ[v] for v in variables if environ.get(v)), defaults.get(key))
+        parser.add_argument(flag, default=default, help=f"{text} (env {' or '.join(variables)})")
     parser.add_argument("--log-text", action="store_true", default=environ.get("GSV_LOG_TEXT", "").lower() in _TRUE,
                         help="also log the synthesized text itself (env GSV_LOG_TEXT=1); off by default, for visitors' privacy")
     return parser.parse_args(argv)
@@ -46,15 +51,18 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
 
 def _pipeline_loader(args: argparse.Namespace):
     def load(progress):
+        from gsv_core.devices import resolve_placement
         from gsv_core.hub import resolve_model_files
         from gsv_core.pipeline import VoicePipeline
 
         official = Path(args.official_data) if args.official_data else None
+        placement = resolve_placement(args.device, args.precision)
         if args.t2s and args.sovits and args.hubert and args.bert:
             return VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
-                                            Path(args.sv) if args.sv else None, official_data=official)
+                                            Path(args.sv) if args.sv else None, device=placement.device,
+                                            dtype=placement.dtype, official_data=official)
         files = resolve_model_files(args.version, progress=progress)
-        return VoicePipeline.from_files(files, official_data=official)
+        return VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype, official_data=official)
 
     return load
 
@@ -95,6 +103,12 @@ def build_server(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
+    from gsv_core.devices import resolve_placement
+
     args = parse_args(argv)
+    try:  # a device that is not there is an error at start, not a background failure
+        resolve_placement(args.device, args.precision)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     app, _ = build_server(args)
     uvicorn.run(app, host=args.host, port=int(args.port))
