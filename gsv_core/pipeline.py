@@ -24,7 +24,7 @@ from .features.sv import SpeakerEncoder
 from .hub import ModelFiles
 from .models.sovits import load_sovits
 from .models.t2s import load_t2s
-from .speaker_meta import weights_key as compute_weights_key
+from .weights_key import weights_key as compute_weights_key
 from .spectrogram import linear_spectrogram
 from .synthesis import ProgressFn, SegmentResult, SynthesisOptions, SynthesisRequest, SynthesisResult
 from .text.frontend import PhoneSequence, TextFrontend

@@ -1,0 +1,62 @@
+"""Name the weights an embedding was computed with, so stored embeddings are never reused
+across a weights change."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+_VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,31}")
+_FINGERPRINT_EDGE_BYTES = 1 << 20
+
+
+class WeightsKeyError(ValueError):
+    """An invalid version name, or a weights file that is missing."""
+
+
+def weights_key(version: str, files: Sequence[str | os.PathLike]) -> str:
+    """Name the weights an embedding was computed with: ``"<version>-<16 hex digits>"``.
+
+    Each file contributes its size plus the sha256 of its first and last MiB: enough to tell
+    checkpoints apart without reading gigabytes at every start. A directory (a Hugging Face
+    model folder) contributes all its files, by relative path. Fingerprints are cached per
+    (path, mtime, size), so repeated calls cost a ``stat`` per file.
+    """
+    if not isinstance(version, str) or not _VERSION_PATTERN.fullmatch(version):
+        raise WeightsKeyError(f"invalid weights version {str(version)[:40]!r}: use letters, digits and '_'")
+    if not files:
+        raise WeightsKeyError("weights_key needs at least one weights file")
+    digest = hashlib.sha256(version.encode())
+    for entry in files:
+        path = Path(entry)
+        if path.is_dir():
+            members = sorted(p for p in path.rglob("*") if p.is_file())
+            for member in members:
+                digest.update(member.relative_to(path).as_posix().encode() + b"\0")
+                digest.update(_fingerprint_of(member))
+        elif path.is_file():
+            digest.update(_fingerprint_of(path))
+        else:
+            raise WeightsKeyError(f"weights file not found: {path}")
+    return f"{version}-{digest.hexdigest()[:16]}"
+
+
+def _fingerprint_of(path: Path) -> bytes:
+    stat = path.stat()
+    return _fingerprint(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _fingerprint(path: str, mtime_ns: int, size: int) -> bytes:
+    """sha256 of (size, first MiB, last MiB); the stat values are part of the cache key."""
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    with open(path, "rb") as handle:
+        digest.update(handle.read(_FINGERPRINT_EDGE_BYTES))
+        if size > _FINGERPRINT_EDGE_BYTES:
+            handle.seek(max(size - _FINGERPRINT_EDGE_BYTES, _FINGERPRINT_EDGE_BYTES))
+            digest.update(handle.read())
+    return digest.digest()
