@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .models.sovits.config import CODEBOOK_SIZE, MRTE_WIDTH, NUM_SYMBOLS_V2, SV_DIM
 from .versions import VERSIONS
 
 # name -> (dtype, number of dimensions); None marks an optional array.
@@ -35,8 +34,13 @@ _ARRAYS: dict[str, tuple[str, int]] = {
 _OPTIONAL = {"sv_embedding", "prompt_semantic", "prompt_phones", "prompt_bert"}
 _PROMPT = ("prompt_semantic", "prompt_phones", "prompt_bert")
 
+# Widths of the released models, as in models/sovits/config.py (repeated here so that a
+# speaker library does not import torch; tests/test_conditioning.py holds them equal).
+CODEBOOK_SIZE = 1024  # semantic codes
+NUM_SYMBOLS_V2 = 732  # phone ids
 BERT_DIM = 1024  # chinese-roberta-wwm-ext-large hidden size
-PRO_GIN_CHANNELS = 1024  # ``ge`` width of v2Pro/v2ProPlus (v2 uses MRTE_WIDTH, 512)
+SV_DIM = 20480  # speaker-verification features
+GIN_CHANNELS = {False: 512, True: 1024}  # ``ge`` width without / with SV (v2 / v2Pro, v2ProPlus)
 SPEC_BINS = {v.audio.spec_channels for v in VERSIONS.values()}
 # References last at most 10 s. Semantic codes run at 25 Hz (250 tokens, plus the 0.3 s of
 # padding HuBERT gets); spectrogram frames at sampling_rate / hop_length (50 Hz for every
@@ -122,7 +126,7 @@ class SpeakerConditioning:
         """Check what only the released models fix (``ge`` width, SV features per version)
         and the size ``limits``; returns self. Tiny test models pass construction but not this."""
         uses_sv = VERSIONS[self.version].uses_sv
-        channels = PRO_GIN_CHANNELS if uses_sv else MRTE_WIDTH
+        channels = GIN_CHANNELS[uses_sv]
         if self.global_embedding.shape != (1, channels, 1):
             raise ConditioningError(
                 f"global_embedding must be (1, {channels}, 1) for {self.version}, got {self.global_embedding.shape}")

@@ -297,7 +297,6 @@ def test_only_stale_work_folders_are_cleaned_at_start(library, prepare, caplog):
 def test_conditioning_cache_is_bounded_lru(tmp_path, prepare, monkeypatch):
     library = SpeakerLibrary(tmp_path / "lib", cache_size=2)
     ids = [add(library, prepare, name=f"S{i}", frequency=200 + 50 * i).id for i in range(3)]
-    assert library.cached_count == 2
     loads = []
     original = store.load_embeddings
     monkeypatch.setattr(store, "load_embeddings",
@@ -307,7 +306,10 @@ def test_conditioning_cache_is_bounded_lru(tmp_path, prepare, monkeypatch):
     assert loads == []
     library.conditioning(ids[0], prepare=prepare, weights_key=KEY)  # evicted: disk
     library.conditioning(ids[2], prepare=prepare, weights_key=KEY)  # evicted by ids[0]: disk
-    assert loads == [ids[0], ids[2]] and library.cached_count == 2
+    assert loads == [ids[0], ids[2]]
+    library.conditioning(ids[0], prepare=prepare, weights_key=KEY)  # the two most recent stay
+    library.conditioning(ids[2], prepare=prepare, weights_key=KEY)
+    assert loads == [ids[0], ids[2]]
     assert len(prepare.calls) == 3  # only the adds
 
 

@@ -137,11 +137,14 @@ def _member_limit(member: zipfile.ZipInfo, seen: dict[str, bytes]) -> int:
 
 def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) -> bytes:
     """The member's bytes, reading at most ``limit + 1`` whatever its header claims."""
+    too_large = SpeakerError(f"archive entry {member.filename!r} is larger than {limit} bytes")
+    if member.file_size > limit:
+        raise too_large
     try:
         with archive.open(member) as handle:
-            payload = b"" if member.file_size > limit else handle.read(limit + 1)
+            payload = handle.read(limit + 1)
     except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as error:
         raise SpeakerError(f"archive entry {member.filename!r} cannot be read ({error})") from None
-    if member.file_size > limit or len(payload) > limit:
-        raise SpeakerError(f"archive entry {member.filename!r} is larger than {limit} bytes")
+    if len(payload) > limit:
+        raise too_large
     return payload

@@ -12,6 +12,7 @@ at once and in :meth:`list` after :meth:`reload`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -26,8 +27,8 @@ from gsv_core.conditioning import ConditioningLimits, SpeakerConditioning
 from . import store
 from .archive import build_archive, read_archive
 from .records import (
-    MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CHARS, SpeakerError, SpeakerInfo, SpeakerNotFound, SpeakerProblem,
-    check_visibility, clean_name, clean_source, clean_text, id_from_name, name_key, numbered, utc_now,
+    MAX_ID_CHARS, MAX_NAME_CHARS, SpeakerError, SpeakerInfo, SpeakerNotFound, SpeakerProblem,
+    check_visibility, clean_name, clean_source, clean_transcript, id_from_name, name_key, numbered, utc_now,
     validate_language, validate_session, validate_speaker_id, validate_weights_key,
 )
 from .store import AUDIO_FILE, EMBEDDINGS_DIR, METADATA_FILE, write_lock
@@ -68,12 +69,6 @@ class SpeakerLibrary:
         """Entries skipped at the last (re)load or set aside since, with reasons. Never deleted."""
         with self._lock:
             return list(self._problems)
-
-    @property
-    def cached_count(self) -> int:
-        """How many conditionings the memory cache holds now (at most ``cache_size``)."""
-        with self._lock:
-            return len(self._cache)
 
     def reload(self) -> None:
         """Rescan the root: picks up other processes' changes and reports damaged entries."""
@@ -139,7 +134,7 @@ class SpeakerLibrary:
         if not isinstance(synthetic, bool):
             raise SpeakerError("'synthetic' must be true or false")
         fields = {"name": clean_name(name), "language": validate_language(language), "shared": shared,
-                  "transcript": clean_text(transcript, "the transcript", MAX_TRANSCRIPT_CHARS),
+                  "transcript": clean_transcript(transcript),
                   "owner_session": owner, "synthetic": synthetic, "source": clean_source(source)}
         explicit_id = None if speaker_id is None else validate_speaker_id(speaker_id)
         with self._lock:  # before the costly prepare; checked again on disk under the file lock
@@ -191,14 +186,15 @@ class SpeakerLibrary:
     def conditioning(self, speaker_id: str, *, prepare: PrepareFn, weights_key: str) -> SpeakerConditioning:
         """The speaker's conditioning for these weights: from memory, else from disk, else
         computed with ``prepare`` and saved (atomically) for next time."""
-        cache_key = (self.get(speaker_id).id, validate_weights_key(weights_key))
+        info = self.get(speaker_id)
+        cache_key = (info.id, validate_weights_key(weights_key))
         cached = self._cached(cache_key)
         if cached is not None:
             return cached
         with self._compute_locks[hash(cache_key) % _COMPUTE_STRIPES]:
             conditioning = self._cached(cache_key) or self._load_stored(*cache_key)
             if conditioning is None:
-                conditioning = self._compute(self.get(speaker_id), cache_key[1], prepare)
+                conditioning = self._compute(info, cache_key[1], prepare)
             self._remember(cache_key, conditioning)
             return conditioning
 
@@ -260,13 +256,14 @@ class SpeakerLibrary:
             raise SpeakerError(f"a speaker named {name!r} already exists; choose another name")
 
     def _commit_new(self, staging: Path, info: SpeakerInfo, numbered_id: bool, numbered_name: bool) -> SpeakerInfo:
-        """Under the lock: choose the final id (and name), write speaker.json, rename into place."""
+        """Under the lock, against what is on disk now: choose the final id (numbered, or refused
+        when taken) and name (numbered, or refused when taken), write speaker.json, rename into place."""
         with write_lock(self.root):
             taken = self._scan()[0]
-            names = {name_key(s.name) for s in taken.values()}
             if not numbered_name:
                 self._check_name_free(info.name, taken)
-            number = next(n for n in range(1, len(names) + 2)
+            names = {name_key(s.name) for s in taken.values()}
+            number = next(n for n in itertools.count(1)
                           if name_key(numbered(info.name, n, MAX_NAME_CHARS, " ({})")) not in names)
             info = replace(info, id=self._free_id(info.id, numbered_id),
                            name=numbered(info.name, number, MAX_NAME_CHARS, " ({})"))

@@ -95,17 +95,17 @@ def info_from_metadata(data: Any, expected_id: str | None = None) -> SpeakerInfo
     """Validate a parsed ``speaker.json`` strictly: no missing, unknown or mistyped key."""
     if not isinstance(data, dict):
         raise SpeakerError("speaker.json must hold a JSON object")
-    types = {name: (str,) for name in ("id", "name", "language", "transcript", "created_at", "audio_sha256")}
-    types |= {"format": (int,), "sample_rate": (int,), "frames": (int,), "channels": (int,), "shared": (bool,),
-              "synthetic": (bool,), "owner_session": (str, type(None)), "source": (str, type(None))}
+    types = {name: str for name in ("id", "name", "language", "transcript", "created_at", "audio_sha256")}
+    types |= {"format": int, "sample_rate": int, "frames": int, "channels": int, "shared": bool, "synthetic": bool,
+              "owner_session": str | None, "source": str | None}
     missing, unknown = sorted(set(types) - set(data)), sorted(set(data) - set(types))
     if missing or unknown:
         raise SpeakerError(f"speaker.json has missing keys {missing} / unknown keys {unknown}")
     for key, allowed in types.items():
         # bool is an int subclass: refuse true/false where a number belongs.
-        if not isinstance(data[key], allowed) or (isinstance(data[key], bool) and bool not in allowed):
+        if not isinstance(data[key], allowed) or (isinstance(data[key], bool) and allowed is not bool):
             raise SpeakerError(f"speaker.json key {key!r} has the wrong type ({type(data[key]).__name__})")
-    if data.pop("format") != METADATA_FORMAT:
+    if data["format"] != METADATA_FORMAT:
         raise SpeakerError(f"speaker.json format is not supported (expected {METADATA_FORMAT})")
     if expected_id is not None and data["id"] != expected_id:
         raise SpeakerError(f"speaker.json says id {data['id']!r} but its folder is {expected_id!r}")
@@ -114,19 +114,18 @@ def info_from_metadata(data: Any, expected_id: str | None = None) -> SpeakerInfo
     if not _SHA256.fullmatch(data["audio_sha256"]):
         raise SpeakerError("speaker.json audio_sha256 is not a lowercase sha256 hex digest")
     check_visibility(data["shared"], validate_session(data["owner_session"]))
-    return SpeakerInfo(**{**data, "id": validate_speaker_id(data["id"]), "name": clean_name(data["name"]),
-                          "language": validate_language(data["language"]),
-                          "transcript": clean_text(data["transcript"], "the transcript", MAX_TRANSCRIPT_CHARS),
-                          "created_at": validate_timestamp(data["created_at"]), "source": clean_source(data["source"])})
+    fields = {key: value for key, value in data.items() if key != "format"}
+    return SpeakerInfo(**{**fields, "id": validate_speaker_id(data["id"]), "name": clean_name(data["name"]),
+                          "language": validate_language(data["language"]), "transcript": clean_transcript(
+                              data["transcript"]), "created_at": validate_timestamp(data["created_at"]),
+                          "source": clean_source(data["source"])})
 
 
 def validate_speaker_id(value: Any) -> str:
     """Return ``value`` if it is a speaker id: 1-64 of ``a-z 0-9 - _``, starting with a letter or
     digit. Such an id is one plain path component on every OS; anything else (paths, ``..``,
     NUL, non-ASCII look-alikes, Windows device names) is refused."""
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise SpeakerError(f"invalid speaker id {str(value)[:80]!r}: use 1-{MAX_ID_CHARS} characters from a-z, "
-                           "0-9, '-' and '_', starting with a letter or digit")
+    _matching(value, _ID, "speaker id", "use 1-64 characters from a-z, 0-9, '-', '_', starting with a letter or digit")
     if value in _WINDOWS_RESERVED:
         raise SpeakerError(f"invalid speaker id {value!r}: it is a reserved device name on Windows")
     return value
@@ -204,6 +203,11 @@ def _checked(text: str, what: str, limit: int) -> str:
     return text
 
 
+def clean_transcript(value: Any) -> str:
+    """The reference transcript: may be empty (no-prompt mode); line breaks become spaces."""
+    return clean_text(value, "the transcript", MAX_TRANSCRIPT_CHARS)
+
+
 def clean_source(value: Any) -> str | None:
     """Optional provenance / licence note; empty becomes None."""
     return None if value is None else clean_text(value, "the source note", MAX_SOURCE_CHARS) or None
@@ -211,15 +215,22 @@ def clean_source(value: Any) -> str | None:
 
 def validate_language(value: Any) -> str:
     """A language code as the pipeline spells it ("en", "zh", "all_zh", ...)."""
-    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
-        raise SpeakerError(f"invalid language {str(value)[:40]!r}: expected a code such as 'en', 'zh' or 'all_zh'")
-    return value
+    return _matching(value, _LANGUAGE, "language", "expected a code such as 'en', 'zh' or 'all_zh'")
 
 
 def validate_session(value: Any) -> str | None:
-    """An owner session id (None for no owner): 1-128 printable ASCII characters."""
-    if value is not None and (not isinstance(value, str) or not _SESSION.fullmatch(value)):
-        raise SpeakerError("an owner session must be 1-128 printable ASCII characters without spaces")
+    """An owner session id, or None for no owner."""
+    return None if value is None else _matching(value, _SESSION, "owner session", "use 1-128 printable ASCII")
+
+
+def validate_weights_key(value: Any) -> str:
+    """A weights key (``gsv_core.weights_key``) is one path component."""
+    return _matching(value, _WEIGHTS_KEY, "weights key", "use 1-128 characters from A-Z, a-z, 0-9, '_', '-'")
+
+
+def _matching(value: Any, pattern: re.Pattern[str], what: str, rule: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise SpeakerError(f"invalid {what} {str(value)[:80]!r}: {rule}")
     return value
 
 
@@ -228,13 +239,6 @@ def check_visibility(shared: Any, owner_session: str | None) -> None:
         raise SpeakerError(f"'shared' must be true or false, got {type(shared).__name__}")
     if not shared and owner_session is None:
         raise SpeakerError("a private speaker (shared=False) needs an owner_session, or nobody could see it")
-
-
-def validate_weights_key(value: Any) -> str:
-    """A weights key (see ``gsv_core.weights_key``) is one path component: 1-128 of ``A-Z a-z 0-9 _ -``."""
-    if not isinstance(value, str) or not _WEIGHTS_KEY.fullmatch(value):
-        raise SpeakerError(f"invalid weights key {str(value)[:80]!r}: use 1-128 characters from A-Z, a-z, 0-9, _, -")
-    return value
 
 
 def utc_now() -> str:

@@ -106,14 +106,14 @@ def staging(root: Path, purpose: str) -> Iterator[Path]:
         discard_tree(path)
 
 
-def commit_dir(staging: Path, target: Path) -> None:
-    """Durably move a complete ``staging`` folder to ``target``, which must not exist."""
-    for folder, _, files in os.walk(staging):
+def commit_dir(source: Path, target: Path) -> None:
+    """Durably move a complete staging folder to ``target``, which must not exist."""
+    for folder, _, files in os.walk(source):
         for name in files:
             with open(os.path.join(folder, name), "rb") as handle:
                 os.fsync(handle.fileno())
         fsync_dir(Path(folder))
-    os.rename(staging, target)
+    os.rename(source, target)
     fsync_dir(target.parent)
 
 
