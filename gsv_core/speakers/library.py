@@ -75,6 +75,8 @@ class SpeakerLibrary:
         with write_lock(self.root):
             store.clean_leftovers(self.root)
             speakers, problems = self._scan()
+            for speaker_id in speakers:
+                problems.extend(store.embedding_problems(self.root / speaker_id))
         for problem in problems:
             log.warning("speaker library: %s: %s", problem.path, problem.reason)
         with self._lock:
@@ -237,7 +239,7 @@ class SpeakerLibrary:
     # -- internals -------------------------------------------------------------------------
 
     def _scan(self) -> tuple[dict[str, SpeakerInfo], list[SpeakerProblem]]:
-        """Every readable entry on disk, and the problems of the others."""
+        """Every readable entry on disk now, and why the others were skipped."""
         speakers: dict[str, SpeakerInfo] = {}
         problems: list[SpeakerProblem] = []
         for folder in sorted(self.root.iterdir()):
@@ -245,7 +247,6 @@ class SpeakerLibrary:
                 continue  # the lock file, work folders, and files such as scripts
             try:
                 speakers[validate_speaker_id(folder.name)] = store.read_entry(folder)
-                problems.extend(store.embedding_problems(folder))
             except SpeakerError as error:
                 problems.append(SpeakerProblem(str(folder), f"skipped: {error}"))
         return speakers, problems

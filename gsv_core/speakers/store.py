@@ -213,8 +213,11 @@ def read_entry(folder: Path) -> SpeakerInfo:
 def check_embeddings(directory: Path) -> None:
     """Cheap completeness check of one embeddings folder from the .npy headers (catches a
     truncated or padded file) without loading the arrays."""
-    if directory.is_symlink() or not directory.is_dir() or not (directory / CONDITIONING_FILE).is_file():
-        raise SpeakerError(f"not a plain folder with a {CONDITIONING_FILE}")
+    if directory.is_symlink() or not directory.is_dir():
+        raise SpeakerError("not a plain folder")
+    for required in (CONDITIONING_FILE, "ref_spec.npy", "global_embedding.npy"):
+        if not (directory / required).is_file():
+            raise SpeakerError(f"{required} is missing")
     for path in sorted(directory.iterdir()):
         if path.name not in ARRAY_FILES and path.name != CONDITIONING_FILE:
             raise SpeakerError(f"unexpected file {path.name!r}")
