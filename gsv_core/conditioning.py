@@ -31,7 +31,7 @@ _ARRAYS: dict[str, tuple[str, int]] = {
     "global_embedding": ("float32", 3),  # (1, gin, 1) decoder conditioning `ge`
     "sv_embedding": ("float32", 2),  # (1, 20480) speaker-verification features (v2Pro)
 }
-_OPTIONAL = {"sv_embedding", "prompt_semantic", "prompt_phones", "prompt_bert"}
+_OPTIONAL = frozenset({"sv_embedding", "prompt_semantic", "prompt_phones", "prompt_bert"})
 _PROMPT = ("prompt_semantic", "prompt_phones", "prompt_bert")
 
 # Widths of the released models, as in models/sovits/config.py (repeated here so that a
@@ -40,11 +40,13 @@ CODEBOOK_SIZE = 1024  # semantic codes
 NUM_SYMBOLS_V2 = 732  # phone ids
 BERT_DIM = 1024  # chinese-roberta-wwm-ext-large hidden size
 SV_DIM = 20480  # speaker-verification features
-GIN_CHANNELS = {False: 512, True: 1024}  # ``ge`` width without / with SV (v2 / v2Pro, v2ProPlus)
-SPEC_BINS = {v.audio.spec_channels for v in VERSIONS.values()}
+GIN_CHANNELS = 512  # ``ge`` width of v2 (the MRTE width)
+GIN_CHANNELS_SV = 1024  # ``ge`` width of the versions with SV features (v2Pro, v2ProPlus)
+SPEC_BINS = frozenset(v.audio.spec_channels for v in VERSIONS.values())
 # References last at most 10 s. Semantic codes run at 25 Hz (250 tokens, plus the 0.3 s of
 # padding HuBERT gets); spectrogram frames at sampling_rate / hop_length (50 Hz for every
-# version today). The margins leave room for rounding, never for a different order of size.
+# version today); speech has about 15 phones a second (150 for 10 s). The margins leave
+# room for rounding and fast speakers, never for a different order of size.
 MAX_PROMPT_TOKENS = 300
 MAX_PROMPT_PHONES = 512
 MAX_REF_FRAMES = math.ceil(15 * max(v.audio.sampling_rate / v.audio.hop_length for v in VERSIONS.values()))
@@ -126,7 +128,7 @@ class SpeakerConditioning:
         """Check what only the released models fix (``ge`` width, SV features per version)
         and the size ``limits``; returns self. Tiny test models pass construction but not this."""
         uses_sv = VERSIONS[self.version].uses_sv
-        channels = GIN_CHANNELS[uses_sv]
+        channels = GIN_CHANNELS_SV if uses_sv else GIN_CHANNELS
         if self.global_embedding.shape != (1, channels, 1):
             raise ConditioningError(
                 f"global_embedding must be (1, {channels}, 1) for {self.version}, got {self.global_embedding.shape}")

@@ -28,11 +28,11 @@ def _arrays(version: str = "v2Pro", tokens: int = 9, phones: int = 5, frames: in
 def test_the_widths_match_the_model_config_and_the_goldens(reference_dir):
     from gsv_core.models.sovits import config
 
-    assert (c.CODEBOOK_SIZE, c.NUM_SYMBOLS_V2, c.SV_DIM, c.GIN_CHANNELS[False]) == (
+    assert (c.CODEBOOK_SIZE, c.NUM_SYMBOLS_V2, c.SV_DIM, c.GIN_CHANNELS) == (
         config.CODEBOOK_SIZE, config.NUM_SYMBOLS_V2, config.SV_DIM, config.MRTE_WIDTH)
-    for version in VERSIONS:
+    for version, info in VERSIONS.items():
         shapes = json.loads((reference_dir / "shapes" / f"s2_{version}.json").read_text())
-        assert shapes["config"]["model"]["gin_channels"] == c.GIN_CHANNELS[VERSIONS[version].uses_sv]
+        assert shapes["config"]["model"]["gin_channels"] == (c.GIN_CHANNELS_SV if info.uses_sv else c.GIN_CHANNELS)
 
 
 def test_default_limits_fit_a_ten_second_reference():

@@ -141,9 +141,8 @@ class SpeakerLibrary:
         explicit_id = None if speaker_id is None else validate_speaker_id(speaker_id)
         with self._lock:  # before the costly prepare; checked again on disk under the file lock
             self._check_name_free(fields["name"], self._speakers)
-        decoded = store.decode_audio(audio)
         with store.staging(self.root, "add") as staging:
-            rate, frames, channels, sha256 = store.write_reference_audio(decoded, staging / AUDIO_FILE)
+            rate, frames, channels, sha256 = store.store_reference_audio(audio, staging / AUDIO_FILE)
             info = SpeakerInfo(id=explicit_id or id_from_name(fields["name"]), created_at=utc_now(), sample_rate=rate,
                                frames=frames, channels=channels, audio_sha256=sha256, **fields)
             conditioning = None
@@ -166,9 +165,8 @@ class SpeakerLibrary:
         owner = validate_session(owner_session)
         check_visibility(shared, owner)
         content = read_archive(archive)
-        decoded = store.decode_audio(content.audio)
         with store.staging(self.root, "import") as staging:
-            *audio_format, sha256 = store.write_reference_audio(decoded, staging / AUDIO_FILE)
+            *audio_format, sha256 = store.store_reference_audio(content.audio, staging / AUDIO_FILE)
             if tuple(audio_format) != (content.info.sample_rate, content.info.frames, content.info.channels):
                 raise SpeakerError(f"{AUDIO_FILE} in the archive does not match its {METADATA_FILE}")
             for key, files in content.embeddings.items():

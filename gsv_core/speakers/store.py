@@ -141,9 +141,10 @@ def clean_leftovers(root: Path) -> None:
             pass
 
 
-def decode_audio(source: str | os.PathLike | bytes) -> tuple[np.ndarray, int, str]:
-    """Read and check an uploaded clip: (samples (frames, channels), sample_rate, subtype).
-    int16 samples for 8/16-bit PCM sources (an exact copy), float32 otherwise."""
+def store_reference_audio(source: str | os.PathLike | bytes, target: Path) -> tuple[int, int, int, str]:
+    """Check an uploaded clip and write it to ``target`` as WAV; returns (sample_rate, frames,
+    channels, sha256 of the file). 8/16-bit PCM stays 16-bit PCM sample for sample, anything
+    else becomes 32-bit float; rate and channels are kept (the pipeline converts them)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         size, opened = len(source), io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)) and Path(source).is_file():
@@ -156,27 +157,18 @@ def decode_audio(source: str | os.PathLike | bytes) -> tuple[np.ndarray, int, st
         with soundfile.SoundFile(opened) as audio:
             if audio.frames > MAX_AUDIO_SECONDS * audio.samplerate * 2:  # header says far too long: do not decode
                 raise SpeakerError(f"the reference audio is longer than {MAX_AUDIO_SECONDS:.0f} s")
-            samples = audio.read(dtype="int16" if audio.subtype in _SMALL_PCM else "float32", always_2d=True)
-            sample_rate, subtype = audio.samplerate, audio.subtype
+            pcm = audio.subtype in _SMALL_PCM
+            samples, sample_rate = audio.read(dtype="int16" if pcm else "float32", always_2d=True), audio.samplerate
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise SpeakerError(f"the reference audio is not a readable audio file ({error})") from None
     if samples.shape[1] > 2:
         raise SpeakerError(f"the reference audio must be mono or stereo, got {samples.shape[1]} channels")
-    duration = samples.shape[0] / sample_rate
-    if not MIN_AUDIO_SECONDS <= duration <= MAX_AUDIO_SECONDS:
-        raise SpeakerError(
-            f"the reference audio lasts {duration:.2f} s; it must last {MIN_AUDIO_SECONDS}-{MAX_AUDIO_SECONDS:.0f} s")
-    if samples.dtype == np.float32 and not np.isfinite(samples).all():
+    if not MIN_AUDIO_SECONDS <= samples.shape[0] / sample_rate <= MAX_AUDIO_SECONDS:
+        raise SpeakerError(f"the reference audio lasts {samples.shape[0] / sample_rate:.2f} s; "
+                           f"it must last {MIN_AUDIO_SECONDS}-{MAX_AUDIO_SECONDS:.0f} s")
+    if not pcm and not np.isfinite(samples).all():
         raise SpeakerError("the reference audio contains NaN or infinite samples")
-    return samples, sample_rate, subtype
-
-
-def write_reference_audio(decoded: tuple[np.ndarray, int, str], target: Path) -> tuple[int, int, int, str]:
-    """Write what :func:`decode_audio` returned as WAV: 16-bit PCM stays sample for sample,
-    anything else becomes 32-bit float; rate and channels are kept (the pipeline converts).
-    Returns (sample_rate, frames, channels, sha256 of the file)."""
-    samples, sample_rate, subtype = decoded
-    soundfile.write(target, samples, sample_rate, subtype="PCM_16" if subtype in _SMALL_PCM else "FLOAT", format="WAV")
+    soundfile.write(target, samples, sample_rate, subtype="PCM_16" if pcm else "FLOAT", format="WAV")
     with open(target, "rb") as handle:
         sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
     return sample_rate, samples.shape[0], samples.shape[1], sha256
