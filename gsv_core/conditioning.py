@@ -85,6 +85,10 @@ class SpeakerConditioning:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not all(isinstance(getattr(self, n), str) for n in ("version", "prompt_text", "prompt_language")):
+            raise ConditioningError("version, prompt_text and prompt_language must be strings")
+        if not isinstance(self.metadata, dict):
+            raise ConditioningError("metadata must be a dict")
         if self.version not in VERSIONS:
             raise ConditioningError(f"unknown model version {self.version!r}; known: {', '.join(VERSIONS)}")
         for name, (dtype, ndim) in _ARRAYS.items():

@@ -48,6 +48,9 @@ def test_default_limits_fit_a_ten_second_reference():
     "change, message",
     [
         ({"version": "v3"}, "unknown model version"),
+        ({"version": ["v2"]}, "must be strings"),
+        ({"prompt_text": 5}, "must be strings"),
+        ({"metadata": []}, "metadata must be a dict"),
         ({"prompt_semantic": np.array([0, 1024])}, r"prompt_semantic holds values in \[0, 1024\]"),
         ({"prompt_semantic": np.array([-1, 3])}, "prompt_semantic holds values"),
         ({"prompt_semantic": np.array([1.5, 2.0])}, "prompt_semantic must hold integers"),
