@@ -23,8 +23,8 @@ def clip_bytes(frequency: float = 220.0, seconds: float = 1.0, sample_rate: int 
 
 
 class FakePrepare:
-    """Stands in for VoicePipeline.prepare_speaker: small random arrays seeded by the audio
-    content (same clip -> same conditioning), counting its calls."""
+    """Stands in for VoicePipeline.prepare_speaker: random arrays of the released models' shapes
+    (a short prompt), seeded by the audio content (same clip -> same conditioning), counting calls."""
 
     def __init__(self, with_sv: bool = True) -> None:
         self.with_sv = with_sv
@@ -38,12 +38,12 @@ class FakePrepare:
         prompt = transcript is not None
         return SpeakerConditioning(
             version="v2Pro" if self.with_sv else "v2",
-            ref_spec=rng.standard_normal((1, 17, 6)).astype(np.float32),
-            global_embedding=rng.standard_normal((1, 16, 1)).astype(np.float32),
+            ref_spec=rng.standard_normal((1, 1025, 6)).astype(np.float32),
+            global_embedding=rng.standard_normal((1, 1024 if self.with_sv else 512, 1)).astype(np.float32),
             prompt_semantic=rng.integers(0, 1024, 9) if prompt else None,
-            prompt_phones=rng.integers(0, 300, 5) if prompt else None,
-            prompt_bert=rng.standard_normal((8, 5)).astype(np.float32) if prompt else None,
-            sv_embedding=rng.standard_normal((1, 32)).astype(np.float32) if self.with_sv else None,
+            prompt_phones=rng.integers(0, 732, 5) if prompt else None,
+            prompt_bert=rng.standard_normal((1024, 5)).astype(np.float32) if prompt else None,
+            sv_embedding=rng.standard_normal((1, 20480)).astype(np.float32) if self.with_sv else None,
             prompt_text=transcript or "",
             prompt_language=language,
         )

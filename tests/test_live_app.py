@@ -159,7 +159,7 @@ def test_bad_text_is_explained_in_the_ui(server, text, message):
     from gradio_client.exceptions import AppError
 
     base, _, reference_dir, _ = server
-    speaker_id = _add(base, reference_dir, "Text check").json()["id"]
+    speaker_id = _add(base, reference_dir, f"Text check: {message}").json()["id"]  # display names are unique
     client = Client(base + "/", verbose=False)
     with pytest.raises(AppError, match=re.escape(message)):
         client.predict(speaker_id, text, "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")

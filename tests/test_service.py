@@ -27,7 +27,7 @@ class FakePipeline:
     def prepare_speaker(self, audio, transcript, language):
         rng = np.random.default_rng(0)
         return SpeakerConditioning(version="v2", ref_spec=rng.random((1, 1025, 4), dtype=np.float32),
-                                   global_embedding=rng.random((1, 8, 1), dtype=np.float32))
+                                   global_embedding=rng.random((1, 512, 1), dtype=np.float32))
 
     def synthesize(self, text, language, speaker, options, progress=None):
         t = np.arange(32000, dtype=np.float32) / 32000

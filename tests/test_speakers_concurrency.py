@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gsv_core.speakers import SpeakerLibrary
+from gsv_core.speakers import SpeakerError, SpeakerLibrary
 from speaker_fakes import FakePrepare, clip_bytes
 
 KEY = "v2-0123456789abcdef"
@@ -24,7 +24,8 @@ def test_threads_adding_at_once_lose_nothing(tmp_path: Path):
     def add_one(index: int) -> str:
         audio = clip_bytes(200 + 25 * index)
         start.wait()
-        return library.add(audio, f"take {index}", "en", "Chorus", prepare=prepare, weights_key=KEY).id
+        name = "Chorus" + "!" * index  # distinct names (they must be) that share one derived id
+        return library.add(audio, f"take {index}", "en", name, prepare=prepare, weights_key=KEY).id
 
     with ThreadPoolExecutor(THREADS) as pool:
         ids = list(pool.map(add_one, range(THREADS)))
@@ -32,6 +33,24 @@ def test_threads_adding_at_once_lose_nothing(tmp_path: Path):
     fresh = SpeakerLibrary(tmp_path)
     assert fresh.problems == [] and sorted(s.id for s in fresh.list()) == sorted(ids)
     assert sorted(s.transcript for s in fresh.list()) == sorted(f"take {i}" for i in range(THREADS))
+
+
+def test_threads_adding_one_name_at_once_store_it_once(tmp_path: Path):
+    library = SpeakerLibrary(tmp_path)
+    start = threading.Barrier(THREADS)
+
+    def add_one(index: int) -> str:
+        audio = clip_bytes(200 + 25 * index)
+        start.wait()
+        try:
+            return library.add(audio, "", "en", "Echo", prepare=None, weights_key=None).id
+        except SpeakerError as error:
+            return str(error)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        outcomes = list(pool.map(add_one, range(THREADS)))
+    assert outcomes.count("echo") == 1 and sum("already exists" in o for o in outcomes) == THREADS - 1
+    assert [s.name for s in SpeakerLibrary(tmp_path).list()] == ["Echo"]
 
 
 def test_threads_asking_for_one_speaker_prepare_it_once(tmp_path: Path):
@@ -55,7 +74,8 @@ def _add_from_process(root: str, worker: int, start, results) -> None:
     clips = [clip_bytes(150 + 40 * worker + 7 * n) for n in range(ADDS_PER_PROCESS)]
     start.wait()
     for n, clip in enumerate(clips):
-        results.put(library.add(clip, f"worker {worker} take {n}", "en", "Crowd", prepare=prepare, weights_key=KEY).id)
+        name = f"Crowd {'!' * (worker * ADDS_PER_PROCESS + n)}"  # distinct names, one derived id
+        results.put(library.add(clip, f"worker {worker} take {n}", "en", name, prepare=prepare, weights_key=KEY).id)
 
 
 def test_processes_adding_at_once_lose_nothing(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -59,3 +60,23 @@ def test_changing_the_hubert_or_bert_folder_recomputes_cached_embeddings(changed
     assert calls == [first, second]  # computed at add, then recomputed for the new weights, never reused
     changed_array = "prompt_semantic" if changed == "hubert" else "prompt_bert"
     assert not np.array_equal(getattr(old, changed_array), getattr(new, changed_array))
+
+
+def test_weights_key_follows_file_contents(tmp_path):
+    gpt, model_dir = tmp_path / "s1.ckpt", tmp_path / "hubert"
+    gpt.write_bytes(os.urandom(3 << 20))
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    key = weights_key("v2Pro", [gpt, model_dir])
+    assert key.startswith("v2Pro-") and key == weights_key("v2Pro", [str(gpt), model_dir])
+    assert key != weights_key("v2ProPlus", [gpt, model_dir])
+    (model_dir / "config.json").write_text('{"a": 1}')
+    changed = weights_key("v2Pro", [gpt, model_dir])
+    assert changed != key
+    data = bytearray(gpt.read_bytes())
+    data[-1] ^= 0xFF  # last MiB
+    gpt.write_bytes(bytes(data))
+    assert weights_key("v2Pro", [gpt, model_dir]) != changed
+    for version, files in (("v2/../x", [gpt]), ("v2", []), ("v2", [tmp_path / "missing.pth"])):
+        with pytest.raises(ValueError):
+            weights_key(version, files)

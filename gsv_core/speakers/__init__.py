@@ -1,0 +1,13 @@
+"""The speaker library: reference voices on disk and their conditioning, per weights.
+
+    library = SpeakerLibrary("speakers")
+    info = library.add(wav_bytes, "transcript", "en", "Alice", prepare=pipeline.prepare_speaker,
+                       weights_key=pipeline.weights_key)
+    conditioning = library.conditioning(info.id, prepare=..., weights_key=...)
+"""
+
+from .library import PrepareFn, SpeakerLibrary
+from .records import SpeakerError, SpeakerInfo, SpeakerNotFound, SpeakerProblem, validate_speaker_id
+
+__all__ = ["PrepareFn", "SpeakerError", "SpeakerInfo", "SpeakerLibrary", "SpeakerNotFound", "SpeakerProblem",
+           "validate_speaker_id"]
