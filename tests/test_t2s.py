@@ -181,3 +181,83 @@ def test_a_wrong_shape_names_the_tensor(tmp_path, reference_models_dir):
     torch.save(checkpoint, path)
     with pytest.raises(CheckpointError, match="bert_proj.bias"):
         load_t2s(path)
+
+
+def test_a_batch_of_two_segments_equals_the_official_v2_speed_case(tiny_official, reference_dir):
+    """Segments 0 and 1 ran officially as one left-padded batch of 2 sharing one generator."""
+    data = np.load(reference_dir / "cases" / "v2_speed" / "intermediates.npz")
+    inputs = json.loads((reference_dir / "cases" / "v2_speed" / "inputs.json").read_text())["inputs"]
+    options = SamplingOptions(inputs["top_k"], inputs["top_p"], inputs["temperature"], inputs["repetition_penalty"])
+    prompt = torch.from_numpy(data["t2s_prompt"][0])
+    generator = torch.Generator().manual_seed(inputs["seed"])
+    rows = [
+        DecodeRow(torch.from_numpy(data[f"t2s_all_phoneme_ids_{k}"]),
+                  torch.from_numpy(np.concatenate([data["prompt_bert"], data[f"target_bert_{k}"]], axis=1)),
+                  prompt, options, generator)
+        for k in (0, 1)
+    ]
+    tokens = tiny_official.generate(rows)
+    for k, row_tokens in enumerate(tokens):
+        np.testing.assert_array_equal(row_tokens.numpy(), data[f"t2s_y_full_{k}"][len(prompt):])
+        assert len(row_tokens) == int(data[f"t2s_idx_{k}"][0])
+
+
+def _rows_that_stop_at_different_steps():
+    shared = torch.Generator().manual_seed(7)
+    segments = [_segment(n, seed) for seed, n in enumerate((6, 9, 4, 7, 5))]
+    prompts = [torch.tensor([5, 5, 5]), torch.tensor([1, 2]), None, torch.tensor([4]), torch.tensor([4])]
+    generators = [torch.Generator().manual_seed(s) for s in (1, 2, 3)] + [shared, shared]
+    return [DecodeRow(*segment, prompt, SamplingOptions(top_k=2), generator)
+            for segment, prompt, generator in zip(segments, prompts, generators)]
+
+
+def test_checking_for_stopped_rows_every_few_steps_changes_nothing():
+    """Tokens and the generators' final states do not depend on how often the decoder looks."""
+    model = _tiny_model()
+    with torch.no_grad():
+        model.semantic_head.weight[64] = model.semantic_head.weight[5] * 3  # EOS follows token 5 closely
+    reference_rows = _rows_that_stop_at_different_steps()
+    reference = model.generate(reference_rows, max_steps=60)
+    assert len({len(t) for t in reference}) > 2, "rows should stop at different steps"
+    for check_every in (3, 7, 100):
+        rows = _rows_that_stop_at_different_steps()
+        tokens = model.generate(rows, max_steps=60, check_every=check_every)
+        for expected, got in zip(reference, tokens):
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        for row, reference_row in zip(rows, reference_rows):
+            assert torch.equal(row.generator.get_state(), reference_row.generator.get_state())
+
+
+def _teacher_forced_logits(model, phones, bert, prompt, tokens):
+    """(N, V) float32 logits predicting each of ``tokens`` from everything before it, in one pass."""
+    with torch.inference_mode():
+        x = model._embed_text(phones, bert).unsqueeze(0)
+        y = model._embed_semantic(torch.cat([prompt, tokens]).unsqueeze(0), 0)
+        text, total = x.shape[1], x.shape[1] + y.shape[1]
+        visible = torch.ones(total, total, dtype=torch.bool)
+        visible[:text, text:] = False
+        visible[text:, text:] = torch.ones(y.shape[1], y.shape[1], dtype=torch.bool).tril()
+        hidden = model._run(torch.cat([x, y], 1), model.new_cache(1, total), visible.view(1, 1, total, total))
+        return model.semantic_head(hidden[0, text + len(prompt) - 1 : -1]).float()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_decoding_follows_float32(tiny_official, reference_models_dir, reference_dir, dtype):
+    """The tiny official model decodes in fp16/bf16 on the CPU; teacher-forced on the float32 tokens,
+    its logits stay within a few units of the format's precision (measured: 0.75 ulp-at-scale for
+    fp16, 1.1 for bf16), so the top-1 choice changes only at near-ties (measured agreement 0.99-1.0
+    for fp16, 0.94-0.98 for bf16 on the three cases)."""
+    data = np.load(reference_dir / "cases" / "v2_zh" / "intermediates.npz")
+    prompt = torch.from_numpy(data["t2s_prompt"][0])
+    phones = torch.from_numpy(data["t2s_all_phoneme_ids"])
+    bert = torch.from_numpy(np.concatenate([data["prompt_bert"], data["target_bert_0"]], axis=1))
+    reference = tiny_official.generate([DecodeRow(phones, bert, prompt, GREEDY)])[0]
+    half = load_t2s(reference_models_dir / "s1-tiny.ckpt", dtype=dtype)
+    tokens = half.generate([DecodeRow(phones, bert, prompt, GREEDY)], max_steps=200)[0]
+    assert len(tokens) > 0 and int(tokens.max()) < half.config.eos
+    expected = _teacher_forced_logits(tiny_official, phones, bert, prompt, reference)
+    got = _teacher_forced_logits(half, phones, bert, prompt, reference)
+    scale = torch.finfo(dtype).eps * float(expected.abs().max())
+    assert float((got - expected).abs().max()) <= 4 * scale
+    assert float(torch.nn.functional.cosine_similarity(got, expected, dim=-1).min()) > 0.9999
+    assert float((got.argmax(-1) == expected.argmax(-1)).float().mean()) >= 0.9
