@@ -48,9 +48,9 @@ TEXTS = ("今天天气不错，我们一起去公园散步吧。", "Hello there,
 
 def _pipeline(device: str, tokens: int) -> VoicePipeline:
     t2s = _t2s(device)
-    decode = t2s._decode
-    t2s._decode = lambda phones, bert, prompts, choose, max_steps, early_stop: decode(  # cap: random weights never stop
-        phones, bert, prompts, choose, min(max_steps, tokens), early_stop)
+    generate = t2s.generate
+    t2s.generate = lambda rows, max_steps=tokens, **kwargs: generate(  # cap: random weights never stop
+        rows, min(max_steps, tokens), **kwargs)
     return VoicePipeline(
         version=VERSIONS["v2"], t2s=t2s, sovits=_sovits("v2", device), hubert=None,
         bert=BertFeatures(REFERENCE / "models" / "chinese-roberta-tiny", device=device), speaker_encoder=None,

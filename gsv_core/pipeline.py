@@ -15,20 +15,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioSource, join_fragments, load_reference_audio, prepare_reference_audio
-from .bucketing import bucket_batches
+from .audio import AudioSource, load_reference_audio, prepare_reference_audio
+from .batching import bucket_batches, join_fragments
 from .conditioning import SpeakerConditioning
 from .features.bert import BertFeatures
 from .features.ssl import HubertFeatures
 from .features.sv import SpeakerEncoder
 from .hub import ModelFiles
 from .models.sovits import load_sovits
-from .models.t2s import load_t2s
+from .models.t2s import DecodeRow, load_t2s
+from .speaker_meta import weights_key as compute_weights_key
 from .spectrogram import linear_spectrogram
 from .synthesis import ProgressFn, SegmentResult, SynthesisOptions, SynthesisRequest, SynthesisResult
 from .text.frontend import PhoneSequence, TextFrontend
 from .versions import VersionInfo
-from .weights_key import weights_key as compute_weights_key
 
 
 @dataclass
@@ -119,7 +119,7 @@ class VoicePipeline:
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
         encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
-        weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
+        weight_files = [t2s, sovits] + ([sv] if sv else [])
         return cls(
             version=version,
             t2s=load_t2s(t2s, device=device, dtype=dtype),
@@ -205,7 +205,7 @@ class VoicePipeline:
         """Serve unrelated requests together, for throughput under concurrent use.
 
         The GPT stage decodes the next segment of every request as one batch (see
-        :meth:`Text2Semantic.generate_independent`); each request keeps its own generator,
+        :meth:`Text2Semantic.generate`); each request keeps its own generator,
         drawn in the order :meth:`synthesize` draws it, so it gets the same audio as
         :meth:`synthesize` with the same seed. A request that cannot be served (bad text,
         a speaker of another version) gets its exception in its slot; the others go on.
@@ -261,9 +261,10 @@ class VoicePipeline:
             all_phones.append(text)
             all_bert.append(bert)
             prompts.append(conditioning.prompt_semantic)
-        tokens = self.t2s.generate_independent(
-            all_phones, all_bert, prompts, [job.request.options.sampling() for job in jobs], [job.generator for job in jobs]
-        )
+        tokens = self.t2s.generate([
+            DecodeRow(text, bert, prompt, job.request.options.sampling(), job.generator)
+            for text, bert, prompt, job in zip(all_phones, all_bert, prompts, jobs)
+        ])
         for job, segment_phones, segment_tokens in zip(jobs, phones, tokens):
             segment = job.order[wave]
             fragment = self._decode([segment_tokens], [segment_phones], job.conditioning.global_embedding,
@@ -325,7 +326,8 @@ class VoicePipeline:
                 all_bert = [torch.cat([prompt_bert, b], dim=1) for b in berts]
             else:
                 all_phones, all_bert = phones, berts
-            tokens = self.t2s.generate(all_phones, all_bert, prompt_semantic, options.sampling(), generator=generator)
+            sampling = options.sampling()
+            tokens = self.t2s.generate([DecodeRow(p, b, prompt_semantic, sampling, generator) for p, b in zip(all_phones, all_bert)])
             fragments = self._decode(tokens, phones, ge, options, generator, noise_draws)
             for index, segment_tokens, fragment in zip(batch, tokens, fragments):
                 results[index] = _segment_result(sequences[index], segment_tokens, fragment)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,15 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import CheckpointError, read_t2s_checkpoint
-from .sampling import SamplingOptions, draw, filtered_probabilities, penalize_repetitions
+from .kv_cache import KVCache
+from .sampling import RowSampler, SamplingOptions
 
 BERT_DIM = 1024
 MIN_STEPS_BEFORE_EOS = 11
 MAX_STEPS = 1500  # the official hard cap of the batched decoder
 EARLY_STOP_TOKENS = 50 * 54  # official: configs.hz (50) * max_sec (54)
-
-# (logits (B, V), history (B, T), live rows) -> (sampled (B, 1), greedy (B,)); see Text2Semantic._decode
-Chooser = Callable[[torch.Tensor, torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -105,8 +103,8 @@ class Block(nn.Module):
         self.norm_attn = nn.LayerNorm(dim)
         self.norm_ffn = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, cache: "KVCache", layer: int, mask: torch.Tensor | None) -> torch.Tensor:
-        """x: (B, L, D) new positions; mask: (B, 1, L, S) True = may attend, or None."""
+    def forward(self, x: torch.Tensor, cache: KVCache, layer: int, mask: torch.Tensor | None) -> torch.Tensor:
+        """x: (B, L, D) new positions; mask: (B, 1, L, S) additive float mask, or None."""
         batch, length, dim = x.shape
         q, k, v = project(x, self.qkv).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         k, v = cache.append(layer, k, v)
@@ -115,36 +113,26 @@ class Block(nn.Module):
         return self.norm_ffn(x + project(F.relu(project(x, self.ffn_in)), self.ffn_out))
 
 
-class KVCache:
-    """Per-layer keys and values (B, H, S, Dh), grown in chunks to avoid a copy per step."""
+@dataclass(frozen=True)
+class DecodeRow:
+    """One sequence to decode: its text, its prompt and how to sample it."""
 
-    def __init__(self, num_layers: int) -> None:
-        self.keys: list[torch.Tensor | None] = [None] * num_layers
-        self.values: list[torch.Tensor | None] = [None] * num_layers
-        self.length = 0
+    phones: torch.Tensor  # (P,) int64 phone ids, prompt phones first
+    bert: torch.Tensor  # (1024, P) phone-level BERT features
+    prompt: torch.Tensor | None = None  # (T,) int64 prompt semantic tokens
+    options: SamplingOptions = SamplingOptions()
+    generator: torch.Generator | None = None  # rows sharing one object draw their noise together
 
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start = self.length
-        end = start + k.shape[2]
-        keys = self.keys[layer]
-        if keys is None or keys.shape[2] < end:
-            capacity = end + 256
-            grown_k = k.new_empty(k.shape[0], k.shape[1], capacity, k.shape[3])
-            grown_v = torch.empty_like(grown_k)
-            if keys is not None:
-                grown_k[:, :, :start] = keys[:, :, :start]
-                grown_v[:, :, :start] = self.values[layer][:, :, :start]
-            self.keys[layer], self.values[layer] = grown_k, grown_v
-        self.keys[layer][:, :, start:end] = k
-        self.values[layer][:, :, start:end] = v
-        if layer == len(self.keys) - 1:
-            self.length = end
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
-    def keep(self, rows: torch.Tensor) -> None:
-        """Drop finished batch rows."""
-        self.keys = [None if t is None else t.index_select(0, rows) for t in self.keys]
-        self.values = [None if t is None else t.index_select(0, rows) for t in self.values]
+@dataclass
+class _Live:
+    """The rows still decoding, each tensor indexed by live row."""
+
+    rows: list[int]  # input row of each live row
+    positions: torch.Tensor  # (B,) semantic position of each row's first generated token
+    tokens: torch.Tensor  # (B, max_steps) int64 tokens sampled so far
+    finished_at: torch.Tensor  # (B,) int64 step at which the row stopped, -1 while it runs
+    mask: torch.Tensor | None  # (B, 1, 1, limit) additive: -inf on left padding; None without padding
 
 
 class Text2Semantic(nn.Module):
@@ -172,155 +160,131 @@ class Text2Semantic(nn.Module):
         y = self.semantic_embedding(tokens)
         return y + self.semantic_position_alpha * sine_positions(start, tokens.shape[1], y.shape[-1]).to(y)
 
+    def new_cache(self, batch: int, capacity: int, limit: int = 0) -> KVCache:
+        """An empty cache for ``batch`` rows, room for ``capacity`` positions, growing up to ``limit``."""
+        weight = self.semantic_head.weight
+        heads = self.config.num_heads
+        return KVCache(len(self.layers), batch, heads, self.config.hidden_dim // heads, capacity, limit,
+                       weight.dtype, weight.device)
+
     def _run(self, x: torch.Tensor, cache: KVCache, mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, L, D) new positions after the cached ones -> (B, L, D); mask (B, 1, L, S) or None."""
+        cache.reserve(x.shape[1])
         for layer, block in enumerate(self.layers):
             x = block(x, cache, layer, mask)
+        cache.advance(x.shape[1])
         return x
-
-    def _embed_next(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """tokens (B, 1) at per-row positions (B,) -> (B, 1, D)."""
-        y = self.semantic_embedding(tokens)
-        table = sine_positions(0, int(positions.max()) + 1, y.shape[-1]).to(y)
-        return y + self.semantic_position_alpha * table[positions].unsqueeze(1)
 
     @torch.inference_mode()
     def generate(
         self,
-        phones: list[torch.Tensor],
-        bert: list[torch.Tensor],
-        prompt: torch.Tensor | None,
-        options: SamplingOptions = SamplingOptions(),
-        generator: torch.Generator | None = None,
+        rows: Sequence[DecodeRow],
         max_steps: int = MAX_STEPS,
         early_stop: int = EARLY_STOP_TOKENS,
+        check_every: int = 1,
     ) -> list[torch.Tensor]:
-        """Semantic tokens for the text segments of one request, decoded as one batch.
+        """Semantic tokens for each row, all rows decoded as one left-padded batch.
 
-        Every row shares the prompt and the sampling options, and one draw from
-        ``generator`` covers the whole batch, as in the official batched decoder.
+        Rows that share a generator object (the segments of one request) draw their noise
+        together, as the official batched decoder does; a row with its own generator gets
+        exactly the tokens it would get alone. The batch shares the weight reads of each
+        step, which is what makes decoding several rows faster than one after another.
 
-        Args:
-            phones: per segment (P_i,) int64 phone ids (prompt phones first).
-            bert: per segment (1024, P_i) features.
-            prompt: (T,) int64 prompt semantic tokens shared by all segments, or None.
-        Returns:
-            per segment (N_i,) int64 generated tokens, EOS and prompt removed.
+        ``check_every`` steps between looks at which rows stopped (a host sync on a GPU).
+        Rows that stopped keep running until the next look without changing their output
+        or their generator, so any value gives the same results; while two live rows
+        share a generator every step is checked, since their next draw depends on it.
+        Returns per row (N_i,) int64 generated tokens, EOS and prompt removed.
         """
-
-        def choose(logits: torch.Tensor, history: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-            logits = penalize_repetitions(logits, history, options.repetition_penalty)
-            return draw(filtered_probabilities(logits, options), generator), logits.argmax(dim=-1)
-
-        return self._decode(phones, bert, [prompt] * len(phones), choose, max_steps, early_stop)
-
-    @torch.inference_mode()
-    def generate_independent(
-        self,
-        phones: list[torch.Tensor],
-        bert: list[torch.Tensor],
-        prompts: list[torch.Tensor | None],
-        options: list[SamplingOptions],
-        generators: list[torch.Generator | None],
-        max_steps: int = MAX_STEPS,
-        early_stop: int = EARLY_STOP_TOKENS,
-    ) -> list[torch.Tensor]:
-        """Semantic tokens for rows of unrelated requests, decoded together for throughput.
-
-        Each row has its own prompt, sampling options and generator, and samples only
-        from its own generator, so it gets the tokens it would get if decoded alone with
-        the same seed. The batch shares the weight reads of every step, which is what
-        makes it faster than decoding the rows one after another.
-
-        Args:
-            phones, bert: as for :meth:`generate`, one entry per row.
-            prompts: per row (T_i,) int64 prompt semantic tokens, or None.
-            options, generators: per row.
-        Returns:
-            per row (N_i,) int64 generated tokens, EOS and prompt removed.
-        """
-        if not len(phones) == len(bert) == len(prompts) == len(options) == len(generators):
-            raise ValueError("phones, bert, prompts, options and generators need one entry per row")
-        prompt_lengths = [0 if p is None else len(p) for p in prompts]
-        history_start = [max(prompt_lengths) - n for n in prompt_lengths]  # left padding of each row's history
-
-        def choose(logits: torch.Tensor, history: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-            sampled, greedy = [], []
-            for live, row in enumerate(rows):
-                row_logits = penalize_repetitions(
-                    logits[live : live + 1], history[live : live + 1, history_start[row] :], options[row].repetition_penalty
-                )
-                sampled.append(draw(filtered_probabilities(row_logits, options[row]), generators[row]))
-                greedy.append(row_logits.argmax(dim=-1))
-            return torch.cat(sampled), torch.cat(greedy)
-
-        return self._decode(phones, bert, prompts, choose, max_steps, early_stop)
-
-    def _decode(
-        self,
-        phones: list[torch.Tensor],
-        bert: list[torch.Tensor],
-        prompts: list[torch.Tensor | None],
-        choose: Chooser,
-        max_steps: int,
-        early_stop: int,
-    ) -> list[torch.Tensor]:
-        """Prefill each row's [text | prompt], left-padded to one length, then decode step by step.
-
-        ``choose(logits (B, V), history (B, T), rows)`` returns the sampled tokens (B, 1) and
-        the greedy choices (B,) after the repetition penalty; ``history`` holds each row's
-        prompt and generated tokens, left-padded, and ``rows`` maps live rows to input rows.
-        """
+        if not rows:
+            return []
+        if check_every < 1:
+            raise ValueError("check_every must be at least 1")
         device = self.semantic_head.weight.device
-        eos = self.config.eos
-        prompts = [torch.zeros(0, dtype=torch.long, device=device) if p is None else p.to(device) for p in prompts]
+        prompts = [torch.zeros(0, dtype=torch.long, device=device) if r.prompt is None else r.prompt.to(device)
+                   for r in rows]
+        hidden, cache, live = self._prefill(rows, prompts, max_steps)
+        sampler = RowSampler([r.options for r in rows], [r.generator for r in rows], prompts, self.config.vocab_size,
+                             device, keep_states=check_every > 1)
+        table = self.semantic_position_alpha * sine_positions(0, max(len(p) for p in prompts) + max_steps,
+                                                              hidden.shape[-1]).to(hidden)
+        results: list[torch.Tensor | None] = [None] * len(rows)
+        for step in range(max_steps):
+            logits = project(hidden, self.semantic_head)
+            if step < MIN_STEPS_BEFORE_EOS:
+                logits = logits[:, :-1].contiguous()
+            sampled, greedy = sampler.choose(logits)
+            live.tokens[:, step] = sampled
+            last = step + 1 > early_stop or step == max_steps - 1
+            stopped = (sampled == self.config.eos) | (greedy == self.config.eos) | last
+            live.finished_at = torch.where(stopped & (live.finished_at < 0), step, live.finished_at)
+            if last or sampler.shares_generators or (step + 1) % check_every == 0:
+                if not self._collect(live, cache, sampler, results, step):
+                    break
+            embedded = self.semantic_embedding(live.tokens[:, step : step + 1]) + table[live.positions + step].unsqueeze(1)
+            step_mask = None if live.mask is None else live.mask[..., : cache.length + 1]
+            hidden = self._run(embedded, cache, step_mask)[:, -1]
+        return results  # type: ignore[return-value]
+
+    def _prefill(self, rows: Sequence[DecodeRow], prompts: list[torch.Tensor],
+                 max_steps: int) -> tuple[torch.Tensor, KVCache, _Live]:
+        """Run each row's [text | prompt], left-padded to one length; return the last hidden state (B, D)."""
+        device = prompts[0].device
         sequences = []
-        for row_phones, row_bert, prompt in zip(phones, bert, prompts):
-            parts = [self._embed_text(row_phones.to(device), row_bert.to(device))]
+        for row, prompt in zip(rows, prompts):
+            parts = [self._embed_text(row.phones.to(device), row.bert.to(device))]
             if len(prompt):
                 parts.append(self._embed_semantic(prompt.view(1, -1), 0)[0])
             sequences.append(torch.cat(parts))
         total = max(len(s) for s in sequences)
         xy = torch.stack([F.pad(s, (0, 0, total - len(s), 0)) for s in sequences])
-        batch = xy.shape[0]
-        prompt_len = max(len(p) for p in prompts)
-        y = torch.stack([F.pad(p, (prompt_len - len(p), 0)) for p in prompts])  # (B, prompt_len) history
-        positions = torch.tensor([len(p) for p in prompts], device=device)  # next semantic position per row
-
-        # prefill mask (True = may attend): text sees its text, tokens see text and earlier tokens, nobody sees padding
-        index = torch.arange(total, device=device)
+        batch = len(rows)
+        # True = may attend: text sees its text, tokens see text and earlier tokens, nobody sees padding
+        index = torch.arange(total + max_steps, device=device)
         starts = torch.tensor([total - len(s) for s in sequences], device=device).unsqueeze(1)
-        text_ends = starts + torch.tensor([len(p) for p in phones], device=device).unsqueeze(1)
-        is_text = (index >= starts) & (index < text_ends)  # (B, total)
-        is_token = index >= text_ends
-        causal = index.view(1, -1) <= index.view(-1, 1)  # [query, key]
-        mask = is_text.unsqueeze(1) | (is_token.unsqueeze(1) & is_token.unsqueeze(2) & causal)
-        step_mask = (index >= starts).view(batch, 1, 1, total)
+        text_ends = starts + torch.tensor([len(r.phones) for r in rows], device=device).unsqueeze(1)
+        is_text = (index[:total] >= starts) & (index[:total] < text_ends)  # (B, total)
+        is_token = index[:total] >= text_ends
+        causal = index[:total].view(1, -1) <= index[:total].view(-1, 1)  # [query, key]
+        visible = is_text.unsqueeze(1) | (is_token.unsqueeze(1) & is_token.unsqueeze(2) & causal)
+        cache = self.new_cache(batch, total + min(max_steps, 256), total + max_steps)
+        hidden = self._run(xy, cache, _additive(visible.unsqueeze(1), xy.dtype))[:, -1]
+        padded = bool((starts > 0).any())
+        live = _Live(
+            rows=list(range(batch)),
+            positions=torch.tensor([len(p) for p in prompts], device=device),
+            tokens=torch.empty(batch, max_steps, dtype=torch.long, device=device),
+            finished_at=torch.full((batch,), -1, dtype=torch.long, device=device),
+            mask=_additive((index >= starts).view(batch, 1, 1, -1), xy.dtype) if padded else None,
+        )
+        return hidden, cache, live
 
-        cache = KVCache(len(self.layers))
-        hidden = self._run(xy, cache, mask.unsqueeze(1))[:, -1]
-        rows = list(range(batch))  # input row of each live row
-        results: list[torch.Tensor | None] = [None] * batch
-        for step in range(max_steps):
-            logits = project(hidden, self.semantic_head)
-            if step < MIN_STEPS_BEFORE_EOS:
-                logits = logits[:, :-1]
-            sampled, greedy = choose(logits.contiguous(), y, rows)
-            y = torch.cat([y, sampled], dim=1)
-            finished = (sampled[:, 0] == eos) | (greedy == eos)
-            if step + 1 > early_stop or step == max_steps - 1:
-                finished[:] = True
-            for live in torch.nonzero(finished).flatten().tolist():
-                results[rows[live]] = y[live, prompt_len:-1].clone()
-            if bool(finished.all()):
-                break
-            if bool(finished.any()):
-                keep = torch.nonzero(~finished).flatten()
-                rows = [rows[i] for i in keep.tolist()]
-                y, step_mask, positions = y.index_select(0, keep), step_mask.index_select(0, keep), positions.index_select(0, keep)
-                cache.keep(keep)
-            step_mask = F.pad(step_mask, (0, 1), value=True)
-            hidden = self._run(self._embed_next(y[:, -1:], positions + step), cache, step_mask)[:, -1]
-        return results  # type: ignore[return-value]
+    @staticmethod
+    def _collect(live: _Live, cache: KVCache, sampler: RowSampler, results: list[torch.Tensor | None],
+                 step: int) -> bool:
+        """Hand out the rows that stopped and drop them from the batch; False once none is left."""
+        keep = []
+        for index, finished_at in enumerate(live.finished_at.tolist()):
+            if finished_at < 0:
+                keep.append(index)
+                continue
+            results[live.rows[index]] = live.tokens[index, :finished_at].clone()
+            sampler.rewind(index, step - finished_at)
+        sampler.forget_states()
+        if keep and len(keep) < len(live.rows):
+            rows = torch.tensor(keep, device=live.tokens.device)
+            live.rows = [live.rows[i] for i in keep]
+            for name in ("positions", "tokens", "finished_at", "mask"):
+                value = getattr(live, name)
+                setattr(live, name, None if value is None else value.index_select(0, rows))
+            cache.keep(rows)
+            sampler.keep(keep)
+        return bool(keep)
+
+
+def _additive(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A float attention mask from a bool one: 0 where visible, -inf elsewhere (what SDPA does to bool masks)."""
+    return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill_(~visible, float("-inf"))
 
 
 # official state-dict names -> ours
