@@ -65,6 +65,8 @@ class TextEncoder(nn.Module):
         m_p, logs_p = torch.split(self.proj(hidden), self.out_channels, dim=1)
         return m_p, logs_p
 
-    def forward(self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, speed: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """content (B, 768, T), phones (B, P), ge (B, 512, 1) -> m_p, logs_p (B, inter, T'); see :meth:`project`."""
         return self.project(self.hidden(content, phones, ge), speed)
