@@ -227,3 +227,18 @@ def test_mismatched_weights_name_the_key(tmp_path):
     _save_official(tmp_path / "header.pth", model, official, header=b"PK")
     with pytest.raises(CheckpointError, match="has speaker-verification weights, but its header marks it v2"):
         load_sovits(tmp_path / "header.pth")
+
+
+@pytest.mark.parametrize("version", ["v2", "v2Pro"])
+def test_a_batch_decodes_each_item_with_its_own_speaker(version):
+    """B items of equal length, one ge each: every row equals decoding that item alone."""
+    model = _tiny_model(version)
+    codes, phones, spec, sv = _inputs(model)
+    other_codes, other_phones = torch.randint(0, 1024, codes.shape), torch.randint(0, 732, phones.shape)
+    with torch.inference_mode():
+        ges = [model.global_embedding(spec, sv), model.global_embedding(spec * 0.5 + 0.1, None if sv is None else -sv)]
+        noise = torch.randn(2, model.config.inter_channels, 2 * codes.shape[-1])
+        batch = model.decode(torch.cat([codes, other_codes], 1), torch.cat([phones, other_phones]), torch.cat(ges), noise=noise)
+        alone = [model.decode(c, p, g, noise=n[None]) for c, p, g, n in zip((codes, other_codes), (phones, other_phones), ges, noise)]
+    assert batch.shape == (2, 1, codes.shape[-1] * 1280)
+    torch.testing.assert_close(batch, torch.cat(alone), rtol=0, atol=1e-6)

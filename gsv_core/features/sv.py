@@ -79,7 +79,12 @@ def load_eres2netv2(
 
 
 class SpeakerEncoder:
-    """16 kHz reference audio -> v2Pro speaker features (no state besides the frozen network)."""
+    """16 kHz reference audio -> v2Pro speaker features (no state besides the frozen network).
+
+    Half precision: the filterbank is always computed in float32 (its FFT and log need the
+    range) and cast to the network's dtype; the results come back as float32 whatever the
+    network's dtype, so they can be stored and fed to a SoVITS model of any dtype.
+    """
 
     def __init__(self, model: ERes2NetV2, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         self.device = torch.device(device)
@@ -99,12 +104,12 @@ class SpeakerEncoder:
 
     @torch.inference_mode()
     def sv_embedding(self, wav16k: torch.Tensor) -> torch.Tensor:
-        """(n,) or (B, n) 16 kHz audio -> (B, pooled_dim): what v2Pro's s2 model takes as ``sv_emb``."""
+        """(n,) or (B, n) 16 kHz audio -> (B, pooled_dim) float32: what v2Pro's s2 model takes as ``sv_emb``."""
         fbank = sv_fbank(wav16k.to(self.device)).to(self.dtype)
-        return self.model.pooled_features(fbank)
+        return self.model.pooled_features(fbank).float()
 
     @torch.inference_mode()
     def speaker_embedding(self, wav16k: torch.Tensor) -> torch.Tensor:
-        """(n,) or (B, n) 16 kHz audio -> (B, embedding_size): the verification embedding."""
+        """(n,) or (B, n) 16 kHz audio -> (B, embedding_size) float32: the verification embedding."""
         fbank = sv_fbank(wav16k.to(self.device)).to(self.dtype)
-        return self.model(fbank)
+        return self.model(fbank).float()

@@ -44,16 +44,29 @@ class TextEncoder(nn.Module):
         self.encoder2 = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, half_depth, c.kernel_size)
         self.proj = nn.Conv1d(c.hidden_channels, 2 * c.inter_channels, 1)
 
-    def forward(self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """content (B, 768, T) at 50 Hz, phones (B, P) ids, ge (B, 512, 1) -> m_p, logs_p (B, inter, T').
+    def hidden(self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
+        """content (B, 768, T) at 50 Hz, phones (B, P) ids, ge (B, 512, 1) -> (B, hidden, T).
+
+        The encoder output before the projection: the latent that streaming decode carries
+        from one chunk to the next.
+        """
+        x = self.encoder_ssl(self.ssl_proj(content))
+        text = self.encoder_text(self.text_embedding(phones).transpose(1, 2))
+        return self.encoder2(self.mrte(x, text, ge))
+
+    def project(self, hidden: torch.Tensor, speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, hidden, T) -> m_p, logs_p (B, inter, T').
 
         ``speed`` stretches time before the projection: T' = int(T / speed) + 1 when speed != 1
         (linear interpolation, as upstream; speed > 1 is faster speech).
         """
-        x = self.encoder_ssl(self.ssl_proj(content))
-        text = self.encoder_text(self.text_embedding(phones).transpose(1, 2))
-        x = self.encoder2(self.mrte(x, text, ge))
         if speed != 1:
-            x = F.interpolate(x, size=int(x.shape[-1] / speed) + 1, mode="linear")
-        m_p, logs_p = torch.split(self.proj(x), self.out_channels, dim=1)
+            hidden = F.interpolate(hidden, size=int(hidden.shape[-1] / speed) + 1, mode="linear")
+        m_p, logs_p = torch.split(self.proj(hidden), self.out_channels, dim=1)
         return m_p, logs_p
+
+    def forward(
+        self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, speed: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """content (B, 768, T), phones (B, P), ge (B, 512, 1) -> m_p, logs_p (B, inter, T'); see :meth:`project`."""
+        return self.project(self.hidden(content, phones, ge), speed)
