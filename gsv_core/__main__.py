@@ -42,9 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     sampling.add_argument("--split", default="cut1", help="text split method cut0..cut5")
     sampling.add_argument("--speed", type=float, default=1.0)
     sampling.add_argument("--seed", type=int, default=None)
-    sampling.add_argument("--noise", type=Path, help="the decoder's Gaussian draw (.npy), as the goldens record it")
+    sampling.add_argument("--batch-size", type=int, default=1, help="text segments decoded together by the GPT stage")
+    sampling.add_argument("--batch-threshold", type=float, default=0.75)
+    sampling.add_argument("--no-split-bucket", action="store_true", help="batch segments in reading order, not by length")
+    sampling.add_argument("--fragment-interval", type=float, default=0.3, help="seconds of silence after each segment")
+    stream = synth.add_argument_group("streaming")
+    stream.add_argument("--stream", choices=("fragments", "chunks"), help="make the audio piece by piece (dumped as yield_<i>_int16)")
+    stream.add_argument("--overlap-length", type=int, default=2, help="tokens of a chunk decoded again with the next (chunks)")
+    stream.add_argument("--min-chunk-length", type=int, default=16, help="tokens per chunk at least (chunks)")
+    stream.add_argument("--fixed-length-chunk", action="store_true", help="cut every --min-chunk-length tokens, not at quiet places")
+    sampling.add_argument("--noise", type=Path,
+                          help="the decoder's Gaussian draws as the goldens record them: one .npy, or an .npz "
+                               "holding decode_noise_<k> for the k-th decoder call")
     synth.add_argument("--official-data", type=Path, help="folder with the official dictionary files")
     synth.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    synth.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when present)")
+    synth.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp16 on CUDA, else fp32)")
     synth.add_argument("--out", type=Path, required=True, help="output WAV (16-bit)")
     synth.add_argument("--dump", type=Path, help="write intermediate arrays to this .npz")
     return parser
@@ -56,43 +69,80 @@ def _synth(args: argparse.Namespace) -> None:
     import torch
 
     from .audio import to_int16
+    from .devices import resolve_placement
     from .pipeline import VoicePipeline
     from .synthesis import SynthesisOptions
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    placement = resolve_placement(args.device, args.precision)
     pipeline = VoicePipeline.from_paths(
-        args.t2s, args.sovits, args.hubert, args.bert, args.sv, official_data=args.official_data
+        args.t2s, args.sovits, args.hubert, args.bert, args.sv, device=placement.device, dtype=placement.dtype,
+        official_data=args.official_data,
     )
     sv_embedding = np.load(args.sv_embedding) if args.sv_embedding else None
     speaker = pipeline.prepare_speaker(args.ref_audio, args.ref_text, args.ref_lang, sv_embedding=sv_embedding)
     options = SynthesisOptions(
         top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, repetition_penalty=args.repetition_penalty,
-        split_method=args.split, speed=args.speed, seed=args.seed,
+        split_method=args.split, speed=args.speed, seed=args.seed, batch_size=args.batch_size,
+        batch_threshold=args.batch_threshold, split_bucket=not args.no_split_bucket,
+        fragment_interval=args.fragment_interval, stream=args.stream, overlap_length=args.overlap_length,
+        min_chunk_length=args.min_chunk_length, fixed_length_chunk=args.fixed_length_chunk,
     )
-    noise = [torch.from_numpy(np.load(args.noise))] if args.noise else None
-    result = pipeline.synthesize(args.text, args.text_lang, speaker, options, decode_noise=noise)
+    traced: dict[str, np.ndarray] = {}
+    pieces: list = []
+    result = pipeline.synthesize(args.text, args.text_lang, speaker, options, decode_noise=_noise_draws(args.noise),
+                                 inspect=traced.__setitem__, on_audio=pieces.append)
+    traced.update({f"yield_{i}_int16": to_int16(piece.audio) for i, piece in enumerate(pieces)})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(args.out, to_int16(result.audio), result.sample_rate, subtype="PCM_16")
     if args.dump:
-        arrays = {
-            "prompt_semantic": speaker.prompt_semantic,
-            "prompt_phones": speaker.prompt_phones,
-            "prompt_bert": speaker.prompt_bert,
-            "refer_spec": speaker.ref_spec,
-            "flow_g": speaker.global_embedding,
-            "out_audio_int16": to_int16(result.audio),
-        }
-        for i, segment in enumerate(result.segments):
-            arrays[f"target_phones_{i}"] = segment.phone_ids
-            arrays[f"semantic_tokens_{i}"] = segment.semantic_tokens
-        if len(result.segments) == 1:
-            segment = result.segments[0]
-            if speaker.has_prompt:
-                arrays["t2s_y_full"] = np.concatenate([speaker.prompt_semantic, segment.semantic_tokens])
-            arrays["decode_out"] = segment.audio.reshape(1, 1, -1)
-        np.savez(args.dump, **{k: v for k, v in arrays.items() if v is not None})
+        np.savez(args.dump, **_dump_arrays(speaker, result, traced))
     print(f"wrote {args.out}: {result.duration_s:.2f} s at {result.sample_rate} Hz, seed {result.seed}")
+
+
+def _noise_draws(path: Path | None) -> list | None:
+    """The injected decoder draws: one .npy (the first call), or decode_noise_<k> of an .npz in call order."""
+    import numpy as np
+
+    if path is None:
+        return None
+    loaded = np.load(path)
+    if isinstance(loaded, np.ndarray):
+        return [loaded]
+    with loaded:
+        count = sum(1 for name in loaded.files if name.startswith("decode_noise_"))
+        missing = [k for k in range(count) if f"decode_noise_{k}" not in loaded.files]
+        if count == 0 or missing:
+            raise ValueError(f"{path} must hold decode_noise_0 .. decode_noise_<n-1>")
+        return [loaded[f"decode_noise_{k}"] for k in range(count)]
+
+
+def _dump_arrays(speaker, result, traced: dict) -> dict:
+    """Intermediate arrays under the official names; per-call ones (``_<k>``) as the pipeline traced them."""
+    import numpy as np
+
+    from .audio import to_int16
+
+    arrays = {
+        "prompt_semantic": speaker.prompt_semantic,
+        "prompt_phones": speaker.prompt_phones,
+        "prompt_bert": speaker.prompt_bert,
+        "refer_spec": speaker.ref_spec,
+        "flow_g": speaker.global_embedding,
+        "out_audio_int16": to_int16(result.audio),
+        **traced,
+    }
+    for i, segment in enumerate(result.segments):
+        arrays[f"target_phones_{i}"] = segment.phone_ids
+        arrays[f"semantic_tokens_{i}"] = segment.semantic_tokens
+    if len(result.segments) == 1:  # the single-call names of the one-segment cases
+        arrays["t2s_y_full"] = traced["t2s_y_full_0"]
+        arrays["decode_out"] = traced["decode_out_0"]
+        for name in ("stream_generated_tokens", "stream_chunk_bounds"):
+            if f"{name}_0" in traced:
+                arrays[name] = traced[f"{name}_0"]
+    return {name: value for name, value in arrays.items() if value is not None}
 
 
 def main(argv: list[str] | None = None) -> int:

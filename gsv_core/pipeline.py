@@ -1,22 +1,28 @@
 """The one public entry: reference speech -> speaker conditioning, text -> waveform.
 
-``VoicePipeline`` owns every model and never mutates itself after construction: the
-state of one synthesis (its random generator, its speaker) lives in local variables, so
-several threads can synthesize with different speakers at once.
+``VoicePipeline`` owns every model and never changes them after construction: the state
+of one synthesis (its random generator, its speaker) lives in a job object, so several
+threads can synthesize with different speakers at once (the only shared state, a small
+cache of hot speakers' tensors on the device, has its own lock). There is one synthesis
+path: :meth:`VoicePipeline.synthesize` is :meth:`VoicePipeline.synthesize_many` of one
+request.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .audio import AudioSource, load_reference_audio, prepare_reference_audio
-from .batching import bucket_batches, join_fragments
+from .audio import AudioSource, join_fragments, load_reference_audio, prepare_reference_audio
+from .bucketing import bucket_batches
 from .conditioning import SpeakerConditioning
 from .features.bert import BertFeatures
 from .features.ssl import HubertFeatures
@@ -24,26 +30,46 @@ from .features.sv import SpeakerEncoder
 from .hub import ModelFiles
 from .models.sovits import load_sovits
 from .models.t2s import DecodeRow, load_t2s
-from .speaker_meta import weights_key as compute_weights_key
+from .speaker_tensors import DeviceSpeakers, SpeakerTensors
 from .spectrogram import linear_spectrogram
-from .synthesis import ProgressFn, SegmentResult, SynthesisOptions, SynthesisRequest, SynthesisResult
+from .streaming import SegmentStream
+from .synthesis import AudioChunk, AudioFn, InspectFn, ProgressFn, SegmentResult, SynthesisOptions, SynthesisRequest, SynthesisResult
 from .text.frontend import PhoneSequence, TextFrontend
+from .token_chunks import TokenChunker, mute_similarity
 from .versions import VersionInfo
+from .weights_key import weights_key as compute_weights_key
 
 
 @dataclass
 class _Job:
     """The running state of one request inside :meth:`VoicePipeline.synthesize_many`."""
 
-    index: int
     request: SynthesisRequest
     seed: int
     generator: torch.Generator
-    conditioning: _SpeakerTensors
+    conditioning: SpeakerTensors
     sequences: list[PhoneSequence]
     target_bert: list[torch.Tensor]
-    order: list[int]  # segments in the order a solo run decodes them
+    batches: list[list[int]]  # segment indices decoded together, in the order a solo run decodes them
+    noise: list[torch.Tensor]  # injected decoder draws still to use
     segments: dict[int, SegmentResult] = field(default_factory=dict)
+    decode_calls: int = 0
+    streamed: dict[int, list[np.ndarray]] = field(default_factory=dict)  # per segment, the pieces emitted
+    streams: dict[int, SegmentStream] = field(default_factory=dict)  # chunks mode, per segment
+
+    def report(self, fraction: float, message: str) -> None:
+        if self.request.progress is not None:
+            self.request.progress(fraction, message)
+
+    def inspect(self, name: str, array: np.ndarray) -> None:
+        if self.request.inspect is not None:
+            self.request.inspect(name, array)
+
+    def emit(self, segment: int, audio: np.ndarray, sample_rate: int) -> None:
+        """Hand one streamed piece to the caller as soon as it is made."""
+        self.streamed.setdefault(segment, []).append(audio)
+        if self.request.on_audio is not None:
+            self.request.on_audio(AudioChunk(audio, sample_rate, segment))
 
 
 class VoicePipeline:
@@ -71,6 +97,8 @@ class VoicePipeline:
         self.frontend = frontend
         self.weights_key = weights_key
         self.device = torch.device(device)
+        self._device_speakers = DeviceSpeakers(self.device, capacity=16)
+        self._mute_similarity = mute_similarity(t2s.semantic_embedding.weight)  # for streaming chunk splits
 
     @property
     def version(self) -> str:
@@ -119,7 +147,7 @@ class VoicePipeline:
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
         encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
-        weight_files = [t2s, sovits] + ([sv] if sv else [])
+        weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
         return cls(
             version=version,
             t2s=load_t2s(t2s, device=device, dtype=dtype),
@@ -182,94 +210,196 @@ class VoicePipeline:
         speaker: SpeakerConditioning,
         options: SynthesisOptions = SynthesisOptions(),
         progress: ProgressFn | None = None,
-        decode_noise: Sequence[torch.Tensor] | None = None,
+        decode_noise: Sequence[np.ndarray] | None = None,
+        inspect: InspectFn | None = None,
+        on_audio: AudioFn | None = None,
     ) -> SynthesisResult:
-        """Speak ``text`` in the voice of ``speaker``.
+        """Speak ``text`` in the voice of ``speaker`` (see :class:`SynthesisRequest` for the rest).
 
-        ``decode_noise`` replaces the decoder's Gaussian draws, one tensor per decoder call
-        (parity tests inject the official draw). Raises TextError for unusable text.
+        The one-request case of :meth:`synthesize_many`. Raises TextError for unusable text,
+        ValueError for a speaker of another version.
         """
-        self._check_speaker(speaker)
-        report = progress or (lambda fraction, message: None)
-        started = time.perf_counter()
-        seed, generator = self._seeded(options)
-        report(0.0, "reading the text")
-        sequences = self.frontend.prepare(text, language, self.version_info.symbols, options.split_method)
-        with torch.inference_mode():
-            target_bert = [self.bert.sequence_features(seq.parts) for seq in sequences]
-            segments = self._generate_segments(sequences, target_bert, speaker, options, generator, report, decode_noise)
-        report(1.0, "done")
-        return self._result(segments, options, seed, started)
+        request = SynthesisRequest(text, language, speaker, options, progress, decode_noise, inspect, on_audio)
+        outcome = self.synthesize_many([request])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def synthesize_stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
+        """The pieces of one streamed request (``request.options.stream`` set) as they are made.
+
+        Synthesis runs in a worker thread; an error is raised here, after the pieces made before it.
+        """
+        if request.options.stream is None:
+            raise ValueError("synthesize_stream needs options.stream ('fragments' or 'chunks')")
+        pieces: queue.Queue = queue.Queue()
+        request = dataclasses.replace(request, on_audio=pieces.put)
+        worker = threading.Thread(target=lambda: pieces.put(self.synthesize_many([request])[0]), daemon=True)
+        worker.start()
+        while not isinstance(item := pieces.get(), (SynthesisResult, Exception)):
+            yield item
+        if isinstance(item, Exception):
+            raise item
 
     def synthesize_many(self, requests: Sequence[SynthesisRequest]) -> list[SynthesisResult | Exception]:
-        """Serve unrelated requests together, for throughput under concurrent use.
+        """Serve requests together: one request, or unrelated ones for throughput under concurrent use.
 
-        The GPT stage decodes the next segment of every request as one batch (see
-        :meth:`Text2Semantic.generate`); each request keeps its own generator,
-        drawn in the order :meth:`synthesize` draws it, so it gets the same audio as
-        :meth:`synthesize` with the same seed. A request that cannot be served (bad text,
-        a speaker of another version) gets its exception in its slot; the others go on.
-        Requests with ``batch_size`` above 1 are served alone, in the official way.
+        Wave by wave, the GPT stage decodes the next batch of segments of every request as
+        one batch (:meth:`Text2Semantic.generate`); each request keeps its own generator,
+        drawn in the order a request served alone draws it, so it gets the same audio as
+        alone with the same seed. Whatever one request raises (bad text, a speaker of
+        another version, a fault while decoding it) lands in its own slot; the others go on.
         """
         started = time.perf_counter()
         outcomes: list[SynthesisResult | Exception | None] = [None] * len(requests)
-        jobs: list[_Job] = []
-        for index, request in enumerate(requests):
-            try:
-                if request.options.batch_size > 1:
-                    outcomes[index] = self.synthesize(request.text, request.language, request.speaker, request.options,
-                                                      request.progress)
-                else:
-                    jobs.append(self._start_job(index, request))
-            except ValueError as error:  # TextError and bad speakers; anything else is a server fault
-                outcomes[index] = error
+        jobs: dict[int, _Job] = {}
         with torch.inference_mode():
-            for wave in range(max((len(job.sequences) for job in jobs), default=0)):
-                self._decode_wave([job for job in jobs if wave < len(job.sequences)], wave)
-        for job in jobs:
-            segments = [job.segments[i] for i in range(len(job.sequences))]
-            _report(job.request)(1.0, "done")
-            outcomes[job.index] = self._result(segments, job.request.options, job.seed, started, batched=len(requests))
+            for index, request in enumerate(requests):
+                try:
+                    jobs[index] = self._start_job(request)
+                except Exception as error:  # noqa: BLE001 - the request's own failure, returned in its slot
+                    outcomes[index] = error
+            wave = 0
+            while active := {i: job for i, job in jobs.items() if wave < len(job.batches) and outcomes[i] is None}:
+                for index, error in self._run_wave(active, wave).items():
+                    outcomes[index] = error
+                wave += 1
+        for index, job in jobs.items():
+            if outcomes[index] is None:
+                job.report(1.0, "done")
+                outcomes[index] = self._result(job, started, batched=len(requests))
         return outcomes  # type: ignore[return-value]
 
-    def _start_job(self, index: int, request: SynthesisRequest) -> _Job:
+    def _start_job(self, request: SynthesisRequest) -> _Job:
         self._check_speaker(request.speaker)
         options = request.options
-        _report(request)(0.0, "reading the text")
+        report = request.progress or (lambda fraction, message: None)
+        report(0.0, "reading the text")
         sequences = self.frontend.prepare(request.text, request.language, self.version_info.symbols, options.split_method)
-        with torch.inference_mode():
-            target_bert = [self.bert.sequence_features(seq.parts) for seq in sequences]
-        split_bucket = options.split_bucket and options.speed == 1.0
-        batches = bucket_batches([len(s.norm_text) for s in sequences], 1, options.batch_threshold, split_bucket)
+        target_bert = [self.bert.sequence_features(seq.parts) for seq in sequences]
+        split_bucket = options.split_bucket and options.speed == 1.0 and options.stream is None  # as upstream
+        batch_size = 1 if options.stream == "chunks" else options.batch_size
+        batches = bucket_batches([len(s.norm_text) for s in sequences], batch_size, options.batch_threshold, split_bucket)
         seed, generator = self._seeded(options)
-        return _Job(index, request, seed, generator, self._conditioning(request.speaker), sequences, target_bert,
-                    order=[batch[0] for batch in batches])
+        noise = [torch.as_tensor(np.asarray(draw), device=self.device) for draw in request.decode_noise or ()]
+        return _Job(request, seed, generator, self._conditioning(request.speaker), sequences, target_bert, batches, noise)
 
-    def _decode_wave(self, jobs: list[_Job], wave: int) -> None:
-        """One segment of each job: GPT stage as one batch, then each job's decoder call."""
-        phones, all_phones, all_bert, prompts = [], [], [], []
+    def _run_wave(self, jobs: dict[int, _Job], wave: int) -> dict[int, Exception]:
+        """The ``wave``-th batch of segments of every job: GPT stage as one batch, then each job's decoder calls.
+
+        Returns the jobs that failed. When the shared GPT batch itself fails, each job is
+        retried alone from its generator's state before the wave, so only the culprit fails.
+        """
+        states = {index: job.generator.get_state() for index, job in jobs.items()}
+        try:
+            tokens = self._generate_wave(list(jobs.values()), wave)
+        except Exception as error:  # noqa: BLE001 - find out which request it was
+            if len(jobs) == 1:
+                return {next(iter(jobs)): error}
+            tokens = None
+        failures: dict[int, Exception] = {}
+        for position, (index, job) in enumerate(jobs.items()):
+            try:
+                if tokens is None:
+                    job.generator.set_state(states[index])
+                    job_tokens = self._generate_wave([job], wave)
+                else:
+                    job_tokens = tokens[position]
+                self._decode_batch(job, job.batches[wave], job_tokens)
+            except Exception as error:  # noqa: BLE001 - this request's failure only
+                failures[index] = error
+        return failures
+
+    def _generate_wave(self, jobs: list[_Job], wave: int) -> list[list[torch.Tensor]]:
+        """Semantic tokens of each job's ``wave``-th batch, per job a list in batch order."""
+        rows: list[DecodeRow] = []
         for job in jobs:
-            segment = job.order[wave]
-            _report(job.request)(0.05 + 0.9 * wave / len(job.sequences), f"generating segment {wave + 1} of {len(job.sequences)}")
-            conditioning = job.conditioning
-            text = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device)
-            bert = job.target_bert[segment].to(self.device)
-            phones.append(text)
-            if conditioning.prompt_phones is not None:
-                text = torch.cat([conditioning.prompt_phones, text])
-                bert = torch.cat([conditioning.prompt_bert, bert], dim=1)
-            all_phones.append(text)
-            all_bert.append(bert)
-            prompts.append(conditioning.prompt_semantic)
-        tokens = self.t2s.generate([
-            DecodeRow(text, bert, prompt, job.request.options.sampling(), job.generator)
-            for text, bert, prompt, job in zip(all_phones, all_bert, prompts, jobs)
-        ])
-        for job, segment_phones, segment_tokens in zip(jobs, phones, tokens):
-            segment = job.order[wave]
-            fragment = self._decode([segment_tokens], [segment_phones], job.conditioning.global_embedding,
-                                    job.request.options, job.generator, [])[0]
+            batch = job.batches[wave]
+            job.report(0.05 + 0.9 * wave / len(job.batches), _segment_message(batch, len(job.sequences)))
+            for segment in batch:
+                rows.append(self._decode_row(job, segment))
+        tokens = iter(self.t2s.generate(rows))
+        return [[next(tokens) for _ in job.batches[wave]] for job in jobs]
+
+    def _decode_row(self, job: _Job, segment: int) -> DecodeRow:
+        conditioning = job.conditioning
+        phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device)
+        bert = job.target_bert[segment].to(self.device)
+        if conditioning.prompt_phones is not None:
+            phones = torch.cat([conditioning.prompt_phones, phones])
+            bert = torch.cat([conditioning.prompt_bert, bert], dim=1)
+        stream = self._segment_stream(job, segment) if job.request.options.stream == "chunks" else None
+        return DecodeRow(phones, bert, conditioning.prompt_semantic, job.request.options.sampling(), job.generator,
+                         on_step=None if stream is None else stream.on_step)
+
+    def _segment_stream(self, job: _Job, segment: int) -> SegmentStream:
+        """Chunks mode: the segment is voiced piece by piece from the GPT stage's steps."""
+        options = job.request.options
+        phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device).view(1, -1)
+
+        def decode(codes: torch.Tensor, result_tokens: int | None, overlap_frames: torch.Tensor | None):
+            chunk = self.sovits.decode_streaming(
+                codes.to(self.device).view(1, 1, -1), phones, job.conditioning.global_embedding,
+                result_tokens=result_tokens, overlap_frames=overlap_frames, speed=options.speed,
+                noise_scale=options.noise_scale, noise=job.noise.pop(0) if job.noise else None, generator=job.generator,
+            )
+            job.inspect(f"decode_out_{job.decode_calls}", _numpy(chunk.audio))
+            job.decode_calls += 1
+            return chunk
+
+        similarity = None if options.fixed_length_chunk else self._mute_similarity
+        job.streams[segment] = SegmentStream(
+            TokenChunker(options.min_chunk_length, similarity), decode, options.overlap_length,
+            self.sovits.samples_per_token / options.speed,
+            emit=lambda audio: job.emit(segment, _numpy(audio), self.sample_rate),
+        )
+        return job.streams[segment]
+
+    def _decode_batch(self, job: _Job, batch: list[int], tokens: list[torch.Tensor]) -> None:
+        """Decode one batch of a job's segments to audio and store them as the job's results.
+
+        At normal speed the batch is decoded in one call over the concatenated tokens and
+        cut back into segments (as the official parallel decoder does); with a speed
+        change each segment is decoded alone.
+        """
+        phones = [torch.tensor(job.sequences[i].phone_ids, dtype=torch.long, device=self.device) for i in batch]
+        prompt = job.conditioning.prompt_semantic
+        options = job.request.options
+        for segment, segment_tokens in zip(batch, tokens):
+            full = segment_tokens if prompt is None else torch.cat([prompt, segment_tokens])
+            job.inspect(f"t2s_y_full_{segment}", _numpy(full))
+        if options.stream == "chunks":  # voiced while the tokens came; close each segment with its pause
+            for segment, segment_tokens in zip(batch, tokens):
+                chunks = job.streams[segment].chunks
+                job.inspect(f"stream_generated_tokens_{segment}", _numpy(segment_tokens))
+                job.inspect(f"stream_chunk_bounds_{segment}", np.asarray([[c.start, c.end] for c in chunks], np.int64))
+                job.emit(segment, _silence(self.sample_rate, options.fragment_interval), self.sample_rate)
+                audio = np.concatenate(job.streamed[segment][:-1] or [np.zeros(0, np.float32)])
+                job.segments[segment] = _segment_result(job.sequences[segment], segment_tokens, torch.from_numpy(audio))
+            return
+        if options.speed != 1.0:
+            fragments = [self._decode(job, t, p) for t, p in zip(tokens, phones)]
+        else:
+            audio = self._decode(job, torch.cat(tokens), torch.cat(phones))
+            bounds = np.cumsum([0] + [len(t) * self.sovits.samples_per_token for t in tokens])
+            fragments = [audio[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+        for segment, segment_tokens, fragment in zip(batch, tokens, fragments):
             job.segments[segment] = _segment_result(job.sequences[segment], segment_tokens, fragment)
+        if options.stream == "fragments":  # the batch's segments as one piece, as upstream yields them
+            piece = join_fragments([job.segments[i].audio for i in batch], self.sample_rate, options.fragment_interval)
+            job.emit(batch[0], piece, self.sample_rate)
+
+    def _decode(self, job: _Job, tokens: torch.Tensor, phones: torch.Tensor) -> torch.Tensor:
+        """One decoder call: (T,) tokens and (P,) phones -> (samples,) waveform."""
+        options = job.request.options
+        noise = job.noise.pop(0) if job.noise else None
+        audio = self.sovits.decode(
+            tokens.view(1, 1, -1), phones.view(1, -1), job.conditioning.global_embedding,
+            speed=options.speed, noise_scale=options.noise_scale, noise=noise, generator=job.generator,
+        )[0, 0]
+        job.inspect(f"decode_out_{job.decode_calls}", _numpy(audio).reshape(1, 1, -1))
+        job.decode_calls += 1
+        return audio
 
     def _check_speaker(self, speaker: SpeakerConditioning) -> None:
         if speaker.version != self.version:
@@ -279,101 +409,33 @@ class VoicePipeline:
         seed = options.seed if options.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         return seed, torch.Generator(device=self.device).manual_seed(seed)
 
-    def _conditioning(self, speaker: SpeakerConditioning) -> _SpeakerTensors:
-        has_prompt = speaker.has_prompt
-        return _SpeakerTensors(
-            prompt_phones=_tensor(speaker.prompt_phones, self.device) if has_prompt else None,
-            prompt_bert=_tensor(speaker.prompt_bert, self.device) if has_prompt else None,
-            prompt_semantic=_tensor(speaker.prompt_semantic, self.device) if has_prompt else None,
-            global_embedding=_tensor(speaker.global_embedding, self.device),
-        )
+    def _conditioning(self, speaker: SpeakerConditioning) -> SpeakerTensors:
+        """The speaker's arrays on the device, moved once while the speaker stays hot."""
+        return self._device_speakers.get(speaker)
 
-    def _result(self, segments: list[SegmentResult], options: SynthesisOptions, seed: int, started: float,
-                batched: int = 1) -> SynthesisResult:
-        audio = join_fragments([s.audio for s in segments], self.sample_rate, options.fragment_interval)
+    def _result(self, job: _Job, started: float, batched: int) -> SynthesisResult:
+        segments = [job.segments[i] for i in range(len(job.sequences))]
+        if job.request.options.stream is None:
+            audio = join_fragments([s.audio for s in segments], self.sample_rate, job.request.options.fragment_interval)
+        else:  # exactly what was streamed, in order
+            audio = np.concatenate([piece for i in sorted(job.streamed) for piece in job.streamed[i]])
         return SynthesisResult(
             sample_rate=self.sample_rate,
             audio=audio,
             segments=tuple(segments),
-            seed=seed,
+            seed=job.seed,
             timings={"total_s": time.perf_counter() - started, "requests_in_batch": batched},
         )
 
-    def _generate_segments(
-        self,
-        sequences: list[PhoneSequence],
-        target_bert: list[torch.Tensor],
-        speaker: SpeakerConditioning,
-        options: SynthesisOptions,
-        generator: torch.Generator,
-        report: ProgressFn,
-        decode_noise: Sequence[torch.Tensor] | None,
-    ) -> list[SegmentResult]:
-        device = self.device
-        conditioning = self._conditioning(speaker)
-        prompt_phones, prompt_bert = conditioning.prompt_phones, conditioning.prompt_bert
-        prompt_semantic, ge = conditioning.prompt_semantic, conditioning.global_embedding
-        split_bucket = options.split_bucket and options.speed == 1.0
-        batches = bucket_batches([len(s.norm_text) for s in sequences], options.batch_size, options.batch_threshold, split_bucket)
-        results: list[SegmentResult | None] = [None] * len(sequences)
-        noise_draws = list(decode_noise or [])
-        for number, batch in enumerate(batches):
-            report(0.05 + 0.9 * number / len(batches), f"generating segment {number + 1} of {len(batches)}")
-            phones = [torch.tensor(sequences[i].phone_ids, dtype=torch.long, device=device) for i in batch]
-            berts = [target_bert[i].to(device) for i in batch]
-            if prompt_phones is not None:
-                all_phones = [torch.cat([prompt_phones, p]) for p in phones]
-                all_bert = [torch.cat([prompt_bert, b], dim=1) for b in berts]
-            else:
-                all_phones, all_bert = phones, berts
-            sampling = options.sampling()
-            tokens = self.t2s.generate([DecodeRow(p, b, prompt_semantic, sampling, generator) for p, b in zip(all_phones, all_bert)])
-            fragments = self._decode(tokens, phones, ge, options, generator, noise_draws)
-            for index, segment_tokens, fragment in zip(batch, tokens, fragments):
-                results[index] = _segment_result(sequences[index], segment_tokens, fragment)
-        return results  # type: ignore[return-value]
 
-    def _decode(
-        self,
-        tokens: list[torch.Tensor],
-        phones: list[torch.Tensor],
-        ge: torch.Tensor,
-        options: SynthesisOptions,
-        generator: torch.Generator,
-        noise_draws: list[torch.Tensor],
-    ) -> list[torch.Tensor]:
-        """Waveform fragments (samples,) per segment of one batch.
-
-        At normal speed the batch is decoded in one call over the concatenated tokens and
-        cut back into segments (as the official parallel decoder does); with a speed
-        change each segment is decoded alone.
-        """
-        def decode(codes: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-            noise = noise_draws.pop(0).to(self.device) if noise_draws else None
-            audio = self.sovits.decode(
-                codes.view(1, 1, -1), text.view(1, -1), ge,
-                speed=options.speed, noise_scale=options.noise_scale, noise=noise, generator=generator,
-            )
-            return audio[0, 0]
-
-        if options.speed != 1.0:
-            return [decode(t, p) for t, p in zip(tokens, phones)]
-        audio = decode(torch.cat(tokens), torch.cat(phones))
-        samples_per_token = self.sovits.samples_per_token
-        bounds = np.cumsum([0] + [len(t) * samples_per_token for t in tokens])
-        return [audio[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+def _silence(sample_rate: int, seconds: float) -> np.ndarray:
+    return np.zeros(int(sample_rate * seconds), dtype=np.float32)
 
 
-@dataclass(frozen=True)
-class _SpeakerTensors:
-    prompt_phones: torch.Tensor | None  # (P,) int64
-    prompt_bert: torch.Tensor | None  # (1024, P)
-    prompt_semantic: torch.Tensor | None  # (T,) int64
-    global_embedding: torch.Tensor  # (1, C, 1)
-
-
-def _report(request: SynthesisRequest) -> ProgressFn:
-    return request.progress or (lambda fraction, message: None)
+def _segment_message(batch: list[int], total: int) -> str:
+    if len(batch) == 1:
+        return f"generating segment {batch[0] + 1} of {total}"
+    return f"generating segments {', '.join(str(i + 1) for i in batch)} of {total}"
 
 
 def _segment_result(sequence: PhoneSequence, tokens: torch.Tensor, fragment: torch.Tensor) -> SegmentResult:
@@ -387,7 +449,3 @@ def _segment_result(sequence: PhoneSequence, tokens: torch.Tensor, fragment: tor
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().float().cpu().numpy() if tensor.is_floating_point() else tensor.detach().cpu().numpy()
-
-
-def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device)

@@ -5,7 +5,7 @@ Plain frozen dataclasses, shared by the pipeline, the service and the command li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +15,20 @@ from .models.sampling import SamplingOptions
 from .text.frontend import DEFAULT_SPLIT_METHOD
 
 ProgressFn = Callable[[float, str], None]
+InspectFn = Callable[[str, np.ndarray], None]
+STREAM_MODES = (None, "fragments", "chunks")
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of a streamed synthesis, to be played right after the previous one."""
+
+    audio: np.ndarray  # (samples,) float32 in [-1, 1]
+    sample_rate: int
+    segment: int  # the text segment it belongs to
+
+
+AudioFn = Callable[[AudioChunk], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,13 @@ class SynthesisOptions:
     fragment_interval: float = 0.3  # seconds of silence after each segment
     noise_scale: float = 0.5
     seed: int | None = None  # None draws a fresh seed
+    # streaming: None (the whole clip at once), "fragments" (each segment as soon as it is
+    # decoded) or "chunks" (the official streaming_mode: pieces of a segment while its tokens
+    # are still being generated; see gsv_core/streaming.py)
+    stream: str | None = None
+    overlap_length: int = 2  # tokens of a chunk decoded again with the next one
+    min_chunk_length: int = 16  # tokens
+    fixed_length_chunk: bool = False  # cut every min_chunk_length tokens instead of at quiet places
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -52,6 +73,10 @@ class SynthesisOptions:
             raise ValueError(f"fragment_interval must not be negative, got {self.fragment_interval}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.stream not in STREAM_MODES:
+            raise ValueError(f"stream must be one of {', '.join(map(str, STREAM_MODES))}, got {self.stream!r}")
+        if not 0 <= self.overlap_length <= 8 or not 1 <= self.min_chunk_length <= 256:
+            raise ValueError("overlap_length must be in [0, 8] and min_chunk_length in [1, 256] tokens")
 
     def sampling(self) -> SamplingOptions:
         return SamplingOptions(
@@ -87,10 +112,20 @@ class SynthesisResult:
 
 @dataclass(frozen=True)
 class SynthesisRequest:
-    """One request of :meth:`VoicePipeline.synthesize_many`."""
+    """One request of :meth:`VoicePipeline.synthesize_many`.
+
+    ``decode_noise`` replaces the decoder's Gaussian draws, one array per decoder call in
+    order (parity tests inject the official draws); ``inspect(name, array)`` receives
+    intermediate arrays under the official names (``t2s_y_full_<k>`` per segment,
+    ``decode_out_<k>`` per decoder call), for parity dumps. With ``options.stream``,
+    ``on_audio`` receives every piece as soon as it is made (from the synthesizing thread).
+    """
 
     text: str
     language: str
     speaker: SpeakerConditioning
     options: SynthesisOptions = SynthesisOptions()
     progress: ProgressFn | None = None
+    decode_noise: Sequence[np.ndarray] | None = None
+    inspect: InspectFn | None = None
+    on_audio: AudioFn | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -122,6 +122,9 @@ class DecodeRow:
     prompt: torch.Tensor | None = None  # (T,) int64 prompt semantic tokens
     options: SamplingOptions = SamplingOptions()
     generator: torch.Generator | None = None  # rows sharing one object draw their noise together
+    # streaming: called after every step with the row's new token, then once with (None, True)
+    # when it stopped (the stopping EOS is never passed); makes every step a stop check
+    on_step: Callable[[int | None, bool], None] | None = None
 
 
 @dataclass
@@ -209,6 +212,7 @@ class Text2Semantic(nn.Module):
         table = self.semantic_position_alpha * sine_positions(0, max(len(p) for p in prompts) + max_steps,
                                                               hidden.shape[-1]).to(hidden)
         results: list[torch.Tensor | None] = [None] * len(rows)
+        listening = any(row.on_step is not None for row in rows)
         for step in range(max_steps):
             logits = project(hidden, self.semantic_head)
             if step < MIN_STEPS_BEFORE_EOS:
@@ -218,7 +222,9 @@ class Text2Semantic(nn.Module):
             last = step + 1 > early_stop or step == max_steps - 1
             stopped = (sampled == self.config.eos) | (greedy == self.config.eos) | last
             live.finished_at = torch.where(stopped & (live.finished_at < 0), step, live.finished_at)
-            if last or sampler.shares_generators or (step + 1) % check_every == 0:
+            if last or sampler.shares_generators or listening or (step + 1) % check_every == 0:
+                if listening:
+                    _notify(rows, live, step)
                 if not self._collect(live, cache, sampler, results, step):
                     break
             embedded = self.semantic_embedding(live.tokens[:, step : step + 1]) + table[live.positions + step].unsqueeze(1)
@@ -280,6 +286,18 @@ class Text2Semantic(nn.Module):
             cache.keep(rows)
             sampler.keep(keep)
         return bool(keep)
+
+
+def _notify(rows: Sequence[DecodeRow], live: _Live, step: int) -> None:
+    """Tell the rows that listen what this step gave them (every step is checked while one listens)."""
+    for index, (row, finished_at) in enumerate(zip(live.rows, live.finished_at.tolist())):
+        on_step = rows[row].on_step
+        if on_step is None:
+            continue
+        if finished_at >= 0:
+            on_step(None, True)
+        else:
+            on_step(int(live.tokens[index, step]), False)
 
 
 def _additive(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
