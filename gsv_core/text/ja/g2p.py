@@ -23,7 +23,8 @@ _NON_JAPANESE_CHAR = re.compile(f"[^{_JAPANESE_CLASS}]")
 _SPELLED_SYMBOLS = (("％", "パーセント"),)
 _PUNCTUATION = "!?…,.-"
 _REPEATED_PUNCTUATION = re.compile(f"([{re.escape(_PUNCTUATION)}])([{re.escape(_PUNCTUATION)}])+")
-_MARK_SYMBOLS = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",", "...": "…"}
+_MARK_SYMBOLS = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",",
+                 "...": "…"}
 
 # HTS full-context label fields (see the HTS-style label format of OpenJTalk).
 _PHONE = re.compile(r"\-(.*?)\+")

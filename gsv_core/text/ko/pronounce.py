@@ -58,23 +58,23 @@ def _g2pk2_modules() -> tuple[Any, Any, Any, Any]:
     return special, regular, utils, numerals
 
 
-def _idioms() -> list[tuple[str, str]]:
+def _idioms() -> list[tuple[re.Pattern, str]]:
     """g2pk2's idiom rewrites (``idioms.txt``: ``pattern===replacement``, ``#`` comments), in order."""
     rules = []
     for line in files("g2pk2").joinpath("idioms.txt").read_text(encoding="utf-8").splitlines():
         line = line.split("#")[0].strip()
         if "===" in line:
             pattern, replacement = line.split("===")
-            rules.append((pattern, replacement))
+            rules.append((re.compile(pattern), replacement))
     return rules
 
 
 @dataclass(frozen=True)
 class _Rules:
     special: tuple[Any, ...]  # functions (text, descriptive, verbose) -> text, in g2pk2's order
-    table: tuple[tuple[str, str, Any], ...]  # the batchim + onset table: (pattern, replacement, rule ids)
+    table: tuple[tuple[re.Pattern, str], ...]  # the batchim + onset table: (pattern, replacement)
     linking: tuple[Any, ...]
-    idioms: tuple[tuple[str, str], ...]
+    idioms: tuple[tuple[re.Pattern, str], ...]
     annotate: Any
     convert_num: Any
     compose: Any
@@ -86,7 +86,9 @@ def _load_rules() -> _Rules:
         special=(special.jyeo, special.ye, special.consonant_ui, special.josa_ui, special.vowel_ui, special.jamo,
                  special.rieulgiyeok, special.rieulbieub, special.verb_nieun, special.balb, special.palatalize,
                  special.modifying_rieul),
-        table=tuple(tuple(row) for row in utils.parse_table()),
+        # compiled once: the table has more patterns than the re module caches, and g2pk2's
+        # own re.sub calls recompile them all for every sentence
+        table=tuple((re.compile(pattern), replacement) for pattern, replacement, _ in utils.parse_table()),
         linking=(regular.link1, regular.link2, regular.link3, regular.link4),
         idioms=tuple(_idioms()),
         annotate=utils.annotate,
@@ -101,6 +103,7 @@ class Pronouncer:
     def __init__(self) -> None:
         self._loaded: tuple[_Rules, Any] | None = None
         self._lock = threading.Lock()
+        self._tagging = threading.Lock()  # a MeCab tagger is not safe to share across threads
 
     def _rules_and_mecab(self) -> tuple[_Rules, Any]:
         with self._lock:
@@ -115,14 +118,16 @@ class Pronouncer:
 
         rules, tagger = self._rules_and_mecab()
         for pattern, replacement in rules.idioms:
-            text = re.sub(pattern, replacement, text)
-        text = rules.convert_num(rules.annotate(text, tagger))
+            text = pattern.sub(replacement, text)
+        with self._tagging:
+            annotated = rules.annotate(text, tagger)
+        text = rules.convert_num(annotated)
         letters = h2j(text)
         for rule in rules.special:
             letters = rule(letters, False, False)
         letters = _ANNOTATION_TAGS.sub("", letters)
-        for pattern, replacement, _ in rules.table:
-            letters = re.sub(pattern, replacement, letters)
+        for pattern, replacement in rules.table:
+            letters = pattern.sub(replacement, letters)
         for rule in rules.linking:
             letters = rule(letters, False, False)
         return rules.compose(letters)
