@@ -100,10 +100,14 @@ def test_japanese_v1_has_no_pitch_marks(frontend):
     assert len(v1.phones) == len(v2.phones)  # the marks become UNK in v1, as upstream
 
 
-def test_korean_and_cantonese_rejected_for_v1_synthesis(frontend):
+def test_korean_and_cantonese_rejected_for_v1_synthesis_and_prompts(frontend):
     for language in ("ko", "all_ko", "yue", "all_yue", "auto_yue"):
         with pytest.raises(TextError, match="needs a v2 model"):
             frontend.prepare("안녕하세요.", language, "v1")
+        with pytest.raises(TextError, match="needs a v2 model"):
+            frontend.prompt_phonemes("안녕하세요.", language, "v1")
+    # the official mirror keeps upstream's behaviour: Korean in v1 reads as silence
+    assert frontend.phonemize("안녕하세요.", "all_ko", "v1").phones[:1] == (",",)
 
 
 def test_frontends_own_their_analyzers():

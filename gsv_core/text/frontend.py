@@ -174,10 +174,11 @@ class TextFrontend:
         """Phones of a reference transcript, read as official inference reads it.
 
         The transcript is not cut; a missing end mark is added ("." for English, "。"
-        otherwise) so the prompt ends in a pause. Raises TextError when nothing is speakable.
+        otherwise) so the prompt ends in a pause. Raises TextError when nothing is speakable,
+        and for Korean or Cantonese with a v1 model (as ``prepare``).
         """
-        check_language(language)
         check_version(version)
+        check_language(language, version)
         transcript = transcript.strip("\n")
         if not _has_speakable_char(transcript):
             raise TextError("the transcript has nothing to speak: it needs at least one letter, character or digit")
