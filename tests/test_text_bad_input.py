@@ -37,8 +37,9 @@ def test_prepare_rejects_text_with_nothing_to_speak(frontend, text, language):
     "language, version, method, message",
     [
         ("fr", "v2", "cut1", "unknown language 'fr'"),
-        ("ja", "v2", "cut1", "language 'ja' is not supported yet"),
-        ("auto", "v2", "cut1", "language 'auto' is not supported yet"),
+        ("jp", "v2", "cut1", "unknown language 'jp'"),
+        ("ko", "v1", "cut1", "language 'ko' .* needs a v2 model"),
+        ("all_yue", "v1", "cut1", "language 'all_yue' .* needs a v2 model"),
         ("zh", "v3", "cut1", "unknown text version 'v3'"),
         ("zh", "v2Pro", "cut1", "unknown text version 'v2Pro'"),
         ("zh", "v2", "cut7", "unknown split method 'cut7'"),
@@ -90,7 +91,7 @@ def test_phonemize_empty_english_retries_like_upstream(frontend):
     assert sequence.text == "." and sequence.word2ph is None
 
 
-@pytest.mark.parametrize("language", ["fr", "ja", ""])
+@pytest.mark.parametrize("language", ["fr", "jp", "Japanese", ""])
 def test_phonemize_rejects_unsupported_language(frontend, language):
     with pytest.raises(TextError, match="language"):
         frontend.phonemize("你好", language, "v2")

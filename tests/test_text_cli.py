@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gsv_core.text.languages import LANGUAGE_MODES
+from gsv_core.text.languages import SUPPORTED_LANGUAGE_MODES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,9 +52,8 @@ def test_jsonl_equals_official(reference_dir, official_data_dir, tmp_path):
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [out["id"] for out in outputs] == [r["id"] for r in official]
     for out, expected in zip(outputs, official):
-        if expected["language"] not in LANGUAGE_MODES:
-            assert "not supported yet" in out["error"] and expected["language"] in out["error"]
-        elif expected["id"] not in READ_BETTER:
+        assert expected["language"] in SUPPORTED_LANGUAGE_MODES
+        if expected["id"] not in READ_BETTER:
             fields = ("norm_text", "phones", "phone_ids", "word2ph")
             assert {key: out.get(key) for key in fields} == {key: expected[key] for key in fields}, out["id"]
 
@@ -67,7 +66,7 @@ def test_bad_rows_get_an_error_and_the_rest_go_on(tmp_path):
             json.dumps({"id": 2, "text": "好", "language": "zh", "version": "v9"}),
             json.dumps({"id": 3, "language": "zh", "version": "v2"}),
             "{not json",
-            json.dumps({"id": 4, "text": "好", "language": "auto", "version": "v2"}),
+            json.dumps({"id": 4, "text": "好", "language": "auto-detect", "version": "v2"}),
         ]) + "\n",
         encoding="utf-8",
     )
@@ -79,7 +78,7 @@ def test_bad_rows_get_an_error_and_the_rest_go_on(tmp_path):
     assert "unknown text version 'v9'" in outputs[1]["error"]
     assert "'text'" in outputs[2]["error"]
     assert "not JSON" in outputs[3]["error"]
-    assert "'auto' is not supported yet" in outputs[4]["error"]
+    assert "unknown language 'auto-detect'" in outputs[4]["error"]
 
 
 def test_split_bad_method(tmp_path):

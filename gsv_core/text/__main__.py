@@ -100,7 +100,7 @@ def _split_rows(path: Path) -> int:
 
     def handle(row: dict) -> dict:
         text, language, method = _field(row, "text"), _field(row, "language"), _field(row, "method")
-        check_language(language, planned_ok=True)
+        check_language(language)
         return {"preseg_texts": pre_seg_text(replace_consecutive_punctuation(text), language, method)}
 
     return _run_jsonl(path, handle)

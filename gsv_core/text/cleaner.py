@@ -2,12 +2,15 @@
 
 The language modules do normalization and G2P; this stage adds what upstream adds around
 them: the pause marks ``￥`` and ``^`` in Chinese, the comma before very short English,
-and the mapping of phones outside the symbol table to ``UNK``.
+and the mapping of phones outside the symbol table to ``UNK``. Every language module is
+imported on first use, so a Chinese-only user never loads the Japanese or Korean dictionaries.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING
 
 from gsv_core.text.errors import TextError
 from gsv_core.text.lexicon import Lexicon
@@ -18,10 +21,42 @@ from gsv_core.text.symbols import UNKNOWN, check_text_version, phones_to_ids, sy
 PAUSE_MARKS = (("￥", "SP2"), ("^", "SP3"))
 MIN_ENGLISH_PHONES = 4  # shorter English gets a leading comma phone
 
-# The languages each symbol table has a G2P for upstream; any other label is read as
+# The languages each symbol table has a G2P for (as upstream); any other label is read as
 # English silence (upstream replaces the text by a space).
-_OFFICIAL_LANGUAGES = {"v1": ("zh", "ja", "en"), "v2": ("zh", "ja", "en", "ko", "yue")}
-SUPPORTED_LANGUAGES = ("zh", "en")
+G2P_LANGUAGES = {"v1": ("zh", "ja", "en"), "v2": ("zh", "ja", "en", "ko", "yue")}
+
+if TYPE_CHECKING:
+    from gsv_core.text.ja import JapaneseG2P
+    from gsv_core.text.ko import KoreanG2P
+
+
+def _japanese() -> JapaneseG2P:
+    from gsv_core.text.ja import JapaneseG2P
+
+    return JapaneseG2P()
+
+
+def _korean() -> KoreanG2P:
+    from gsv_core.text.ko import KoreanG2P
+
+    return KoreanG2P()
+
+
+@dataclass(frozen=True)
+class Analyzers:
+    """The converters that hold native dictionaries (OpenJTalk, MeCab): one set per frontend.
+
+    Building one is cheap: each dictionary loads on the first text of its language.
+    """
+
+    japanese: JapaneseG2P = field(default_factory=_japanese)
+    korean: KoreanG2P = field(default_factory=_korean)
+
+
+@cache
+def shared_analyzers() -> Analyzers:
+    """The analyzers used when a caller passes none (built on first use)."""
+    return Analyzers()
 
 
 @dataclass(frozen=True)
@@ -35,22 +70,43 @@ class CleanedText:
 
 
 def _normalize(text: str, language: str, version: str) -> str:
-    # Imported here so that English-only use never loads the Chinese dictionaries.
+    # Each language module is imported here, on first use.
     if language == "zh":
         from gsv_core.text.zh import normalize_zh
 
         return normalize_zh(text, version)
+    if language == "yue":
+        from gsv_core.text.yue import normalize_yue
+
+        return normalize_yue(text)
+    if language == "ja":
+        from gsv_core.text.ja import normalize_ja
+
+        return normalize_ja(text)
+    if language == "ko":
+        return text  # upstream has no Korean normalization
     from gsv_core.text.en import normalize_en
 
     return normalize_en(text)
 
 
-def _g2p(norm_text: str, language: str, version: str, lexicon: Lexicon) -> tuple[list[str], list[int] | None]:
+def _g2p(
+    norm_text: str, language: str, version: str, lexicon: Lexicon, analyzers: Analyzers | None = None
+) -> tuple[list[str], list[int] | None]:
+    """Phones, and phones per character for Chinese and Cantonese (None for the others)."""
     if language == "zh":
         from gsv_core.text.zh import g2p_zh
 
         phones, word2ph = g2p_zh(norm_text, version, lexicon)
         return list(phones), list(word2ph)
+    if language == "yue":
+        from gsv_core.text.yue import g2p_yue
+
+        return g2p_yue(norm_text)
+    if language in ("ja", "ko"):
+        analyzers = analyzers or shared_analyzers()
+        convert = analyzers.japanese if language == "ja" else analyzers.korean
+        return convert(norm_text), None
     from gsv_core.text.en import g2p_en
 
     return list(g2p_en(norm_text, lexicon)), None
@@ -69,22 +125,24 @@ def _with_pause_marks(text: str, mark: str, pause: str, version: str, lexicon: L
     return CleanedText(norm_text, tuple(phones), tuple(phones_to_ids(phones, version)), tuple(word2ph))
 
 
-def clean_text(text: str, language: str, version: str, lexicon: Lexicon) -> CleanedText:
-    """Normalize and phonemize one run of ``language`` ("zh" or "en") for symbol table ``version``.
+def clean_text(
+    text: str, language: str, version: str, lexicon: Lexicon, analyzers: Analyzers | None = None
+) -> CleanedText:
+    """Normalize and phonemize one run of ``language`` (zh, en, ja, ko, yue) for table ``version``.
 
-    Raises TextError for a language that has a G2P upstream but not here yet (ja, ko, yue).
+    A language without a G2P for that table upstream (ko and yue in v1, or any other label)
+    reads as English silence, as upstream. ``analyzers`` holds the Japanese and Korean
+    converters (the shared ones when omitted).
     """
     check_text_version(version)
-    if language not in _OFFICIAL_LANGUAGES[version]:
+    if language not in G2P_LANGUAGES[version]:
         language, text = "en", " "
-    elif language not in SUPPORTED_LANGUAGES:
-        raise TextError(f"language {language!r} is not supported yet; supported: {', '.join(SUPPORTED_LANGUAGES)}")
     if language == "zh":
         for mark, pause in PAUSE_MARKS:
             if mark in text:
                 return _with_pause_marks(text, mark, pause, version, lexicon)
     norm_text = _normalize(text, language, version)
-    phones, word2ph = _g2p(norm_text, language, version, lexicon)
+    phones, word2ph = _g2p(norm_text, language, version, lexicon, analyzers)
     if word2ph is not None and (len(phones) != sum(word2ph) or len(norm_text) != len(word2ph)):
         raise TextError(
             f"cannot align phones with {norm_text!r}: {len(norm_text)} chars, "

