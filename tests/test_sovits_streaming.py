@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from gsv_core.batching import to_int16
+from gsv_core.audio import to_int16
 from gsv_core.models.sovits import load_sovits
 from gsv_core.models.sovits.model import blend_overlap, overlap_window
 from gsv_core.streaming_audio import (
