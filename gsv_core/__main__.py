@@ -120,8 +120,6 @@ def _noise_draws(path: Path | None) -> list | None:
 
 def _dump_arrays(speaker, result, traced: dict) -> dict:
     """Intermediate arrays under the official names; per-call ones (``_<k>``) as the pipeline traced them."""
-    import numpy as np
-
     from .audio import to_int16
 
     arrays = {

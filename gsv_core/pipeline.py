@@ -15,7 +15,6 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,48 +27,17 @@ from .features.bert import BertFeatures
 from .features.ssl import HubertFeatures
 from .features.sv import SpeakerEncoder
 from .hub import ModelFiles
+from .jobs import SynthesisJob, segment_message, segment_result, silence, to_numpy
 from .models.sovits import load_sovits
 from .models.t2s import DecodeRow, load_t2s
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
 from .spectrogram import linear_spectrogram
 from .streaming import SegmentStream
-from .synthesis import AudioChunk, AudioFn, InspectFn, ProgressFn, SegmentResult, SynthesisOptions, SynthesisRequest, SynthesisResult
-from .text.frontend import PhoneSequence, TextFrontend
+from .synthesis import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
+from .text.frontend import TextFrontend
 from .token_chunks import TokenChunker, mute_similarity
 from .versions import VersionInfo
 from .weights_key import weights_key as compute_weights_key
-
-
-@dataclass
-class _Job:
-    """The running state of one request inside :meth:`VoicePipeline.synthesize_many`."""
-
-    request: SynthesisRequest
-    seed: int
-    generator: torch.Generator
-    conditioning: SpeakerTensors
-    sequences: list[PhoneSequence]
-    target_bert: list[torch.Tensor]
-    batches: list[list[int]]  # segment indices decoded together, in the order a solo run decodes them
-    noise: list[torch.Tensor]  # injected decoder draws still to use
-    segments: dict[int, SegmentResult] = field(default_factory=dict)
-    decode_calls: int = 0
-    streamed: dict[int, list[np.ndarray]] = field(default_factory=dict)  # per segment, the pieces emitted
-    streams: dict[int, SegmentStream] = field(default_factory=dict)  # chunks mode, per segment
-
-    def report(self, fraction: float, message: str) -> None:
-        if self.request.progress is not None:
-            self.request.progress(fraction, message)
-
-    def inspect(self, name: str, array: np.ndarray) -> None:
-        if self.request.inspect is not None:
-            self.request.inspect(name, array)
-
-    def emit(self, segment: int, audio: np.ndarray, sample_rate: int) -> None:
-        """Hand one streamed piece to the caller as soon as it is made."""
-        self.streamed.setdefault(segment, []).append(audio)
-        if self.request.on_audio is not None:
-            self.request.on_audio(AudioChunk(audio, sample_rate, segment))
 
 
 class VoicePipeline:
@@ -188,14 +156,14 @@ class VoicePipeline:
             arrays: dict[str, np.ndarray | None] = {"prompt_semantic": None, "prompt_phones": None, "prompt_bert": None}
             if prompt is not None:
                 content = self.hubert.content(reference.hubert_input.to(self.device))
-                arrays["prompt_semantic"] = _numpy(self.sovits.extract_latent(content)[0, 0])
+                arrays["prompt_semantic"] = to_numpy(self.sovits.extract_latent(content)[0, 0])
                 arrays["prompt_phones"] = np.asarray(prompt.phone_ids, dtype=np.int64)
-                arrays["prompt_bert"] = _numpy(self.bert.sequence_features(prompt.parts))
+                arrays["prompt_bert"] = to_numpy(self.bert.sequence_features(prompt.parts))
         return SpeakerConditioning(
             version=self.version,
-            ref_spec=_numpy(ref_spec),
-            global_embedding=_numpy(global_embedding),
-            sv_embedding=_numpy(sv_embedding) if self.version_info.uses_sv else None,
+            ref_spec=to_numpy(ref_spec),
+            global_embedding=to_numpy(global_embedding),
+            sv_embedding=to_numpy(sv_embedding) if self.version_info.uses_sv else None,
             prompt_text=prompt.norm_text if prompt else "",
             prompt_language=language,
             **arrays,
@@ -252,7 +220,7 @@ class VoicePipeline:
         """
         started = time.perf_counter()
         outcomes: list[SynthesisResult | Exception | None] = [None] * len(requests)
-        jobs: dict[int, _Job] = {}
+        jobs: dict[int, SynthesisJob] = {}
         with torch.inference_mode():
             for index, request in enumerate(requests):
                 try:
@@ -270,7 +238,7 @@ class VoicePipeline:
                 outcomes[index] = self._result(job, started, batched=len(requests))
         return outcomes  # type: ignore[return-value]
 
-    def _start_job(self, request: SynthesisRequest) -> _Job:
+    def _start_job(self, request: SynthesisRequest) -> SynthesisJob:
         self._check_speaker(request.speaker)
         options = request.options
         report = request.progress or (lambda fraction, message: None)
@@ -282,9 +250,9 @@ class VoicePipeline:
         batches = bucket_batches([len(s.norm_text) for s in sequences], batch_size, options.batch_threshold, split_bucket)
         seed, generator = self._seeded(options)
         noise = [torch.as_tensor(np.asarray(draw), device=self.device) for draw in request.decode_noise or ()]
-        return _Job(request, seed, generator, self._conditioning(request.speaker), sequences, target_bert, batches, noise)
+        return SynthesisJob(request, seed, generator, self._conditioning(request.speaker), sequences, target_bert, batches, noise)
 
-    def _run_wave(self, jobs: dict[int, _Job], wave: int) -> dict[int, Exception]:
+    def _run_wave(self, jobs: dict[int, SynthesisJob], wave: int) -> dict[int, Exception]:
         """The ``wave``-th batch of segments of every job: GPT stage as one batch, then each job's decoder calls.
 
         Returns the jobs that failed. When the shared GPT batch itself fails, each job is
@@ -310,18 +278,18 @@ class VoicePipeline:
                 failures[index] = error
         return failures
 
-    def _generate_wave(self, jobs: list[_Job], wave: int) -> list[list[torch.Tensor]]:
+    def _generate_wave(self, jobs: list[SynthesisJob], wave: int) -> list[list[torch.Tensor]]:
         """Semantic tokens of each job's ``wave``-th batch, per job a list in batch order."""
         rows: list[DecodeRow] = []
         for job in jobs:
             batch = job.batches[wave]
-            job.report(0.05 + 0.9 * wave / len(job.batches), _segment_message(batch, len(job.sequences)))
+            job.report(0.05 + 0.9 * wave / len(job.batches), segment_message(batch, len(job.sequences)))
             for segment in batch:
                 rows.append(self._decode_row(job, segment))
         tokens = iter(self.t2s.generate(rows))
         return [[next(tokens) for _ in job.batches[wave]] for job in jobs]
 
-    def _decode_row(self, job: _Job, segment: int) -> DecodeRow:
+    def _decode_row(self, job: SynthesisJob, segment: int) -> DecodeRow:
         conditioning = job.conditioning
         phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device)
         bert = job.target_bert[segment].to(self.device)
@@ -332,7 +300,7 @@ class VoicePipeline:
         return DecodeRow(phones, bert, conditioning.prompt_semantic, job.request.options.sampling(), job.generator,
                          on_step=None if stream is None else stream.on_step)
 
-    def _segment_stream(self, job: _Job, segment: int) -> SegmentStream:
+    def _segment_stream(self, job: SynthesisJob, segment: int) -> SegmentStream:
         """Chunks mode: the segment is voiced piece by piece from the GPT stage's steps."""
         options = job.request.options
         phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device).view(1, -1)
@@ -343,7 +311,7 @@ class VoicePipeline:
                 result_tokens=result_tokens, overlap_frames=overlap_frames, speed=options.speed,
                 noise_scale=options.noise_scale, noise=job.noise.pop(0) if job.noise else None, generator=job.generator,
             )
-            job.inspect(f"decode_out_{job.decode_calls}", _numpy(chunk.audio))
+            job.inspect(f"decode_out_{job.decode_calls}", to_numpy(chunk.audio))
             job.decode_calls += 1
             return chunk
 
@@ -351,11 +319,11 @@ class VoicePipeline:
         job.streams[segment] = SegmentStream(
             TokenChunker(options.min_chunk_length, similarity), decode, options.overlap_length,
             self.sovits.samples_per_token / options.speed,
-            emit=lambda audio: job.emit(segment, _numpy(audio), self.sample_rate),
+            emit=lambda audio: job.emit(segment, to_numpy(audio), self.sample_rate),
         )
         return job.streams[segment]
 
-    def _decode_batch(self, job: _Job, batch: list[int], tokens: list[torch.Tensor]) -> None:
+    def _decode_batch(self, job: SynthesisJob, batch: list[int], tokens: list[torch.Tensor]) -> None:
         """Decode one batch of a job's segments to audio and store them as the job's results.
 
         At normal speed the batch is decoded in one call over the concatenated tokens and
@@ -367,15 +335,15 @@ class VoicePipeline:
         options = job.request.options
         for segment, segment_tokens in zip(batch, tokens):
             full = segment_tokens if prompt is None else torch.cat([prompt, segment_tokens])
-            job.inspect(f"t2s_y_full_{segment}", _numpy(full))
+            job.inspect(f"t2s_y_full_{segment}", to_numpy(full))
         if options.stream == "chunks":  # voiced while the tokens came; close each segment with its pause
             for segment, segment_tokens in zip(batch, tokens):
                 chunks = job.streams[segment].chunks
-                job.inspect(f"stream_generated_tokens_{segment}", _numpy(segment_tokens))
+                job.inspect(f"stream_generated_tokens_{segment}", to_numpy(segment_tokens))
                 job.inspect(f"stream_chunk_bounds_{segment}", np.asarray([[c.start, c.end] for c in chunks], np.int64))
-                job.emit(segment, _silence(self.sample_rate, options.fragment_interval), self.sample_rate)
+                job.emit(segment, silence(self.sample_rate, options.fragment_interval), self.sample_rate)
                 audio = np.concatenate(job.streamed[segment][:-1] or [np.zeros(0, np.float32)])
-                job.segments[segment] = _segment_result(job.sequences[segment], segment_tokens, torch.from_numpy(audio))
+                job.segments[segment] = segment_result(job.sequences[segment], segment_tokens, torch.fromto_numpy(audio))
             return
         if options.speed != 1.0:
             fragments = [self._decode(job, t, p) for t, p in zip(tokens, phones)]
@@ -384,12 +352,12 @@ class VoicePipeline:
             bounds = np.cumsum([0] + [len(t) * self.sovits.samples_per_token for t in tokens])
             fragments = [audio[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
         for segment, segment_tokens, fragment in zip(batch, tokens, fragments):
-            job.segments[segment] = _segment_result(job.sequences[segment], segment_tokens, fragment)
+            job.segments[segment] = segment_result(job.sequences[segment], segment_tokens, fragment)
         if options.stream == "fragments":  # the batch's segments as one piece, as upstream yields them
             piece = join_fragments([job.segments[i].audio for i in batch], self.sample_rate, options.fragment_interval)
             job.emit(batch[0], piece, self.sample_rate)
 
-    def _decode(self, job: _Job, tokens: torch.Tensor, phones: torch.Tensor) -> torch.Tensor:
+    def _decode(self, job: SynthesisJob, tokens: torch.Tensor, phones: torch.Tensor) -> torch.Tensor:
         """One decoder call: (T,) tokens and (P,) phones -> (samples,) waveform."""
         options = job.request.options
         noise = job.noise.pop(0) if job.noise else None
@@ -397,7 +365,7 @@ class VoicePipeline:
             tokens.view(1, 1, -1), phones.view(1, -1), job.conditioning.global_embedding,
             speed=options.speed, noise_scale=options.noise_scale, noise=noise, generator=job.generator,
         )[0, 0]
-        job.inspect(f"decode_out_{job.decode_calls}", _numpy(audio).reshape(1, 1, -1))
+        job.inspect(f"decode_out_{job.decode_calls}", to_numpy(audio).reshape(1, 1, -1))
         job.decode_calls += 1
         return audio
 
@@ -413,7 +381,7 @@ class VoicePipeline:
         """The speaker's arrays on the device, moved once while the speaker stays hot."""
         return self._device_speakers.get(speaker)
 
-    def _result(self, job: _Job, started: float, batched: int) -> SynthesisResult:
+    def _result(self, job: SynthesisJob, started: float, batched: int) -> SynthesisResult:
         segments = [job.segments[i] for i in range(len(job.sequences))]
         if job.request.options.stream is None:
             audio = join_fragments([s.audio for s in segments], self.sample_rate, job.request.options.fragment_interval)
@@ -426,26 +394,3 @@ class VoicePipeline:
             seed=job.seed,
             timings={"total_s": time.perf_counter() - started, "requests_in_batch": batched},
         )
-
-
-def _silence(sample_rate: int, seconds: float) -> np.ndarray:
-    return np.zeros(int(sample_rate * seconds), dtype=np.float32)
-
-
-def _segment_message(batch: list[int], total: int) -> str:
-    if len(batch) == 1:
-        return f"generating segment {batch[0] + 1} of {total}"
-    return f"generating segments {', '.join(str(i + 1) for i in batch)} of {total}"
-
-
-def _segment_result(sequence: PhoneSequence, tokens: torch.Tensor, fragment: torch.Tensor) -> SegmentResult:
-    return SegmentResult(
-        norm_text=sequence.norm_text,
-        phone_ids=np.asarray(sequence.phone_ids, dtype=np.int64),
-        semantic_tokens=_numpy(tokens),
-        audio=_numpy(fragment),
-    )
-
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().float().cpu().numpy() if tensor.is_floating_point() else tensor.detach().cpu().numpy()
