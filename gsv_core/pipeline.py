@@ -119,6 +119,7 @@ class VoicePipeline:
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
         encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
+        _check_sv_fits(encoder, sovits_model, sv)
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
         return cls(
             version=version,
@@ -368,6 +369,19 @@ class _SpeakerTensors:
     prompt_bert: torch.Tensor | None  # (1024, P)
     prompt_semantic: torch.Tensor | None  # (T,) int64
     global_embedding: torch.Tensor  # (1, C, 1)
+
+
+def _check_sv_fits(encoder: SpeakerEncoder | None, sovits: torch.nn.Module, sv: Path | None) -> None:
+    """Refuse at load, not at the first speaker, an SV checkpoint whose output the SoVITS model cannot take."""
+    projection = getattr(sovits, "speaker_projection", None)
+    if encoder is None or projection is None:
+        return
+    expected = projection.sv_proj.in_features
+    if encoder.embedding_dim != expected:
+        raise ValueError(
+            f"the speaker-verification checkpoint {Path(sv).name} gives {encoder.embedding_dim}-wide embeddings, "
+            f"but the SoVITS model takes {expected}: the two files do not belong together"
+        )
 
 
 def _report(request: SynthesisRequest) -> ProgressFn:
