@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from ..http_guard import VISITOR_COOKIE, visitor_key_of
 from ..service import VoiceService
 
 LANGUAGES = [("Chinese + English (zh)", "zh"), ("Chinese only (all_zh)", "all_zh"), ("English (en)", "en")]
@@ -46,7 +47,16 @@ def status_html(service: VoiceService) -> str:
 
 
 def session_of(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None) if request is not None else None
+    """The visitor key: the ``gsv_visitor`` cookie the server sets (it survives page reloads,
+    unlike Gradio's per-load session hash, which is only the fallback for callers without it)."""
+    if request is None:
+        return None
+    try:
+        cookies = dict(request.cookies or {})
+    except (AttributeError, TypeError):
+        cookies = {}
+    key = visitor_key_of(f"{VISITOR_COOKIE}={cookies[VISITOR_COOKIE]}") if VISITOR_COOKIE in cookies else None
+    return key or getattr(request, "session_hash", None)
 
 
 def speaker_choices(service: VoiceService, session: str | None) -> list[tuple[str, str]]:
