@@ -71,7 +71,8 @@ def _whole(name: str, value: Any) -> int:
 
 def _within(name: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
-        raise ServiceError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+        shown = [str(v) if isinstance(v, int) else f"{v:g}" for v in (low, high, value)]
+        raise ServiceError(f"{name} must be between {shown[0]} and {shown[1]}, got {shown[2][:40]}")
 
 
 def check_options(raw: Mapping[str, Any] | None, limits: Limits) -> SynthesisOptions:
@@ -99,7 +100,7 @@ def check_options(raw: Mapping[str, Any] | None, limits: Limits) -> SynthesisOpt
         values["seed"] = _whole("seed", raw["seed"])
         _within("seed", values["seed"], 0, SEED_MAX)
     if "split_method" in raw:
-        if raw["split_method"] not in SPLIT_METHODS:
+        if not isinstance(raw["split_method"], str) or raw["split_method"] not in SPLIT_METHODS:
             raise ServiceError(f"split_method must be one of {', '.join(SPLIT_METHODS)}")
         values["split_method"] = raw["split_method"]
     try:
