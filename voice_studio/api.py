@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from gsv_core.audio import wav_bytes
 
 from .errors import ServiceError, unexpected
-from .http_guard import visitor_key_of
+from .http_guard import BodyTooLarge, visitor_key_of
 from .limits import check_options
 from .service import VoiceService
 
@@ -43,6 +43,8 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, BodyTooLarge):  # the RequestGuard answers 413 in place of this response
+            return JSONResponse({"error": "the request is too large"}, status_code=413)
         return await refused(request, unexpected(error, f"serving {request.method} {request.url.path}"))
 
 
@@ -160,13 +162,18 @@ def build_router(service: VoiceService) -> APIRouter:
     @router.post("/tts")
     async def tts(request: Request, authorization: str | None = Header(default=None),
                   x_session: str | None = Header(default=None)) -> Response:
-        body = await _json_object(request, '{"text", "speaker_id", "language", "options"?}', limits.max_json_depth)
-        text, speaker_id, language = body.get("text"), body.get("speaker_id"), body.get("language", "zh")
-        if not isinstance(text, str) or not isinstance(speaker_id, str):
-            raise ServiceError("'text' and 'speaker_id' are required strings")
-        if not isinstance(language, str):
-            raise ServiceError("'language' must be a string such as 'zh' or 'en'")
-        options = check_options(body.get("options"), limits)
+        body: dict = {}
+        try:  # a request refused before synthesis is logged too
+            body = await _json_object(request, '{"text", "speaker_id", "language", "options"?}', limits.max_json_depth)
+            text, speaker_id, language = body.get("text"), body.get("speaker_id"), body.get("language", "zh")
+            if not isinstance(text, str) or not isinstance(speaker_id, str):
+                raise ServiceError("'text' and 'speaker_id' are required strings")
+            if not isinstance(language, str):
+                raise ServiceError("'language' must be a string such as 'zh' or 'en'")
+            options = check_options(body.get("options"), limits)
+        except ServiceError as error:
+            service.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
+            raise
         ticket = service.admit(text, [speaker_id], language)  # before any thread is taken: 503 at once when full
         job = partial(service.synthesize, text, speaker_id, language, options, _visitor(request, x_session),
                       ticket=ticket, token=_token(authorization))

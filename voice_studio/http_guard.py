@@ -68,18 +68,26 @@ class RequestGuard:
             await _refuse(send, 413, f"the request is over {_size(shown)}, the most this server accepts")
             return
         send = self._with_visitor_key(scope, headers, send)
-        started = False
+        refusal = f"the request is over {_size(shown)}, the most this server accepts"
+        state = {"over": False, "started": False}
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def guarded_send(message: Message) -> None:
+            """Once the body went over the limit, whatever the app answers (its parser may call it a
+            400 or a 500) is replaced by the 413."""
+            if state["over"]:
+                if message["type"] == "http.response.start" and not state["started"]:
+                    state["started"] = True
+                    await _refuse(send, 413, refusal)
+                return
+            state["started"] = state["started"] or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, _counted(receive, limit), tracked_send)
+            await self.app(scope, _counted(receive, limit, state), guarded_send)
         except BodyTooLarge:
-            if not started:
-                await _refuse(send, 413, f"the request is over {_size(shown)}, the most this server accepts")
+            if not state["started"]:
+                state["started"] = True
+                await _refuse(send, 413, refusal)
 
     def _limit(self, path: str, content_type: bytes) -> tuple[int, int]:
         """(bytes allowed, bytes named in the refusal) for a request to ``path``."""
@@ -109,7 +117,7 @@ class RequestGuard:
         return send_with_cookie
 
 
-def _counted(receive: Receive, limit: int) -> Receive:
+def _counted(receive: Receive, limit: int, state: dict) -> Receive:
     seen = 0
 
     async def counted() -> Message:
@@ -118,6 +126,7 @@ def _counted(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                state["over"] = True
                 raise BodyTooLarge()
         return message
 

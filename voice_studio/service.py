@@ -202,9 +202,14 @@ class VoiceService:
             return self.admission.enter(len(speaker_ids))
         except ServiceError as error:
             for speaker_id in speaker_ids:
-                self.log.write(self.log.record(text, speaker_id, language), time.perf_counter(),
-                               outcome="error", status=error.status, error=str(error))
+                self.log_refusal(text, speaker_id, language, error)
             raise
+
+    def log_refusal(self, text: object, speaker_id: object, language: object, error: ServiceError) -> None:
+        """Log a synthesis request refused before it was checked (bad body, options, busy)."""
+        record = self.log.record(text if isinstance(text, str) else "", str(speaker_id)[:80] if speaker_id else None,
+                                 str(language)[:20] if language else None)
+        self.log.write(record, time.perf_counter(), outcome="error", status=error.status, error=str(error))
 
     def synthesize(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
                    session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
