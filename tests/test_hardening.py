@@ -414,3 +414,44 @@ def test_an_imported_voice_with_a_bad_prompt_semantic_is_refused(tmp_path, bad):
         service.import_speaker(archive, session="visitor")
     assert error.value.status == 400 and "prompt_semantic" in str(error.value)
     assert service.list_speakers(None, "secret", everything=True) == []
+
+
+def test_the_ui_knows_a_visitor_by_the_cookie_not_by_the_page_load():
+    import types
+
+    from voice_studio.ui.common import session_of
+
+    key = "k" * 32
+    first_load = types.SimpleNamespace(cookies={"gsv_visitor": key}, session_hash="load-1")
+    reload = types.SimpleNamespace(cookies={"gsv_visitor": key}, session_hash="load-2")
+    assert session_of(first_load) == session_of(reload) == key
+    forged = types.SimpleNamespace(cookies={"gsv_visitor": "x; y"}, session_hash="load-3")
+    assert session_of(forged) == "load-3"  # a malformed key is never used
+
+
+def test_an_sv_checkpoint_that_does_not_fit_the_sovits_model_is_refused_at_load(reference_dir, tmp_path):
+    from voice_studio.server import _pipeline_loader, parse_args
+    from voice_studio.service import ServiceConfig, VoiceService
+
+    models = reference_dir / "models"
+    args = parse_args(["--t2s", str(models / "s1-tiny.ckpt"), "--sovits", str(models / "s2G-tiny-v2Pro.pth"),
+                       "--hubert", str(models / "chinese-hubert-tiny"), "--bert", str(models / "chinese-roberta-tiny"),
+                       "--sv", str(models / "sv-eres2netv2-tiny.ckpt"), "--official-data", str(reference_dir / "data")],
+                      environ={})
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), _pipeline_loader(args))
+    with pytest.raises(ServiceError, match="do not belong together") as error:
+        service.pipeline()
+    assert error.value.status == 503 and "ready" not in service.status and "do not belong together" in service.status
+    assert str(models) not in service.status
+
+
+def test_the_largest_request_the_limits_allow_stays_small_in_memory():
+    """Memory per request is bounded by the output-duration limit: float32 audio at 32 kHz."""
+    from voice_studio.limits import check_segments
+
+    limits = Limits()
+    worst = SynthesisOptions(speed=limits.speed[0], fragment_interval=limits.max_fragment_interval_s)
+    with pytest.raises(ServiceError, match="the limit is 120 s"):
+        check_segments([limits.max_phones_per_segment] * limits.max_segments, [100] * limits.max_segments, worst,
+                       limits, None)
+    assert limits.max_output_s * 32000 * 4 < 16 * 2**20  # at most 15 MB of output audio per request

@@ -250,3 +250,36 @@ def test_32_clients_with_good_and_bad_requests_every_good_one_is_served(open_ser
     print(f"\nload: {len(good_latencies)} good served, {len(results) - len(good_latencies)} bad refused, "
           f"wall {wall:.1f} s, p50 {p50:.2f} s, p95 {p95:.2f} s, RSS {rss_before:.0f} -> {_rss_mb():.0f} MB")
     assert wall < 60
+
+
+def test_the_page_sets_a_lasting_visitor_cookie(guarded):
+    response = httpx.get(guarded[0] + "/")
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("gsv_visitor=") and "HttpOnly" in cookie and f"Max-Age={7 * 86400}" in cookie
+    again = httpx.get(guarded[0] + "/", cookies={"gsv_visitor": response.cookies["gsv_visitor"]})
+    assert "set-cookie" not in again.headers  # the browser keeps its key across reloads
+
+
+def test_the_admin_token_in_the_ui(guarded):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    base, _, reference_dir, _ = guarded
+    upload = str(reference_dir / "cases" / "v2_zh" / "ref.wav")
+    client = Client(base + "/", verbose=False)
+    before = _listing(base)
+    with pytest.raises(AppError, match="the admin token is wrong"):
+        client.predict(handle_file(upload), TRANSCRIPT, "zh", "UI wrong", True, "guess", api_name="/add_speaker")
+    assert _listing(base) == before
+    message, _, _ = client.predict(handle_file(upload), TRANSCRIPT, "zh", "UI shared", True, TOKEN,
+                                   api_name="/add_speaker")
+    assert "Added UI shared" in message and "private" not in message
+    shared_id = next(s["id"] for s in httpx.get(base + "/api/speakers").json() if s["name"] == "UI shared")
+    with pytest.raises(AppError, match="exporting ratings needs the admin token"):
+        client.predict("", api_name="/export_ratings")
+    assert str(client.predict(TOKEN, api_name="/export_ratings")).endswith(".csv")
+    with pytest.raises(AppError, match="needs the admin token"):
+        client.predict(shared_id, "", api_name="/delete_voice")
+    assert client.predict("", TOKEN, api_name="/delete_voice")[0] == "Nothing deleted."  # a cancelled confirm
+    assert client.predict(shared_id, TOKEN, api_name="/delete_voice")[0] == "Deleted."
+    assert _listing(base) == before
