@@ -68,7 +68,9 @@ class ModelHost:
         """The loaded pipeline (waiting for a load in progress); ServiceError 503 when there is none."""
         pipeline = self._pipeline or self._load_once()
         if pipeline is None:
-            raise ServiceError(f"synthesis is unavailable: {self._error}", status=503, headers={"Retry-After": "60"})
+            raise ServiceError(f"synthesis is unavailable: {self._error}. The operator can start the app with "
+                               "--t2s, --sovits, --hubert and --bert (and --sv for v2Pro) pointing at local files",
+                               status=503, headers={"Retry-After": "60"})
         return pipeline
 
 
