@@ -278,6 +278,9 @@ def test_the_admin_token_in_the_ui(guarded):
     with pytest.raises(AppError, match="exporting ratings needs the admin token"):
         client.predict("", api_name="/export_ratings")
     assert str(client.predict(TOKEN, api_name="/export_ratings")).endswith(".csv")
+    assert shared_id in {s["id"] for s in client.predict(TOKEN, api_name="/list_every_voice")}
+    with pytest.raises(AppError, match="listing every voice needs the admin token"):
+        client.predict("", api_name="/list_every_voice")
     with pytest.raises(AppError, match="needs the admin token"):
         client.predict(shared_id, "", api_name="/delete_voice")
     assert client.predict("", TOKEN, api_name="/delete_voice")[0] == "Nothing deleted."  # a cancelled confirm

@@ -16,7 +16,7 @@ import json
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -108,9 +108,10 @@ def build_router(service: VoiceService) -> APIRouter:
     limits = service.limits
 
     @router.get("/speakers")
-    def list_speakers(request: Request, all: bool = False, authorization: str | None = Header(default=None),
+    def list_speakers(request: Request, everything: bool = Query(False, alias="all"),
+                      authorization: str | None = Header(default=None),
                       x_session: str | None = Header(default=None)) -> list[dict]:
-        return service.list_speakers(_visitor(request, x_session), _token(authorization), everything=all)
+        return service.list_speakers(_visitor(request, x_session), _token(authorization), everything=everything)
 
     @router.post("/speakers", status_code=201)
     async def add_speaker(request: Request, audio: UploadFile = File(...), transcript: str = Form(""),

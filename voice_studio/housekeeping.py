@@ -8,14 +8,15 @@ start, and at most every few minutes when voices are listed or added.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import shutil
 import threading
 import time
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gsv_core.speaker_meta import id_from_name
 from gsv_core.speakers import SpeakerError, SpeakerInfo, SpeakerLibrary
 
 from .errors import ServiceError
@@ -31,12 +32,14 @@ def private_speaker_id(name: str) -> str:
     Numbering on collision (``alice-2``) would tell a visitor that someone else's private
     ``alice`` exists; a random tail tells nothing and never collides in practice.
     """
-    return f"{id_from_name(name)[:40]}-{secrets.token_hex(5)}"
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40].rstrip("-") or "voice"
+    return f"{slug}-{secrets.token_hex(5)}"
 
 
 def check_room(library: SpeakerLibrary, limits: Limits, session: str | None, shared: bool) -> None:
     """Refuse an add past the total or the per-visitor number of voices, or with too little disk."""
-    if len(library) >= limits.max_voices:
+    if len(all_speakers(library)) >= limits.max_voices:
         raise ServiceError(f"the library is full ({limits.max_voices} voices); ask the admin to delete some",
                            status=507)
     if not shared:
@@ -89,6 +92,8 @@ class Sweeper:
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Delete every expired private voice; returns their ids."""
+        with self._lock:
+            self._last = time.monotonic()
         now = time.time() if now is None else now
         expired = [info.id for info in all_speakers(self.library)
                    if not info.shared and _age_s(info.created_at, now) > self.ttl_s]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gsv_core.audio import AudioError, check_header_duration, load_reference_audio, trimmed_wav
 from gsv_core.pipeline import VoicePipeline
-from gsv_core.speakers import SpeakerInfo, SpeakerLibrary
+from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
 from gsv_core.synthesis import SynthesisOptions, SynthesisRequest, SynthesisResult
 from gsv_core.text.errors import TextError
 
@@ -189,7 +189,7 @@ class VoiceService:
         except ServiceError:
             raise
         except ValueError as error:  # SpeakerError, AudioError: plain English, paths removed
-            status = 404 if type(error).__name__ == "SpeakerNotFound" else 400
+            status = 404 if isinstance(error, SpeakerNotFound) else 400
             raise ServiceError(scrub_paths(str(error)), status=status) from error
         except Exception as error:
             raise unexpected(error, what) from error

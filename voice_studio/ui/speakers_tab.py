@@ -77,14 +77,28 @@ def build_speakers_tab(service: VoiceService, synthesize_speaker: gr.Dropdown) -
     with gr.Accordion("Admin", open=False, visible=not service.access.open):
         token = gr.Textbox(label="Admin token", type="password", value="",
                            info="Needed to add shared voices and to change or delete any voice.")
-        export_ratings = gr.Button("Export ratings (CSV)")
+        with gr.Row():
+            list_all = gr.Button("List every voice")
+            export_ratings = gr.Button("Export ratings (CSV)")
+        every_voice = gr.JSON(label="Every voice, private ones included")
         ratings_csv = gr.File(label="Ratings CSV", interactive=False)
     transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], transcript)
     add.click(on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent, token],
               [added, stored, synthesize_speaker], api_name="add_speaker")
     export_ratings.click(_ratings_handler(service), [token], ratings_csv, api_name="export_ratings")
+    list_all.click(_list_all_handler(service), [token], every_voice, api_name="list_every_voice")
     with gr.Accordion("Manage voices", open=False):
         return _build_manage_voices(service, token)
+
+
+def _list_all_handler(service: VoiceService):
+    def list_all(token, request: gr.Request = None):
+        try:
+            return service.list_speakers(session_of(request), token or None, everything=True)
+        except ServiceError as error:
+            raise _error(error) from error
+
+    return list_all
 
 
 def _ratings_handler(service: VoiceService):
