@@ -427,6 +427,9 @@ def test_the_ui_knows_a_visitor_by_the_cookie_not_by_the_page_load():
     assert session_of(first_load) == session_of(reload) == key
     forged = types.SimpleNamespace(cookies={"gsv_visitor": "x; y"}, session_hash="load-3")
     assert session_of(forged) == "load-3"  # a malformed key is never used
+    no_cookie_jar = types.SimpleNamespace(cookies={"gsv_visitor": key}, headers={"x-gsv-new-visitor": "1"},
+                                          session_hash="load-4")
+    assert session_of(no_cookie_jar) == "load-4"  # a key minted for this request alone would be lost at once
 
 
 def test_an_sv_checkpoint_that_does_not_fit_the_sovits_model_is_refused_at_load(reference_dir, tmp_path):

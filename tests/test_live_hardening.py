@@ -258,6 +258,8 @@ def test_the_page_sets_a_lasting_visitor_cookie(guarded):
     assert cookie.startswith("gsv_visitor=") and "HttpOnly" in cookie and f"Max-Age={7 * 86400}" in cookie
     again = httpx.get(guarded[0] + "/", cookies={"gsv_visitor": response.cookies["gsv_visitor"]})
     assert "set-cookie" not in again.headers  # the browser keeps its key across reloads
+    proxied = httpx.get(guarded[0] + "/", headers={"X-Forwarded-Proto": "https"})
+    assert "SameSite=None; Secure" in proxied.headers["set-cookie"]  # also inside the Spaces iframe
 
 
 def test_the_admin_token_in_the_ui(guarded):

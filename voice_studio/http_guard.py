@@ -29,6 +29,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 VISITOR_COOKIE = "gsv_visitor"
+NEW_VISITOR_HEADER = b"x-gsv-new-visitor"  # set by the guard on a request that came without a key
 MULTIPART_SLACK_BYTES = 64 * 2**10  # boundaries, part headers and the small form fields
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -98,15 +99,20 @@ class RequestGuard:
         return self.max_upload_bytes + MULTIPART_SLACK_BYTES, self.max_upload_bytes
 
     def _with_visitor_key(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> Send:
-        """Inject a fresh key when the request has none; the response then sets the cookie."""
+        """Inject a fresh key when the request has none (marked by ``NEW_VISITOR_HEADER``, which
+        callers cannot send themselves); the response then sets the cookie. Over HTTPS the cookie
+        is ``SameSite=None; Secure``, so that it also works inside an iframe (Hugging Face Spaces)."""
+        scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n.lower() != NEW_VISITOR_HEADER]
         cookie = headers.get(b"cookie", b"").decode("latin-1")
         if visitor_key_of(cookie) is not None:
             return send
         key = secrets.token_urlsafe(24)
         joined = f"{cookie}; {VISITOR_COOKIE}={key}" if cookie else f"{VISITOR_COOKIE}={key}"
-        scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n.lower() != b"cookie"]
-        scope["headers"].append((b"cookie", joined.encode("latin-1")))
-        set_cookie = f"{VISITOR_COOKIE}={key}; Max-Age={self.visitor_ttl_s}; Path=/; HttpOnly; SameSite=Lax"
+        scope["headers"] = [(n, v) for n, v in scope["headers"] if n.lower() != b"cookie"]
+        scope["headers"] += [(b"cookie", joined.encode("latin-1")), (NEW_VISITOR_HEADER, b"1")]
+        https = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto", b"").startswith(b"https")
+        same_site = "SameSite=None; Secure" if https else "SameSite=Lax"
+        set_cookie = f"{VISITOR_COOKIE}={key}; Max-Age={self.visitor_ttl_s}; Path=/; HttpOnly; {same_site}"
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
