@@ -160,6 +160,13 @@ def build_router(service: VoiceService) -> APIRouter:
     def export_ratings(authorization: str | None = Header(default=None)) -> Response:
         return Response(service.ratings_csv(_token(authorization)), media_type="text/csv")
 
+    _add_tts_route(router, service)
+    return router
+
+
+def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
+    limits = service.limits
+
     @router.post("/tts")
     async def tts(request: Request, authorization: str | None = Header(default=None),
                   x_session: str | None = Header(default=None)) -> Response:
@@ -181,5 +188,3 @@ def build_router(service: VoiceService) -> APIRouter:
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
         result = await asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav")
-
-    return router
