@@ -448,6 +448,19 @@ def test_an_sv_checkpoint_that_does_not_fit_the_sovits_model_is_refused_at_load(
     assert str(models) not in service.status
 
 
+def test_a_v2pro_model_without_its_sv_checkpoint_is_refused_at_load(reference_dir, tmp_path):
+    from voice_studio.server import _pipeline_loader, parse_args
+    from voice_studio.service import ServiceConfig, VoiceService
+
+    models = reference_dir / "models"
+    args = parse_args(["--t2s", str(models / "s1-tiny.ckpt"), "--sovits", str(models / "s2G-tiny-v2Pro.pth"),
+                       "--hubert", str(models / "chinese-hubert-tiny"), "--bert", str(models / "chinese-roberta-tiny"),
+                       "--official-data", str(reference_dir / "data")], environ={})
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), _pipeline_loader(args))
+    with pytest.raises(ServiceError, match="needs the speaker-verification checkpoint: start the app with --sv"):
+        service.pipeline()
+
+
 def test_the_largest_request_the_limits_allow_stays_small_in_memory():
     """Memory per request is bounded by the output-duration limit: float32 audio at 32 kHz."""
     from voice_studio.limits import check_segments

@@ -106,8 +106,12 @@ def _pipeline_loader(args: argparse.Namespace):
 
         official = Path(args.official_data) if args.official_data else None
         if args.t2s:  # parse_args made sure the other model flags are there too
-            return VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
-                                            Path(args.sv) if args.sv else None, official_data=official)
+            pipeline = VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
+                                                Path(args.sv) if args.sv else None, official_data=official)
+            if pipeline.version_info.uses_sv and pipeline.speaker_encoder is None:  # else every add would fail
+                raise ValueError(f"{Path(args.sovits).name} is a {pipeline.version} model, which needs the "
+                                 "speaker-verification checkpoint: start the app with --sv too")
+            return pipeline
         files = resolve_model_files(args.version, progress=progress)
         return VoicePipeline.from_files(files, official_data=official)
 
