@@ -291,3 +291,16 @@ def test_the_admin_token_in_the_ui(guarded):
     assert client.predict("", TOKEN, api_name="/delete_voice")[0] == "Nothing deleted."  # a cancelled confirm
     assert client.predict(shared_id, TOKEN, api_name="/delete_voice")[0] == "Deleted."
     assert _listing(base) == before
+
+
+def test_ratings_remember_who_rated(open_server, open_voice):
+    from gradio_client import Client
+
+    base, service, reference_dir, _ = open_server
+    other = _add(base, reference_dir, "Rated").json()["id"]
+    client = Client(base + "/", verbose=False)
+    client.predict("你好，世界。", "zh", [open_voice, other], api_name="/compare")
+    saved = client.predict("你好，世界。", 4, 2, 3, 3, "clear", "muffled", "", "", api_name="/save_ratings")
+    assert saved == "Saved 2 ratings."
+    sessions = [row[-1] for row in service.ratings.rows()[-2:]]
+    assert all(sessions) and len(set(sessions)) == 1
