@@ -39,6 +39,9 @@ HUBERT_PAD_SECONDS = 0.3
 SILENCE_PEAK = 10 ** (-60 / 20)
 # Peak normalisation of the spectrogram input divides by the peak, but never by more than this.
 MAX_PEAK_DIVISOR = 2.0
+# A file whose header announces more than this is refused before it is decoded: decoding
+# 20 minutes of 96 kHz stereo (a few hundred KB of FLAC) would take ~900 MB of float32.
+MAX_DECODE_SECONDS = 60.0
 
 AudioSource = str | os.PathLike | bytes
 
@@ -83,6 +86,7 @@ def _read_channels(source: AudioSource) -> tuple[np.ndarray, int]:
     def opened():
         return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
 
+    check_header_duration(source, MAX_DECODE_SECONDS, name)
     try:
         samples, sample_rate = soundfile.read(opened(), dtype="float32", always_2d=True)
         return np.ascontiguousarray(samples.T), int(sample_rate)
@@ -96,6 +100,27 @@ def _read_channels(source: AudioSource) -> tuple[np.ndarray, int]:
             raise AudioError(f"{name} is not a readable audio file ({reason})") from sf_error
     samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
     return samples, int(sample_rate)
+
+
+def header_duration(source: AudioSource) -> float | None:
+    """Seconds of audio a file's header announces, without decoding it; None when unknown."""
+    try:
+        info = soundfile.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+    except Exception:  # not readable by libsndfile: the decoder reports it
+        return None
+    if info.samplerate <= 0 or info.frames <= 0:
+        return None
+    return info.frames / info.samplerate
+
+
+def check_header_duration(source: AudioSource, max_seconds: float, name: str = "reference audio") -> None:
+    """Raise AudioError when the header announces more than ``max_seconds`` of audio (nothing is decoded)."""
+    seconds = header_duration(source)
+    if seconds is not None and seconds > max_seconds:
+        raise AudioError(
+            f"{name} is {seconds:.2f} s long; the reference must be between "
+            f"{MIN_REFERENCE_SAMPLES_16K // HUBERT_SAMPLE_RATE} and {MAX_REFERENCE_SAMPLES_16K // HUBERT_SAMPLE_RATE} seconds"
+        )
 
 
 def samples_at_16k(num_samples: int, sample_rate: int) -> int:
@@ -232,8 +257,11 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 def trimmed_wav(data: bytes, top_db: float = 40.0) -> bytes:
     """An upload as 16-bit WAV without its leading and trailing silence (quieter than ``top_db`` below peak).
 
-    Undecodable data is returned unchanged, so the reference check reports it.
+    Undecodable or over-long data (by its header) is returned unchanged, so the reference check reports it.
     """
+    seconds = header_duration(data)
+    if seconds is not None and seconds > MAX_DECODE_SECONDS:
+        return data
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError):

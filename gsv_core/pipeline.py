@@ -25,7 +25,7 @@ from .bucketing import bucket_batches
 from .conditioning import SpeakerConditioning
 from .features.bert import BertFeatures
 from .features.ssl import HubertFeatures
-from .features.sv import SpeakerEncoder
+from .features.sv import SpeakerEncoder, check_sv_fits
 from .hub import ModelFiles
 from .jobs import SynthesisJob, segment_message, segment_result, silence, to_numpy
 from .models.sovits import load_sovits
@@ -115,6 +115,7 @@ class VoicePipeline:
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
         encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
+        check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
         return cls(
             version=version,

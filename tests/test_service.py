@@ -16,9 +16,19 @@ from gsv_core.synthesis import SynthesisOptions, SynthesisResult
 from voice_studio.service import ServiceConfig, ServiceError, VoiceService
 
 
+class FakeFrontend:
+    """Cuts at '。' and gives two phones per character, like a simple Chinese frontend."""
+
+    def prepare(self, text, language, version="v2", method="cut1"):
+        pieces = [piece for piece in text.split("。") if piece.strip()] or [text]
+        return [types.SimpleNamespace(norm_text=piece, phone_ids=tuple(range(2 * len(piece)))) for piece in pieces]
+
+
 class FakePipeline:
     version = "v2"
     weights_key = "v2-0000000000000000"
+    version_info = types.SimpleNamespace(symbols="v2")
+    frontend = FakeFrontend()
 
     def __init__(self, serve_s: float = 0.0) -> None:
         self.serve_s = serve_s

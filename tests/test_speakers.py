@@ -378,6 +378,19 @@ def test_display_names_are_unique_case_insensitively_after_nfc(library, prepare)
         add(library, prepare, name="carol")
 
 
+def test_a_refused_name_never_reveals_another_visitors_private_voice(library, prepare):
+    add(library, prepare, name="Shared")
+    mine = add(library, prepare, name="Alice", shared=False, owner_session="visitor-1")
+    theirs = add(library, prepare, name="Alice", shared=False, owner_session="visitor-2")  # not seen together
+    assert mine.name == theirs.name == "Alice" and mine.id != theirs.id
+    with pytest.raises(SpeakerError, match="already exists"):  # one's own and the shared voices do clash
+        add(library, prepare, name="alice", shared=False, owner_session="visitor-1")
+    with pytest.raises(SpeakerError, match="already exists"):
+        add(library, prepare, name="Shared", shared=False, owner_session="visitor-2")
+    with pytest.raises(SpeakerError, match="already exists"):  # a shared voice is seen by everybody
+        add(library, prepare, name="ALICE")
+
+
 def _zip(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

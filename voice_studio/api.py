@@ -1,40 +1,51 @@
-"""REST endpoints on the app's own server: speakers (list, add, rename, delete, export, import) and synthesis.
+"""REST endpoints on the app's own server: speakers (list, add, rename, delete, export, import), synthesis, ratings.
 
 Errors come back as 4xx/5xx with JSON ``{"error": "..."}``: handlers raise
-:class:`ServiceError` and one exception handler (:func:`add_error_handlers`) answers. The
-admin token, when the service has one, is read from ``Authorization: Bearer <token>``; a
-caller's private voices are keyed by the ``X-Session`` header.
+:class:`ServiceError` and one exception handler (:func:`add_error_handlers`) answers;
+anything unexpected is a 500 ``{"error": ..., "error_id": ...}`` whose id is in the server
+log with the traceback. The admin token, when the service has one, is read from
+``Authorization: Bearer <token>`` (a wrong one is a 401). The caller's visitor key (who
+owns a private voice) is the ``X-Session`` header, else the ``gsv_visitor`` cookie the
+server sets; responses to an add carry it back in ``X-Session``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from gsv_core.audio import wav_bytes
-from gsv_core.synthesis import SynthesisOptions
 
-from .errors import ServiceError
-from .service import MAX_UPLOAD_BYTES, VoiceService
-
-_OPTION_FIELDS = {"top_k", "top_p", "temperature", "repetition_penalty", "split_method", "speed", "seed", "fragment_interval"}
+from .errors import ServiceError, unexpected
+from .http_guard import BodyTooLarge, visitor_key_of
+from .limits import check_options
+from .service import VoiceService
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Service refusals and FastAPI's own validation errors, both as ``{"error": ...}``."""
+    """Service refusals, FastAPI's own validation errors and unexpected errors, all as ``{"error": ...}``."""
 
     @app.exception_handler(ServiceError)
     async def refused(request: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        body = {"error": str(error), **({"error_id": error.error_id} if error.error_id else {})}
+        return JSONResponse(body, status_code=error.status, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in error.errors())
-        return JSONResponse({"error": f"missing or invalid fields: {fields}"}, status_code=422)
+        return JSONResponse({"error": f"missing or invalid fields: {fields[:200]}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, BodyTooLarge):  # the RequestGuard answers 413 in place of this response
+            return JSONResponse({"error": "the request is too large"}, status_code=413)
+        return await refused(request, unexpected(error, f"serving {request.method} {request.url.path}"))
 
 
 def _token(authorization: str | None) -> str | None:
@@ -43,25 +54,49 @@ def _token(authorization: str | None) -> str | None:
     return None
 
 
-def options_from(raw: Any) -> SynthesisOptions:
-    """SynthesisOptions from a JSON object, refusing unknown fields and bad values."""
-    if raw is None:
-        return SynthesisOptions()
-    if not isinstance(raw, dict):
-        raise ServiceError("options must be a JSON object")
-    unknown = set(raw) - _OPTION_FIELDS
-    if unknown:
-        raise ServiceError(f"unknown options: {', '.join(sorted(unknown))}")
-    try:
-        return SynthesisOptions(**raw)
-    except (TypeError, ValueError) as error:
-        raise ServiceError(f"bad options: {error}") from error
+def _visitor(request: Request, x_session: str | None) -> str | None:
+    return x_session or visitor_key_of(request.headers.get("cookie"))
 
 
-async def _json_object(request: Request, expected: str) -> dict:
+def json_depth_ok(text: str, max_depth: int) -> bool:
+    """Whether brackets nest at most ``max_depth`` deep (checked before parsing: no RecursionError)."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return False
+        elif char in "]}":
+            depth -= 1
+    return True
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ServiceError(f"the body is not valid JSON ({name} is not a number JSON allows)")
+
+
+async def _json_object(request: Request, expected: str, max_depth: int) -> dict:
+    raw = await request.body()  # bounded by the RequestGuard's JSON limit
     try:
-        body = await request.json()
-    except ValueError:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ServiceError("the body must be UTF-8 JSON") from None
+    if not json_depth_ok(text, max_depth):
+        raise ServiceError(f"the JSON body nests deeper than {max_depth} levels")
+    try:
+        body = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as error:
+        if isinstance(error, ServiceError):
+            raise
         body = None
     if not isinstance(body, dict):
         raise ServiceError(f"the body must be a JSON object: {expected}")
@@ -70,56 +105,86 @@ async def _json_object(request: Request, expected: str) -> dict:
 
 def build_router(service: VoiceService) -> APIRouter:
     router = APIRouter(prefix="/api")
+    limits = service.limits
 
     @router.get("/speakers")
-    def list_speakers(x_session: str | None = Header(default=None)) -> list[dict]:
-        return service.list_speakers(x_session)
+    def list_speakers(request: Request, everything: bool = Query(False, alias="all"),
+                      authorization: str | None = Header(default=None),
+                      x_session: str | None = Header(default=None)) -> list[dict]:
+        return service.list_speakers(_visitor(request, x_session), _token(authorization), everything=everything)
 
     @router.post("/speakers", status_code=201)
-    async def add_speaker(audio: UploadFile = File(...), transcript: str = Form(""), language: str = Form("zh"),
-                          name: str = Form(...), authorization: str | None = Header(default=None),
+    async def add_speaker(request: Request, audio: UploadFile = File(...), transcript: str = Form(""),
+                          language: str = Form("zh"), name: str = Form(...),
+                          authorization: str | None = Header(default=None),
                           x_session: str | None = Header(default=None)) -> JSONResponse:
-        data = await audio.read(MAX_UPLOAD_BYTES + 1)
-        info = await asyncio.to_thread(service.add_speaker, data, transcript, language, name, x_session,
+        visitor = _visitor(request, x_session)
+        data = await audio.read(limits.max_upload_bytes + 1)
+        info = await asyncio.to_thread(service.add_speaker, data, transcript, language, name, visitor,
                                        _token(authorization))
-        return JSONResponse(info.to_json(x_session), status_code=201)
+        return JSONResponse(info.to_json(visitor), status_code=201, headers={"X-Session": visitor or ""})
 
     @router.patch("/speakers/{speaker_id}")
     async def rename_speaker(speaker_id: str, request: Request, authorization: str | None = Header(default=None),
                              x_session: str | None = Header(default=None)) -> dict:
-        body = await _json_object(request, '{"name": "..."}')
+        body = await _json_object(request, '{"name": "..."}', limits.max_json_depth)
         if not isinstance(body.get("name"), str):
             raise ServiceError("the body must be JSON with a 'name' string")
-        return service.rename_speaker(speaker_id, body["name"], x_session, _token(authorization)).to_json(x_session)
+        visitor = _visitor(request, x_session)
+        info = await asyncio.to_thread(service.rename_speaker, speaker_id, body["name"], visitor, _token(authorization))
+        return info.to_json(visitor)
 
     @router.delete("/speakers/{speaker_id}", status_code=204)
-    def delete_speaker(speaker_id: str, authorization: str | None = Header(default=None),
+    def delete_speaker(speaker_id: str, request: Request, authorization: str | None = Header(default=None),
                        x_session: str | None = Header(default=None)) -> Response:
-        service.delete_speaker(speaker_id, x_session, _token(authorization))
+        service.delete_speaker(speaker_id, _visitor(request, x_session), _token(authorization))
         return Response(status_code=204)
 
     @router.get("/speakers/{speaker_id}/export")
-    def export_speaker(speaker_id: str, x_session: str | None = Header(default=None)) -> Response:
-        data = service.export_speaker(speaker_id, x_session)
+    def export_speaker(speaker_id: str, request: Request, authorization: str | None = Header(default=None),
+                       x_session: str | None = Header(default=None)) -> Response:
+        data = service.export_speaker(speaker_id, _visitor(request, x_session), _token(authorization))
         return Response(data, media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{speaker_id}.zip"'})
 
     @router.post("/speakers/import", status_code=201)
-    async def import_speaker(archive: UploadFile = File(...), authorization: str | None = Header(default=None),
+    async def import_speaker(request: Request, archive: UploadFile = File(...),
+                             authorization: str | None = Header(default=None),
                              x_session: str | None = Header(default=None)) -> JSONResponse:
-        data = await archive.read(MAX_UPLOAD_BYTES + 1)
-        info = await asyncio.to_thread(service.import_speaker, data, x_session, _token(authorization))
-        return JSONResponse(info.to_json(x_session), status_code=201)
+        visitor = _visitor(request, x_session)
+        data = await archive.read(limits.max_upload_bytes + 1)
+        info = await asyncio.to_thread(service.import_speaker, data, visitor, _token(authorization))
+        return JSONResponse(info.to_json(visitor), status_code=201)
+
+    @router.get("/ratings.csv")
+    def export_ratings(authorization: str | None = Header(default=None)) -> Response:
+        return Response(service.ratings_csv(_token(authorization)), media_type="text/csv")
+
+    _add_tts_route(router, service)
+    return router
+
+
+def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
+    limits = service.limits
 
     @router.post("/tts")
-    async def tts(request: Request, x_session: str | None = Header(default=None)) -> Response:
-        body = await _json_object(request, '{"text", "speaker_id", "language", "options"?}')
-        if not isinstance(body.get("text"), str) or not isinstance(body.get("speaker_id"), str):
-            raise ServiceError("'text' and 'speaker_id' are required strings")
-        options = options_from(body.get("options"))
-        result = await asyncio.to_thread(
-            service.synthesize, body["text"], body["speaker_id"], str(body.get("language", "zh")), options, x_session
-        )
+    async def tts(request: Request, authorization: str | None = Header(default=None),
+                  x_session: str | None = Header(default=None)) -> Response:
+        body: dict = {}
+        try:  # a request refused before synthesis is logged too
+            body = await _json_object(request, '{"text", "speaker_id", "language", "options"?}', limits.max_json_depth)
+            text, speaker_id, language = body.get("text"), body.get("speaker_id"), body.get("language", "zh")
+            if not isinstance(text, str) or not isinstance(speaker_id, str):
+                raise ServiceError("'text' and 'speaker_id' are required strings")
+            if not isinstance(language, str):
+                raise ServiceError("'language' must be a string such as 'zh' or 'en'")
+            options = check_options(body.get("options"), limits)
+        except ServiceError as error:
+            service.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
+            raise
+        ticket = service.admit(text, [speaker_id], language)  # before any thread is taken: 503 at once when full
+        job = partial(service.synthesize, text, speaker_id, language, options, _visitor(request, x_session),
+                      ticket=ticket, token=_token(authorization))
+        # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
+        result = await asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav")
-
-    return router

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from gsv_core.pipeline import VoicePipeline
 
-from .errors import ServiceError
+from .errors import ServiceError, scrub_paths
 
 ProgressFn = Callable[[float, str], None]
 PipelineLoader = Callable[[ProgressFn], VoicePipeline]
@@ -41,9 +42,9 @@ class ModelHost:
             if self._pipeline is None and self._load is not None and self._error is None:
                 try:
                     self._pipeline = self._load(self._report)
-                except Exception as error:  # shown to the user as the reason synthesis is off
-                    self._error = f"{type(error).__name__}: {error}"
-                    LOGGER.error("model loading failed: %s", self._error)
+                except Exception as error:  # a short public reason; the details go to the server log
+                    self._error = public_reason(error)
+                    LOGGER.error("model loading failed", exc_info=error)
             return self._pipeline
 
     def _report(self, fraction: float, message: str) -> None:
@@ -67,9 +68,20 @@ class ModelHost:
         """The loaded pipeline (waiting for a load in progress); ServiceError 503 when there is none."""
         pipeline = self._pipeline or self._load_once()
         if pipeline is None:
-            raise ServiceError(
-                f"synthesis is unavailable ({self._error}); start the app with --t2s/--sovits/--hubert/--bert "
-                "(and --sv for v2Pro) pointing at local files, or with network access to download the weights",
-                status=503,
-            )
+            raise ServiceError(f"synthesis is unavailable: {self._error}. The operator can start the app with "
+                               "--t2s, --sovits, --hubert and --bert (and --sv for v2Pro) pointing at local files",
+                               status=503, headers={"Retry-After": "60"})
         return pipeline
+
+
+def public_reason(error: BaseException) -> str:
+    """Why synthesis is off, for visitors: which files, never where they were looked for or how to pass them."""
+    missing = getattr(error, "missing", ())
+    if missing:
+        names = ", ".join(sorted({Path(name).name for name in missing})[:6])
+        return f"the model files are not on this server and could not be downloaded ({names}); see the server log"
+    if isinstance(error, FileNotFoundError):
+        return scrub_paths(str(error).splitlines()[0] if str(error) else "a model file is missing")[:200]
+    if isinstance(error, ValueError):  # files that do not fit together, in plain English
+        return scrub_paths(str(error).splitlines()[0])[:300]
+    return "the models could not be loaded; see the server log"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -29,9 +30,33 @@ _FLAGS = (
     ("--precision", "GSV_PRECISION", "auto, fp32, fp16 or bf16 (auto: fp16 on CUDA, else fp32)"),
     ("--max-chars", "GSV_MAX_CHARS", "characters per request"),
     ("--max-batch", "GSV_MAX_BATCH", "synthesis requests served together (1: one at a time)"),
+    ("--max-waiting", "GSV_MAX_WAITING", "synthesis requests waiting; past it, 503 busy"),
 )
+# The hard limits (voice_studio.limits.Limits): (flag, environment variable, Limits field, type, help)
+_LIMIT_FLAGS = (
+    ("--max-top-k", "GSV_MAX_TOP_K", "top_k", int, "largest top_k option"),
+    ("--max-temperature", "GSV_MAX_TEMPERATURE", "temperature", float, "largest temperature option"),
+    ("--max-fragment-interval", "GSV_MAX_FRAGMENT_INTERVAL", "max_fragment_interval_s", float,
+     "seconds of silence between segments, at most"),
+    ("--max-phones", "GSV_MAX_PHONES", "max_phones_per_segment", int, "phones per text segment after normalization"),
+    ("--max-segments", "GSV_MAX_SEGMENTS", "max_segments", int, "text segments per request"),
+    ("--max-output-s", "GSV_MAX_OUTPUT_S", "max_output_s", float, "expected seconds of audio per request"),
+    ("--max-upload-mb", "GSV_MAX_UPLOAD_MB", "max_upload_bytes", lambda v: int(float(v) * 2**20), "MB per uploaded file"),
+    ("--max-json-kb", "GSV_MAX_JSON_KB", "max_json_bytes", lambda v: int(float(v) * 2**10), "KB per JSON request body"),
+    ("--max-json-depth", "GSV_MAX_JSON_DEPTH", "max_json_depth", int, "nesting depth of a JSON body"),
+    ("--max-decoded-audio-s", "GSV_MAX_DECODED_AUDIO_S", "max_decoded_audio_s", float,
+     "seconds an upload's header may announce before it is refused undecoded"),
+    ("--max-voices-per-visitor", "GSV_MAX_VOICES_PER_VISITOR", "max_voices_per_visitor", int, "private voices per visitor"),
+    ("--max-voices", "GSV_MAX_VOICES", "max_voices", int, "voices in the library"),
+    ("--min-free-disk-mb", "GSV_MIN_FREE_DISK_MB", "min_free_disk_bytes", lambda v: int(float(v) * 2**20),
+     "adds are refused (507) below this free disk space"),
+    ("--private-voice-days", "GSV_PRIVATE_VOICE_DAYS", "private_voice_ttl_s", lambda v: float(v) * 86400,
+     "days a visitor's private voice (and visitor cookie) lives"),
+)
+MAX_UI_BODY_BYTES = 64 * 2**20  # the Gradio routes (file uploads from the page)
+_MODEL_FLAGS = ("t2s", "sovits", "hubert", "bert")
 _DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860",
-             "max_chars": "150", "max_batch": "4", "device": "auto", "precision": "auto"}
+             "max_chars": "150", "max_batch": "4", "max_waiting": "32", "device": "auto", "precision": "auto"}
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -46,7 +71,37 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
         parser.add_argument(flag, default=default, help=f"{text} (env {' or '.join(variables)})")
     parser.add_argument("--log-text", action="store_true", default=environ.get("GSV_LOG_TEXT", "").lower() in _TRUE,
                         help="also log the synthesized text itself (env GSV_LOG_TEXT=1); off by default, for visitors' privacy")
-    return parser.parse_args(argv)
+    for flag, variable, field_name, _, text in _LIMIT_FLAGS:
+        parser.add_argument(flag, default=environ.get(variable), help=f"{text} (env {variable}; default: see README)")
+    args = parser.parse_args(argv)
+    given = [name for name in _MODEL_FLAGS if getattr(args, name)]
+    if given and len(given) < len(_MODEL_FLAGS):  # never fall back to the Hub silently
+        missing = ", ".join(f"--{name}" for name in _MODEL_FLAGS if not getattr(args, name))
+        parser.error(f"local model files need all of --t2s, --sovits, --hubert and --bert; missing: {missing}")
+    try:
+        args.limits = limits_from(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def limits_from(args: argparse.Namespace):
+    """The Limits with every limit flag that was given (or its environment variable)."""
+    from .limits import Limits
+
+    changes: dict = {}
+    for flag, _, field_name, convert, _ in _LIMIT_FLAGS:
+        raw = getattr(args, flag[2:].replace("-", "_"))
+        if raw is None:
+            continue
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise ValueError(f"{flag} must be a number, got {raw!r}") from None
+        if field_name in ("top_k", "temperature"):  # ranges: only the upper end is configurable
+            value = (getattr(Limits(), field_name)[0], value)
+        changes[field_name] = value
+    return replace(Limits(), **changes)
 
 
 def _pipeline_loader(args: argparse.Namespace):
@@ -57,10 +112,14 @@ def _pipeline_loader(args: argparse.Namespace):
 
         official = Path(args.official_data) if args.official_data else None
         placement = resolve_placement(args.device, args.precision)
-        if args.t2s and args.sovits and args.hubert and args.bert:
-            return VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
-                                            Path(args.sv) if args.sv else None, device=placement.device,
-                                            dtype=placement.dtype, official_data=official)
+        if args.t2s:  # parse_args made sure the other model flags are there too
+            pipeline = VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
+                                                Path(args.sv) if args.sv else None, device=placement.device,
+                                                dtype=placement.dtype, official_data=official)
+            if pipeline.version_info.uses_sv and pipeline.speaker_encoder is None:  # else every add would fail
+                raise ValueError(f"{Path(args.sovits).name} is a {pipeline.version} model, which needs the "
+                                 "speaker-verification checkpoint: start the app with --sv too")
+            return pipeline
         files = resolve_model_files(args.version, progress=progress)
         return VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype, official_data=official)
 
@@ -75,6 +134,7 @@ def build_server(args: argparse.Namespace):
     from gsv_core.text.frontend import TextFrontend
 
     from .api import add_error_handlers, build_router
+    from .http_guard import RequestGuard
     from .service import ServiceConfig, VoiceService
     from .ui import build_app
 
@@ -83,7 +143,7 @@ def build_server(args: argparse.Namespace):
     service = VoiceService(
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
-                      log_text=args.log_text),
+                      max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits),
         _pipeline_loader(args),
     )
     service.start_loading()
@@ -97,7 +157,10 @@ def build_server(args: argparse.Namespace):
     add_error_handlers(app)
     app.include_router(build_router(service))
     app = gr.mount_gradio_app(app, build_app(service, frontend), path="/")
-    return app, service
+    limits = service.limits
+    guarded = RequestGuard(app, max_upload_bytes=limits.max_upload_bytes, max_json_bytes=limits.max_json_bytes,
+                           max_ui_body_bytes=MAX_UI_BODY_BYTES, visitor_ttl_s=limits.private_voice_ttl_s)
+    return guarded, service
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,33 +1,40 @@
 """What the UI and REST share: the speaker library, synthesis requests, limits and logging.
 
 The web UI and the REST API both call this object, so every rule lives in one place: the
-models in :class:`ModelHost`, who may do what in :class:`AccessPolicy`, concurrent requests
-in :class:`SynthesisQueue`, the log in :class:`SynthesisLog`.
+models in :class:`ModelHost`, who may do what in :class:`AccessPolicy`, every bound in
+:class:`Limits`, admission in :class:`Admission`, concurrent requests in
+:class:`SynthesisQueue`, the log in :class:`SynthesisLog`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from gsv_core.audio import AudioError, load_reference_audio, trimmed_wav
+from gsv_core.audio import AudioError, check_header_duration, load_reference_audio, trimmed_wav
 from gsv_core.pipeline import VoicePipeline
-from gsv_core.speakers import SpeakerInfo, SpeakerLibrary
+from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
 from gsv_core.synthesis import SynthesisOptions, SynthesisRequest, SynthesisResult
+from gsv_core.text.errors import TextError
 
 from .access import AccessPolicy
-from .errors import ServiceError
+from .admission import Admission, Ticket
+from .errors import ServiceError, scrub_paths, unexpected
+from .housekeeping import Sweeper, all_speakers, check_room, private_speaker_id
+from .limits import Limits, check_segments, recheck_options
 from .model_host import ModelHost, PipelineLoader
 from .ratings import RatingStore
 from .synthesis_log import SynthesisLog
 from .synthesis_queue import QueueBusy, SynthesisQueue
 from .transcriber import Transcriber, TranscriptionError
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_BYTES = Limits().max_upload_bytes
 ProgressFn = Callable[[float, str], None]
+LOGGER = logging.getLogger("voice_studio.service")
 
 
 @dataclass(frozen=True)
@@ -40,22 +47,38 @@ class ServiceConfig:
     ratings_path: Path | None = None  # SQLite file of team ratings (Compare tab)
     max_batch: int = 4  # synthesis requests served together (1: one at a time)
     max_waiting: int = 32  # synthesis requests waiting beyond this are refused as busy
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A checked request and its expected seconds of audio (the queue batches similar lengths)."""
+
+    request: SynthesisRequest
+    expected_s: float
 
 
 class VoiceService:
     def __init__(self, config: ServiceConfig, load_pipeline: PipelineLoader | None) -> None:
         """``load_pipeline(progress)`` builds the pipeline, reporting download progress as (fraction, message)."""
         self.config = config
+        self.limits = config.limits
         self.models = ModelHost(load_pipeline)
         self.access = AccessPolicy(config.admin_token)
         self.library = SpeakerLibrary(config.speakers_dir)
         self.ratings = RatingStore(config.ratings_path) if config.ratings_path else None
         self.transcriber = Transcriber()
         self.log = SynthesisLog(config.log_file, config.log_text)
-        self._queue = SynthesisQueue(self._serve, max_batch=config.max_batch, max_waiting=config.max_waiting)
+        self.sweeper = Sweeper(self.library, self.limits.private_voice_ttl_s)
+        # everything admitted has a thread at once and a queue slot: nothing waits unbounded
+        self.admission = Admission(config.max_waiting + config.max_batch)
+        self._queue = SynthesisQueue(self._serve, max_batch=config.max_batch, max_waiting=config.max_waiting,
+                                     cost=lambda queued: queued.expected_s)
 
     def start_loading(self) -> None:
+        """At server start: load the models in the background and delete expired private voices."""
         self.models.start_loading()
+        self.sweeper.sweep()
 
     @property
     def status(self) -> str:
@@ -70,100 +93,167 @@ class VoiceService:
 
     # -- speakers ---------------------------------------------------------------------------
 
-    def list_speakers(self, session: str | None) -> list[dict]:
+    def list_speakers(self, session: str | None, token: str | None = None, everything: bool = False) -> list[dict]:
+        """The voices the caller may use; with ``everything``, every voice (admin only)."""
+        self.sweeper.maybe_sweep()
+        if everything:
+            self.access.require_admin(token, "listing every voice")
+            return [info.to_json(session) for info in all_speakers(self.library)]
         return [info.to_json(session) for info in self.library.list(session)]
 
     def add_speaker(self, audio: bytes | Path, transcript: str, language: str, name: str,
                     session: str | None, token: str | None = None) -> SpeakerInfo:
         """Validate and store a new voice; shared unless a token is configured and not given."""
-        data = audio.read_bytes() if isinstance(audio, Path) else audio
-        if not data:
-            raise ServiceError("the audio file is empty")
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise ServiceError(f"the audio file is over {MAX_UPLOAD_BYTES // 2**20} MB", status=413)
-        data = trimmed_wav(data)
-        try:
-            load_reference_audio(data)  # 3-10 s, not silent, decodable: before anything is stored
-        except AudioError as error:
-            raise ServiceError(str(error)) from error
+        shared = self.access.is_admin(token)  # a wrong token is a 401, never a private add
+        if not shared and not session:
+            raise ServiceError("a private voice needs a visitor key: keep the cookie the server sets, "
+                               "or send an X-Session header")
+        data = self._checked_audio(audio)
+        self.sweeper.maybe_sweep()
+        check_room(self.library, self.limits, session, shared)
         pipeline = self.pipeline()
-        shared = self.access.is_admin(token)
-        with _as_service_error():
+        with self._library_errors("adding a voice"):
             return self.library.add(
                 data, transcript, language, name, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key,
                 shared=shared, owner_session=None if shared else session,
+                speaker_id=None if shared else private_speaker_id(name if isinstance(name, str) else ""),
             )
 
     def rename_speaker(self, speaker_id: str, name: str, session: str | None, token: str | None = None) -> SpeakerInfo:
         self.access.changeable(self.library, speaker_id, session, token)
-        with _as_service_error():
+        with self._library_errors("renaming a voice"):
             return self.library.rename(speaker_id, name)
 
     def delete_speaker(self, speaker_id: str, session: str | None, token: str | None = None) -> None:
         self.access.changeable(self.library, speaker_id, session, token)
-        self.library.delete(speaker_id)
+        with self._library_errors("deleting a voice"):
+            self.library.delete(speaker_id)
 
-    def export_speaker(self, speaker_id: str, session: str | None) -> bytes:
+    def export_speaker(self, speaker_id: str, session: str | None, token: str | None = None) -> bytes:
         """One zip with the speaker's audio, metadata and embeddings."""
-        return self.library.export_zip(self.access.visible(self.library, speaker_id, session).id)
+        info = self.access.visible(self.library, speaker_id, session, token)
+        with self._library_errors("exporting a voice"):
+            return self.library.export_zip(info.id)
 
     def import_speaker(self, archive: bytes, session: str | None, token: str | None = None) -> SpeakerInfo:
-        if len(archive) > MAX_UPLOAD_BYTES:
-            raise ServiceError(f"the archive is over {MAX_UPLOAD_BYTES // 2**20} MB", status=413)
         shared = self.access.is_admin(token)
-        with _as_service_error():
+        if len(archive) > self.limits.max_upload_bytes:
+            raise ServiceError(f"the archive is over {self.limits.max_upload_bytes // 2**20} MB", status=413)
+        check_room(self.library, self.limits, session, shared)
+        with self._library_errors("importing a voice"):
             return self.library.import_zip(archive, shared=shared, owner_session=None if shared else session)
 
-    def reference_path(self, speaker_id: str, session: str | None) -> Path:
+    def reference_path(self, speaker_id: str, session: str | None, token: str | None = None) -> Path:
         """The stored reference clip of a speaker the caller may see."""
-        return self.library.reference_path(self.access.visible(self.library, speaker_id, session).id)
+        return self.library.reference_path(self.access.visible(self.library, speaker_id, session, token).id)
+
+    def ratings_csv(self, token: str | None) -> str:
+        """Every rating as CSV; needs the admin token when one is set (notes can be private)."""
+        if self.ratings is None:
+            raise ServiceError("ratings are not stored on this server", status=404)
+        self.access.require_admin(token, "exporting ratings")
+        return self.ratings.to_csv()
 
     def transcribe(self, audio: bytes | Path, language: str | None) -> str:
         """What the reference clip says, by the speech recognizer (loaded on first use)."""
         try:
-            samples, rate = load_reference_audio(audio)
+            samples, rate = load_reference_audio(self._checked_audio(audio, trim=False))
             return self.transcriber.transcribe(samples, rate, language)
         except AudioError as error:
             raise ServiceError(str(error)) from error
         except TranscriptionError as error:
             raise ServiceError(str(error), status=503) from error
 
+    def _checked_audio(self, audio: bytes | Path, trim: bool = True) -> bytes:
+        """The upload's bytes, refused by size before reading and by its header before decoding."""
+        limit = self.limits.max_upload_bytes
+        size = audio.stat().st_size if isinstance(audio, Path) else len(audio)
+        if size > limit:
+            raise ServiceError(f"the audio file is over {limit // 2**20} MB", status=413)
+        data = audio.read_bytes() if isinstance(audio, Path) else audio
+        if not data:
+            raise ServiceError("the audio file is empty")
+        try:
+            check_header_duration(data, self.limits.max_decoded_audio_s, "the uploaded audio")
+            data = trimmed_wav(data) if trim else data
+            load_reference_audio(data)  # 3-10 s, not silent, decodable: before anything is stored
+        except AudioError as error:
+            raise ServiceError(str(error)) from error
+        return data
+
+    @contextmanager
+    def _library_errors(self, what: str) -> Iterator[None]:
+        """The library's refusals become 4xx ServiceErrors; anything else a 500 with an error id (or 507)."""
+        try:
+            yield
+        except ServiceError:
+            raise
+        except ValueError as error:  # SpeakerError, AudioError: plain English, paths removed
+            status = 404 if isinstance(error, SpeakerNotFound) else 400
+            raise ServiceError(scrub_paths(str(error)), status=status) from error
+        except Exception as error:
+            raise unexpected(error, what) from error
+
     # -- synthesis --------------------------------------------------------------------------
 
+    def admit(self, text: str, speaker_ids: list[str], language: str) -> Ticket:
+        """Admission for these requests, or 503 (logged) when the app holds as many as it may."""
+        try:
+            return self.admission.enter(len(speaker_ids))
+        except ServiceError as error:
+            for speaker_id in speaker_ids:
+                self.log_refusal(text, speaker_id, language, error)
+            raise
+
+    def log_refusal(self, text: object, speaker_id: object, language: object, error: ServiceError) -> None:
+        """Log a synthesis request refused before it was checked (bad body, options, busy)."""
+        record = self.log.record(text if isinstance(text, str) else "", str(speaker_id)[:80] if speaker_id else None,
+                                 str(language)[:20] if language else None)
+        self.log.write(record, time.perf_counter(), outcome="error", status=error.status, error=str(error))
+
     def synthesize(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
-                   session: str | None, progress: ProgressFn | None = None) -> SynthesisResult:
+                   session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
+                   token: str | None = None) -> SynthesisResult:
         """Speak ``text``; every call is logged as one JSON line, successful or not.
 
         Requests from concurrent callers are served together (see :class:`SynthesisQueue`).
         """
-        return self.synthesize_each(text, [speaker_id], language, options, session, progress)[0]
+        return self.synthesize_each(text, [speaker_id], language, options, session, progress, ticket, token)[0]
 
     def synthesize_each(self, text: str, speaker_ids: list[str], language: str, options: SynthesisOptions,
-                        session: str | None, progress: ProgressFn | None = None) -> list[SynthesisResult]:
+                        session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
+                        token: str | None = None) -> list[SynthesisResult]:
         """One text in several voices, queued at once so that they can share a batch (Compare tab).
 
-        Raises the first failure after every request has finished and been logged.
+        Every request is checked completely before it is queued; raises the first failure
+        after every request has finished and been logged.
         """
         started = time.perf_counter()
-        records = [self.log.record(text, speaker_id, language) for speaker_id in speaker_ids]
-        pending: list[SynthesisRequest | ServiceError] = []
-        for speaker_id in speaker_ids:
-            try:
-                pending.append(self._request(text, speaker_id, language, options, session, progress))
-            except ServiceError as error:
-                pending.append(error)
-        requests = [r for r in pending if isinstance(r, SynthesisRequest)]
+        with ticket or self.admit(text, speaker_ids, language):
+            pending: list[_Queued | ServiceError] = []
+            for speaker_id in speaker_ids:
+                try:
+                    pending.append(self._checked(text, speaker_id, language, options, session, progress, token))
+                except Exception as error:
+                    pending.append(unexpected(error, "checking a synthesis request"))
+            return self._run(pending, text, speaker_ids, language, started)
+
+    def _run(self, pending: list[_Queued | ServiceError], text: str, speaker_ids: list[str], language: str,
+             started: float) -> list[SynthesisResult]:
+        queued = [item for item in pending if isinstance(item, _Queued)]
         try:
-            futures = iter(self._queue.submit_many(requests))
+            futures = iter(self._queue.submit_many(queued))
         except QueueBusy as error:
-            futures, busy = iter(()), ServiceError(str(error), status=503)
-            pending = [r if isinstance(r, ServiceError) else busy for r in pending]
+            futures, busy = iter(()), ServiceError(str(error), status=503, headers={"Retry-After": "10"})
+            pending = [busy if isinstance(item, _Queued) else item for item in pending]
         results, failure = [], None
-        for record, item in zip(records, pending):
+        for speaker_id, item in zip(speaker_ids, pending):
+            record = self.log.record(text, speaker_id, language)
             try:
                 result = self._outcome(item, futures)
             except ServiceError as error:
-                self.log.write(record, started, outcome="error", error=str(error))
+                self.log.write(record, started, outcome="error", status=error.status, error=str(error),
+                               **({"error_id": error.error_id} if error.error_id else {}))
                 failure = failure or error
                 continue
             wall = time.perf_counter() - started
@@ -176,36 +266,70 @@ class VoiceService:
         return results
 
     @staticmethod
-    def _outcome(item: SynthesisRequest | ServiceError, futures) -> SynthesisResult:
+    def _outcome(item: _Queued | ServiceError, futures: Iterator) -> SynthesisResult:
         if isinstance(item, ServiceError):
             raise item
         try:
             return next(futures).result()
-        except ValueError as error:
-            raise ServiceError(str(error)) from error
+        except ServiceError:
+            raise
+        except ValueError as error:  # the core refuses in plain English (TextError, bad speaker)
+            raise ServiceError(scrub_paths(str(error))) from error
+        except Exception as error:  # torch and everything else: never shown, logged with an id
+            raise unexpected(error, "synthesizing") from error
 
-    def _request(self, text: str, speaker_id: str, language: str, options: SynthesisOptions, session: str | None,
-                 progress: ProgressFn | None) -> SynthesisRequest:
-        """A checked request: text within limits, a speaker the caller may use, its conditioning ready."""
-        if not text or not text.strip():
+    def _checked(self, text: str, speaker_id: str, language: str, options: SynthesisOptions, session: str | None,
+                 progress: ProgressFn | None, token: str | None) -> _Queued:
+        """A request checked completely: text, options, speaker, segments after normalization, conditioning."""
+        if not isinstance(text, str) or not text.strip():
             raise ServiceError("the text is empty")
         if len(text) > self.config.max_chars:
             raise ServiceError(f"the text has {len(text)} characters; the limit is {self.config.max_chars}")
-        info = self.access.visible(self.library, speaker_id, session)
+        options = recheck_options(options, self.limits)
+        info = self.access.visible(self.library, speaker_id, session, token)
         pipeline = self.pipeline()
-        speaker = self.library.conditioning(info.id, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key)
-        return SynthesisRequest(text, language, speaker, options, progress)
+        try:  # the pipeline phonemizes again; cheap next to synthesis, and it keeps bad text out of batches
+            sequences = pipeline.frontend.prepare(text, language, pipeline.version_info.symbols, options.split_method)
+        except TextError as error:
+            raise ServiceError(str(error)) from error
+        expected = check_segments([len(s.phone_ids) for s in sequences], [len(s.norm_text) for s in sequences],
+                                  options, self.limits, _bert_chars(pipeline))
+        speaker = self._conditioning(info, pipeline)
+        return _Queued(SynthesisRequest(text, language, speaker, options, progress), expected)
 
-    def _serve(self, requests: list[SynthesisRequest]) -> list[SynthesisResult | Exception]:
-        return self.pipeline().synthesize_many(requests)
+    def _conditioning(self, info: SpeakerInfo, pipeline: VoicePipeline):
+        """The speaker's embeddings (computed on first use); a voice deleted meanwhile is a 404, not a 500."""
+        try:
+            return self.library.conditioning(info.id, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key)
+        except SpeakerNotFound as error:
+            raise ServiceError(f"the voice {info.id!r} was deleted while it was being prepared", status=404) from error
+        except Exception as error:
+            raise unexpected(error, f"preparing the voice {info.id!r}") from error
+
+    def _serve(self, items: list[_Queued]) -> list[SynthesisResult | Exception]:
+        """One batch through the pipeline; if it fails as a whole, each request alone, so only the culprit fails."""
+        requests = [item.request for item in items]
+        try:
+            outcomes = list(self.pipeline().synthesize_many(requests))
+            if len(outcomes) != len(requests):
+                raise RuntimeError(f"served {len(outcomes)} outcomes for {len(requests)} requests")
+            return outcomes
+        except Exception as error:
+            if len(requests) == 1:
+                return [error]
+            LOGGER.warning("a batch of %d failed as a whole (%r); serving them one by one", len(requests), error)
+            return [self._serve_alone(request) for request in requests]
+
+    def _serve_alone(self, request: SynthesisRequest) -> SynthesisResult | Exception:
+        try:
+            return self.pipeline().synthesize_many([request])[0]
+        except Exception as error:
+            return error
 
 
-@contextmanager
-def _as_service_error() -> Iterator[None]:
-    """The library's refusals (SpeakerError, ValueError) become 400 ServiceErrors."""
+def _bert_chars(pipeline: VoicePipeline) -> int | None:
+    """Characters one segment may have for the BERT model's position table (None: not known)."""
     try:
-        yield
-    except ServiceError:
-        raise
-    except ValueError as error:  # SpeakerError is a ValueError
-        raise ServiceError(str(error)) from error
+        return int(pipeline.bert.model.config.max_position_embeddings) - 2
+    except (AttributeError, TypeError, ValueError):
+        return None

@@ -32,6 +32,11 @@ class SynthesisQueue(Generic[Request, Outcome]):
     go together into the next batch; an idle worker waits ``gather_s`` after the first
     request for others to join. More than ``max_waiting`` waiting requests raise
     :class:`QueueBusy` at once instead of queueing without bound.
+
+    With ``cost(request)`` (e.g. the expected seconds of audio), a batch takes the oldest
+    waiting request plus only those of similar cost (at most ``cost_ratio`` times apart):
+    a batch lasts as long as its longest request, so a short request is not held back by
+    a long one it could have skipped. The oldest request always goes first: nothing starves.
     """
 
     def __init__(
@@ -40,6 +45,8 @@ class SynthesisQueue(Generic[Request, Outcome]):
         max_batch: int = 4,
         gather_s: float = 0.05,
         max_waiting: int = 32,
+        cost: Callable[[Request], float] | None = None,
+        cost_ratio: float = 2.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
@@ -47,6 +54,8 @@ class SynthesisQueue(Generic[Request, Outcome]):
         self.gather_s = gather_s
         self.max_waiting = max_waiting
         self._serve = serve
+        self._cost = cost
+        self.cost_ratio = cost_ratio
         self._waiting: deque[tuple[Request, Future]] = deque()
         self._condition = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -79,7 +88,22 @@ class SynthesisQueue(Generic[Request, Outcome]):
             deadline = time.monotonic() + self.gather_s
             while len(self._waiting) < self.max_batch and (left := deadline - time.monotonic()) > 0:
                 self._condition.wait(left)
+            return self._take_similar()
+
+    def _take_similar(self) -> list[tuple[Request, Future]]:
+        """The oldest waiting request and up to ``max_batch - 1`` others of similar cost (under the lock)."""
+        if self._cost is None:
             return [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+        first = self._waiting.popleft()
+        anchor = max(self._cost(first[0]), 1e-3)
+        batch, kept = [first], deque()
+        while self._waiting:
+            item = self._waiting.popleft()
+            cost = max(self._cost(item[0]), 1e-3)
+            similar = max(cost, anchor) <= self.cost_ratio * min(cost, anchor)
+            (batch if similar and len(batch) < self.max_batch else kept).append(item)
+        self._waiting = kept
+        return batch
 
     def _work(self) -> None:
         while True:

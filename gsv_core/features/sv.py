@@ -113,3 +113,17 @@ class SpeakerEncoder:
         """(n,) or (B, n) 16 kHz audio -> (B, embedding_size) float32: the verification embedding."""
         fbank = sv_fbank(wav16k.to(self.device)).to(self.dtype)
         return self.model(fbank).float()
+
+
+def check_sv_fits(encoder: "SpeakerEncoder | None", sovits: torch.nn.Module, source: str | os.PathLike | None) -> None:
+    """Refuse an SV checkpoint whose embeddings the SoVITS model cannot take (the two files do not belong together)."""
+    projection = getattr(sovits, "speaker_projection", None)
+    if encoder is None or projection is None:
+        return
+    expected = projection.sv_proj.in_features
+    if encoder.embedding_dim != expected:
+        raise ValueError(
+            f"the speaker-verification checkpoint {os.path.basename(os.fspath(source or ''))} gives "
+            f"{encoder.embedding_dim}-wide embeddings, but the SoVITS model takes {expected}: "
+            "the two files do not belong together"
+        )

@@ -140,7 +140,7 @@ class SpeakerLibrary:
                   "owner_session": owner, "synthetic": synthetic, "source": clean_source(source)}
         explicit_id = None if speaker_id is None else validate_speaker_id(speaker_id)
         with self._lock:  # before the costly prepare; checked again on disk under the file lock
-            self._check_name_free(fields["name"], self._speakers)
+            self._check_name_free(fields["name"], self._speakers, owner)
         with store.staging(self.root, "add") as staging:
             rate, frames, channels, sha256 = store.store_reference_audio(audio, staging / AUDIO_FILE)
             info = SpeakerInfo(id=explicit_id or id_from_name(fields["name"]), created_at=utc_now(), sample_rate=rate,
@@ -212,7 +212,7 @@ class SpeakerLibrary:
                     self._forget(speaker_id)
                 raise SpeakerNotFound(f"speaker {speaker_id!r} cannot be renamed: {error}") from None
             others = {i: s for i, s in self._scan()[0].items() if i != speaker_id}
-            self._check_name_free(name, others)
+            self._check_name_free(name, others, current.owner_session)
             info = replace(current, name=name)
             store.atomic_write_bytes(folder / METADATA_FILE, store.metadata_bytes(info))
         with self._lock:
@@ -250,8 +250,9 @@ class SpeakerLibrary:
         return speakers, problems
 
     @staticmethod
-    def _check_name_free(name: str, speakers: dict[str, SpeakerInfo]) -> None:
-        if any(name_key(s.name) == name_key(name) for s in speakers.values()):
+    def _check_name_free(name: str, speakers: dict[str, SpeakerInfo], owner: str | None) -> None:
+        """Names are unique among the voices whoever sees this one also sees (``owner``: None for a shared voice)."""
+        if any(name_key(s.name) == name_key(name) for s in speakers.values() if _shares_audience(s, owner)):
             raise SpeakerError(f"a speaker named {name!r} already exists; choose another name")
 
     def _commit_new(self, staging: Path, info: SpeakerInfo, numbered_id: bool, numbered_name: bool) -> SpeakerInfo:
@@ -260,8 +261,8 @@ class SpeakerLibrary:
         with write_lock(self.root):
             taken = self._scan()[0]
             if not numbered_name:
-                self._check_name_free(info.name, taken)
-            names = {name_key(s.name) for s in taken.values()}
+                self._check_name_free(info.name, taken, info.owner_session)
+            names = {name_key(s.name) for s in taken.values() if _shares_audience(s, info.owner_session)}
             number = next(n for n in itertools.count(1)
                           if name_key(numbered(info.name, n, MAX_NAME_CHARS, " ({})")) not in names)
             info = replace(info, id=self._free_id(info.id, numbered_id),
@@ -338,3 +339,11 @@ class SpeakerLibrary:
                     store.commit_dir(staging, folder / EMBEDDINGS_DIR / key)
         return conditioning
 
+
+def _shares_audience(other: SpeakerInfo, owner: str | None) -> bool:
+    """Whether ``other`` is seen together with a voice owned by ``owner`` (None: a shared voice, seen by all).
+
+    A visitor's private voice is checked against the shared voices and the visitor's own, so
+    a refused name never reveals another visitor's private voice.
+    """
+    return owner is None or other.shared or other.owner_session == owner

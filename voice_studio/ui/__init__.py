@@ -16,7 +16,7 @@ from ..service import VoiceService
 from .common import session_of, speaker_choices, status_html
 from .compare_tab import build_compare_tab
 from .pronunciation_tab import build_pronunciation_tab
-from .speakers_tab import build_speakers_tab
+from .speakers_tab import access_notice, build_speakers_tab
 from .synthesize_tab import build_synthesize_tab
 
 __all__ = ["build_app"]
@@ -26,6 +26,7 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
     with gr.Blocks(title="GPT-SoVITS Voice Studio") as app:
         gr.Markdown("# GPT-SoVITS Voice Studio")
         status = gr.HTML(status_html(service))
+        gr.Markdown(access_notice(service))  # team mode (everything open) or private voices
         gr.Timer(2.0).tick(lambda: status_html(service), None, status, show_progress="hidden")  # download progress
         with gr.Tab("Synthesize"):
             speaker, refresh_button = build_synthesize_tab(service)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from ..http_guard import NEW_VISITOR_HEADER, VISITOR_COOKIE, visitor_key_of
 from ..service import VoiceService
 
 LANGUAGES = [("Chinese + English (zh)", "zh"), ("Chinese only (all_zh)", "all_zh"), ("English (en)", "en")]
@@ -46,7 +47,17 @@ def status_html(service: VoiceService) -> str:
 
 
 def session_of(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None) if request is not None else None
+    """The visitor key: the ``gsv_visitor`` cookie the server sets (it survives page reloads,
+    unlike Gradio's per-load session hash). A caller that keeps no cookies (a key minted for
+    this very request) falls back to the session hash, which at least lasts the page load."""
+    if request is None:
+        return None
+    session_hash = getattr(request, "session_hash", None)
+    cookies = dict(getattr(request, "cookies", None) or {})
+    if NEW_VISITOR_HEADER.decode() in dict(getattr(request, "headers", None) or {}):
+        return session_hash or cookies.get(VISITOR_COOKIE)
+    key = visitor_key_of(f"{VISITOR_COOKIE}={cookies[VISITOR_COOKIE]}") if VISITOR_COOKIE in cookies else None
+    return key or session_hash
 
 
 def speaker_choices(service: VoiceService, session: str | None) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from ..errors import ServiceError
 from ..ratings import Rating
 from ..service import VoiceService
 from .common import LANGUAGES, on_gpu, progress_reporter, session_of, speaker_choices
+from .speakers_tab import ratings_file
 
 MAX_COMPARED = 4
 
@@ -32,7 +33,7 @@ def build_compare_tab(service: VoiceService) -> gr.Dropdown:
         clips += [None] * (MAX_COMPARED - len(clips))
         return (*clips, speaker_ids)
 
-    def save_ratings(speaker_ids, text, *scores_and_notes, request: gr.Request = None):
+    def save_ratings(request: gr.Request, speaker_ids, text, *scores_and_notes):  # request first: Gradio injects it only there
         if service.ratings is None:
             raise gr.Error("Ratings are not stored on this server.")
         if not speaker_ids:
@@ -48,11 +49,10 @@ def build_compare_tab(service: VoiceService) -> gr.Dropdown:
         return f"Saved {len(speaker_ids)} ratings."
 
     def export_ratings():
-        if service.ratings is None:
-            raise gr.Error("Ratings are not stored on this server.")
-        path = service.ratings.path.with_suffix(".csv")
-        path.write_text(service.ratings.to_csv(), encoding="utf-8")
-        return str(path)
+        try:
+            return ratings_file(service, None)
+        except ServiceError as error:  # with an admin token set: export from the Admin panel (Add speaker tab)
+            raise gr.Error(f"{error}: use 'Export ratings' in the Admin panel of the Add speaker tab.") from error
 
     gr.Markdown("One text through two to four voices, side by side; rate each clip for the team.")
     limit = service.config.max_chars

@@ -1,0 +1,151 @@
+"""An ASGI wrapper around the whole app: bounded request bodies and the visitor key cookie.
+
+Bodies: a request whose ``Content-Length`` is over the limit is answered 413 before one
+byte of it is read; a body without a length (chunked) is counted as it arrives and cut off
+at the limit. REST JSON bodies (``/api/tts``, renames) get a much smaller limit than REST
+uploads (the upload limit plus room for the multipart framing). The Gradio UI's own routes
+get ``max_ui_body_bytes``: its upload route must let an over-long file through far enough
+for the Add speaker tab to explain, in the page, why it is refused.
+
+Visitor key: a random value in the ``gsv_visitor`` cookie (HttpOnly, SameSite=Lax), set by
+the server on the first response and kept by the browser for the private-voice lifetime.
+Requests without one get a fresh key injected before the app sees them, so the UI and REST
+always know who is asking, and a page reload keeps the same key (unlike Gradio's session hash).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import SimpleCookie
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+VISITOR_COOKIE = "gsv_visitor"
+NEW_VISITOR_HEADER = b"x-gsv-new-visitor"  # set by the guard on a request that came without a key
+MULTIPART_SLACK_BYTES = 64 * 2**10  # boundaries, part headers and the small form fields
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+class BodyTooLarge(Exception):
+    """A body without Content-Length went past the limit while it was being read."""
+
+
+def visitor_key_of(cookie_header: str | None) -> str | None:
+    """The well-formed visitor key in a Cookie header, or None."""
+    if not cookie_header:
+        return None
+    try:
+        morsel = SimpleCookie(cookie_header).get(VISITOR_COOKIE)
+    except Exception:  # a malformed Cookie header is treated as none
+        return None
+    return morsel.value if morsel is not None and _KEY_PATTERN.fullmatch(morsel.value) else None
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int, max_ui_body_bytes: int,
+                 visitor_ttl_s: float) -> None:
+        self.app = app
+        self.max_upload_bytes = max_upload_bytes
+        self.max_json_bytes = max_json_bytes
+        self.max_ui_body_bytes = max_ui_body_bytes
+        self.visitor_ttl_s = int(visitor_ttl_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        limit, shown = self._limit(scope.get("path", ""), headers.get(b"content-type", b""))
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _refuse(send, 413, f"the request is over {_size(shown)}, the most this server accepts")
+            return
+        send = self._with_visitor_key(scope, headers, send)
+        refusal = f"the request is over {_size(shown)}, the most this server accepts"
+        state = {"over": False, "started": False}
+
+        async def guarded_send(message: Message) -> None:
+            """Once the body went over the limit, whatever the app answers (its parser may call it a
+            400 or a 500) is replaced by the 413."""
+            if state["over"]:
+                if message["type"] == "http.response.start" and not state["started"]:
+                    state["started"] = True
+                    await _refuse(send, 413, refusal)
+                return
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, _counted(receive, limit, state), guarded_send)
+        except BodyTooLarge:
+            if not state["started"]:
+                state["started"] = True
+                await _refuse(send, 413, refusal)
+
+    def _limit(self, path: str, content_type: bytes) -> tuple[int, int]:
+        """(bytes allowed, bytes named in the refusal) for a request to ``path``."""
+        if not path.startswith("/api/"):
+            return self.max_ui_body_bytes, self.max_ui_body_bytes
+        if content_type.split(b";")[0].strip() == b"application/json":
+            return self.max_json_bytes, self.max_json_bytes
+        return self.max_upload_bytes + MULTIPART_SLACK_BYTES, self.max_upload_bytes
+
+    def _with_visitor_key(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> Send:
+        """Inject a fresh key when the request has none (marked by ``NEW_VISITOR_HEADER``, which
+        callers cannot send themselves); the response then sets the cookie. Over HTTPS the cookie
+        is ``SameSite=None; Secure``, so that it also works inside an iframe (Hugging Face Spaces)."""
+        scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n.lower() != NEW_VISITOR_HEADER]
+        cookie = headers.get(b"cookie", b"").decode("latin-1")
+        if visitor_key_of(cookie) is not None:
+            return send
+        key = secrets.token_urlsafe(24)
+        joined = f"{cookie}; {VISITOR_COOKIE}={key}" if cookie else f"{VISITOR_COOKIE}={key}"
+        scope["headers"] = [(n, v) for n, v in scope["headers"] if n.lower() != b"cookie"]
+        scope["headers"] += [(b"cookie", joined.encode("latin-1")), (NEW_VISITOR_HEADER, b"1")]
+        https = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto", b"").startswith(b"https")
+        same_site = "SameSite=None; Secure" if https else "SameSite=Lax"
+        set_cookie = f"{VISITOR_COOKIE}={key}; Max-Age={self.visitor_ttl_s}; Path=/; HttpOnly; {same_site}"
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"set-cookie", set_cookie.encode("latin-1"))]
+            await send(message)
+
+        return send_with_cookie
+
+
+def _counted(receive: Receive, limit: int, state: dict) -> Receive:
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                state["over"] = True
+                raise BodyTooLarge()
+        return message
+
+    return counted
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} KB"
