@@ -344,7 +344,7 @@ class VoicePipeline:
                 job.inspect(f"stream_chunk_bounds_{segment}", np.asarray([[c.start, c.end] for c in chunks], np.int64))
                 job.emit(segment, silence(self.sample_rate, options.fragment_interval), self.sample_rate)
                 audio = np.concatenate(job.streamed[segment][:-1] or [np.zeros(0, np.float32)])
-                job.segments[segment] = segment_result(job.sequences[segment], segment_tokens, torch.fromto_numpy(audio))
+                job.segments[segment] = segment_result(job.sequences[segment], segment_tokens, torch.from_numpy(audio))
             return
         if options.speed != 1.0:
             fragments = [self._decode(job, t, p) for t, p in zip(tokens, phones)]
