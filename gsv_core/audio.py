@@ -247,6 +247,19 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
     return (np.asarray(audio, dtype=np.float32) * 32768).astype(np.int16)
 
 
+def streaming_wav_header(sample_rate: int) -> bytes:
+    """The 44-byte header of a 16-bit mono PCM WAV whose length is not known yet.
+
+    Both size fields hold 0xFFFFFFFF, the usual mark of an open-ended stream: players
+    (browsers, ffplay, curl piped into one) play the samples as they arrive, up to the end.
+    """
+    byte_rate = sample_rate * 2
+    return (b"RIFF" + (0xFFFFFFFF).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+            + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + sample_rate.to_bytes(4, "little")
+            + byte_rate.to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+            + b"data" + (0xFFFFFFFF).to_bytes(4, "little"))
+
+
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     """16-bit PCM WAV file bytes of float samples (clipped to [-1, 1])."""
     buffer = io.BytesIO()

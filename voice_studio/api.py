@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from fastapi import APIRouter, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from gsv_core.audio import wav_bytes
+from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
 
 from .errors import ServiceError, unexpected
 from .http_guard import BodyTooLarge, visitor_key_of
@@ -179,12 +182,50 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
             if not isinstance(language, str):
                 raise ServiceError("'language' must be a string such as 'zh' or 'en'")
             options = check_options(body.get("options"), limits)
+            stream = _stream_mode(body.get("stream", False))
         except ServiceError as error:
             service.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
             raise
         ticket = service.admit(text, [speaker_id], language)  # before any thread is taken: 503 at once when full
-        job = partial(service.synthesize, text, speaker_id, language, options, _visitor(request, x_session),
-                      ticket=ticket, token=_token(authorization))
+        visitor, token = _visitor(request, x_session), _token(authorization)
+        if stream is not None:
+            return await _streamed(service, text, speaker_id, language, options, visitor, stream, ticket, token)
+        job = partial(service.synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token)
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
         result = await asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav")
+
+
+def _stream_mode(raw: Any) -> str | None:
+    """``"stream"`` of a /tts body: false (one WAV), true or "chunks", or "fragments"."""
+    if raw is False or raw is None:
+        return None
+    if raw is True:
+        return "chunks"
+    if raw in ("chunks", "fragments"):
+        return raw
+    raise ServiceError('"stream" must be true, false, "chunks" or "fragments"')
+
+
+async def _streamed(service: VoiceService, text: str, speaker_id: str, language: str, options, visitor: str | None,
+                    mode: str, ticket, token: str | None) -> StreamingResponse:
+    """A WAV with an open length, sent piece by piece as the pieces are made.
+
+    Checks run before the first byte, so a refused request is still a 4xx JSON answer; a
+    failure after the first piece ends the stream (the log has the reason).
+    """
+    pieces = await asyncio.get_running_loop().run_in_executor(
+        service.admission.executor,
+        partial(service.synthesize_stream, text, speaker_id, language, options, visitor, mode, ticket, token))
+    sample_rate = service.pipeline().sample_rate
+
+    def body() -> Iterator[bytes]:
+        yield streaming_wav_header(sample_rate)
+        try:
+            for piece in pieces:
+                yield to_int16(np.clip(piece.audio, -1, 1 - 1 / 32768)).tobytes()
+        except ServiceError:
+            return  # logged by the service; the client sees the stream end
+
+    return StreamingResponse(body(), media_type="audio/wav",
+                             headers={"X-Sample-Rate": str(sample_rate), "X-Audio-Format": "pcm_s16le; channels=1"})

@@ -8,7 +8,9 @@ models in :class:`ModelHost`, who may do what in :class:`AccessPolicy`, every bo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import queue
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ from pathlib import Path
 from gsv_core.audio import AudioError, check_header_duration, load_reference_audio, trimmed_wav
 from gsv_core.pipeline import VoicePipeline
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
-from gsv_core.synthesis import SynthesisOptions, SynthesisRequest, SynthesisResult
+from gsv_core.synthesis import AudioChunk, SynthesisOptions, SynthesisRequest, SynthesisResult
 from gsv_core.text.errors import TextError
 
 from .access import AccessPolicy
@@ -238,6 +240,47 @@ class VoiceService:
                     pending.append(unexpected(error, "checking a synthesis request"))
             return self._run(pending, text, speaker_ids, language, started)
 
+    def synthesize_stream(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
+                          session: str | None, mode: str = "chunks", ticket: Ticket | None = None,
+                          token: str | None = None) -> Iterator[AudioChunk]:
+        """Speak ``text`` piece by piece (``mode``: "chunks" or "fragments").
+
+        The request is checked and queued at once, so a refusal raises ServiceError before any
+        audio; the returned iterator then yields the pieces as the queue's worker makes them
+        (streamed requests share GPT batches with the others). A failure during synthesis ends
+        the iteration with a ServiceError; either way the outcome is logged.
+        """
+        started = time.perf_counter()
+        ticket = ticket or self.admit(text, [speaker_id], language)
+        record = self.log.record(text, speaker_id, language)
+        pieces: queue.Queue = queue.Queue()
+        try:
+            item = self._checked(text, speaker_id, language, options, session, None, token)
+            request = dataclasses.replace(item.request, options=dataclasses.replace(item.request.options, stream=mode),
+                                          on_audio=pieces.put)
+            (future,) = self._queue.submit_many([dataclasses.replace(item, request=request)])
+        except (ServiceError, QueueBusy) as error:
+            ticket.close()
+            refusal = error if isinstance(error, ServiceError) else ServiceError(str(error), status=503,
+                                                                                  headers={"Retry-After": "10"})
+            self.log.write(record, started, outcome="error", status=refusal.status, error=str(refusal))
+            raise refusal from None
+        future.add_done_callback(lambda _: pieces.put(None))
+        return self._pieces(pieces, future, record, started, ticket)
+
+    def _pieces(self, pieces: queue.Queue, future, record: dict, started: float, ticket: Ticket) -> Iterator[AudioChunk]:
+        with ticket:
+            while (piece := pieces.get()) is not None:
+                yield piece
+            try:
+                result = self._outcome(None, iter([future]))
+            except ServiceError as error:
+                self.log.write(record, started, outcome="error", status=error.status, error=str(error),
+                               **({"error_id": error.error_id} if error.error_id else {}))
+                raise
+            self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3), streamed=True,
+                           batch=result.timings.get("requests_in_batch", 1))
+
     def _run(self, pending: list[_Queued | ServiceError], text: str, speaker_ids: list[str], language: str,
              started: float) -> list[SynthesisResult]:
         queued = [item for item in pending if isinstance(item, _Queued)]
@@ -266,7 +309,7 @@ class VoiceService:
         return results
 
     @staticmethod
-    def _outcome(item: _Queued | ServiceError, futures: Iterator) -> SynthesisResult:
+    def _outcome(item: _Queued | ServiceError | None, futures: Iterator) -> SynthesisResult:
         if isinstance(item, ServiceError):
             raise item
         try:
