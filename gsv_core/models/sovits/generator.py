@@ -11,12 +11,12 @@ real v2 sizes), so the layout is chosen for speed:
   keep their Conv1d shapes, so checkpoints load unchanged;
 * activations are updated in place where nothing else reads them;
 * :meth:`Generator.channels_last_weights` stores the weights in the (out, kernel, in) memory
-  order the NHWC kernels read, so they are not reordered on every call (2 to 3 % of the
-  generator's CPU time for v2ProPlus).
+  order the NHWC kernels read, so they are not copied into it on every call (2 to 3 % less
+  generator CPU time for v2ProPlus in a one-thread A/B; within noise in the benchmark).
 
-Fusing the leaky ReLUs and residual adds into the convolutions as oneDNN post-ops was tried
-and measured no faster: the convolutions run at 110-180 GFLOP/s per core and hold ~90 % of
-the time, and the CPU time splits evenly over 2 threads.
+The generator is compute-bound: its convolutions run at 110-180 GFLOP/s per core and take
+about 90 % of the time, and its CPU time does not grow from 1 to 2 threads. Fusing the leaky
+ReLUs and residual adds into the convolutions as oneDNN post-ops was tried and measured no faster.
 """
 
 from __future__ import annotations
