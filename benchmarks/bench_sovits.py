@@ -9,6 +9,10 @@ decoder run the way upstream runs it: weight norm recomputed from (g, v) on ever
 the generator as plain (B, C, T) conv1d layers with out-of-place activations. The median
 of ``--repeats`` runs is reported per stage (prior, flow, generator) and in total, with the
 ratio baseline / ours. Upstream's own figure on the reference machine was 0.40 s per audio second.
+
+The CPU seconds (all threads of this process) are printed too: on a machine shared with other
+jobs the wall time swings with their load, while the CPU time counts only this process's work.
+Run with ``OMP_WAIT_POLICY=PASSIVE`` for that figure, or OpenMP's spin-waiting is counted as well.
 """
 
 from __future__ import annotations
@@ -38,12 +42,16 @@ SAMPLE_RATE = 32000
 WEIGHT_NORMED = re.compile(r"generator\.(ups\.\d+|resblocks\.\d+\.convs[12]\.\d+)$|flow\.couplings\.\d+\.enc\.(in_layers\.\d+|res_skip_layers\.\d+|cond_layer)$")
 
 
-def build(version: str, shapes: Path = SHAPES, seed: int = 0) -> SoVITS:
-    """A real-size decoder with random weights from the recorded official config."""
+def build(version: str, shapes: Path = SHAPES, seed: int = 0, channels_last: bool = True) -> SoVITS:
+    """A real-size decoder with random weights from the recorded official config, laid out as
+    ``load_sovits`` leaves it (``channels_last``) or as the checkpoint stores it."""
     manifest = json.loads((shapes / f"s2_{version}.json").read_text())
     info = VERSIONS[version]
     torch.manual_seed(seed)
-    return SoVITS(SynthesizerConfig.from_checkpoint_config(manifest["config"], info.uses_sv), info).eval()
+    model = SoVITS(SynthesizerConfig.from_checkpoint_config(manifest["config"], info.uses_sv), info).eval()
+    if channels_last:
+        model.generator.channels_last_weights()
+    return model
 
 
 def with_weight_norm(model: SoVITS) -> SoVITS:
@@ -76,7 +84,8 @@ def _clock(device: torch.device) -> float:
 
 
 def decode_stages(model: SoVITS, codes, phones, ge, noise, generator_forward) -> dict[str, float]:
-    """One decode, timed per stage (seconds)."""
+    """One decode, timed per stage (wall seconds), plus the process's CPU seconds for the whole decode."""
+    cpu_start = time.process_time()
     start = _clock(codes.device)
     m_p, logs_p = model.prior(codes, phones, ge)
     after_prior = _clock(codes.device)
@@ -84,7 +93,8 @@ def decode_stages(model: SoVITS, codes, phones, ge, noise, generator_forward) ->
     after_flow = _clock(codes.device)
     generator_forward(z, ge)
     end = _clock(codes.device)
-    return {"prior": after_prior - start, "flow": after_flow - after_prior, "generator": end - after_flow, "total": end - start}
+    return {"prior": after_prior - start, "flow": after_flow - after_prior, "generator": end - after_flow, "total": end - start,
+            "cpu": time.process_time() - cpu_start}
 
 
 def time_interleaved(contenders: dict, codes, phones, ge, repeats: int) -> dict[str, dict[str, float]]:
@@ -107,7 +117,7 @@ def bench(version: str, tokens: int, repeats: int, shapes: Path = SHAPES, device
     seeded = [torch.Generator().manual_seed(seed) for seed in range(5)]
     codes = torch.randint(0, 1024, (1, 1, tokens), generator=seeded[1]).to(device)
     phones = torch.randint(0, 732, (1, tokens // 2), generator=seeded[2]).to(device)
-    ours, baseline = build(version, shapes).to(device), with_weight_norm(build(version, shapes)).to(device)
+    ours, baseline = build(version, shapes).to(device), with_weight_norm(build(version, shapes, channels_last=False)).to(device)
     audio_s = tokens * ours.samples_per_token / SAMPLE_RATE
     ge = torch.randn(1, ours.config.gin_channels, 1, generator=seeded[3]).to(device)
     with torch.inference_mode():  # same weights, same waveform (checked on 10 tokens to keep it quick)
@@ -120,7 +130,8 @@ def bench(version: str, tokens: int, repeats: int, shapes: Path = SHAPES, device
     results: dict = {"max_abs_difference": float(difference)}
     contenders = {"ours": (ours, ours.generator), "baseline": (baseline, partial(baseline_generator, baseline.generator))}
     for name, stages in time_interleaved(contenders, codes, phones, ge, repeats).items():
-        results[name] = {"s_per_audio_s": stages["total"] / audio_s, "stages_s": stages}
+        results[name] = {"s_per_audio_s": stages["total"] / audio_s, "cpu_s_per_audio_s": stages.pop("cpu") / audio_s,
+                         "stages_s": stages}
     results["ratio_baseline_over_ours"] = results["baseline"]["s_per_audio_s"] / results["ours"]["s_per_audio_s"]
     return results
 
@@ -141,7 +152,8 @@ def main() -> None:
         result = bench(version, args.tokens, args.repeats, args.shapes, args.device)
         for name in ("baseline", "ours"):
             stages = " ".join(f"{k} {v:.3f}s" for k, v in result[name]["stages_s"].items())
-            print(f"{version:10s} {name:9s} {result[name]['s_per_audio_s']:.3f} s per audio second  ({stages})")
+            print(f"{version:10s} {name:9s} {result[name]['s_per_audio_s']:.3f} s per audio second, "
+                  f"{result[name]['cpu_s_per_audio_s']:.3f} CPU s  ({stages})")
         ours = result["ours"]["s_per_audio_s"]
         print(f"{version:10s} max |ours - baseline| {result['max_abs_difference']:.2e}")
         print(f"{version:10s} speed-up vs baseline x{result['ratio_baseline_over_ours']:.2f}; "

@@ -132,6 +132,8 @@ def test_sola_finds_a_known_shift_and_crossfades():
     assert joined.shape[-1] == 5000 - 2560 + current.shape[-1] - 100
     torch.testing.assert_close(joined, signal, rtol=0, atol=1e-6)
     assert torch.equal(blended[:100], current[:100]) and torch.equal(blended[2660:], current[2660:])
+    short_joined, _ = sola_crossfade(previous, current[:2600], 2560)  # only offsets 0..40 fit
+    assert 5000 - 2560 + 2600 - 40 <= short_joined.shape[-1] <= 5000 - 2560 + 2600
     with pytest.raises(ValueError, match="too short"):
         sola_crossfade(previous, current[:2000], 2560)
 

@@ -160,5 +160,6 @@ def load_sovits(path: str | os.PathLike, device: torch.device | str = "cpu", dty
     Raises :class:`CheckpointError` for a missing, truncated or corrupt file, a file of
     another kind (s1 GPT, v1 SoVITS), or weights that do not fit the stored config.
     """
-    model = build_from_checkpoint(read_sovits_checkpoint(path))
-    return model.to(device=device, dtype=dtype)
+    model = build_from_checkpoint(read_sovits_checkpoint(path)).to(device=device, dtype=dtype)
+    model.generator.channels_last_weights()
+    return model
