@@ -189,11 +189,12 @@ def test_handlers_run_on_zerogpu_only_when_spaces_is_importable(monkeypatch):
     from voice_studio.ui.common import on_gpu
 
     handler = lambda: "ran"  # noqa: E731
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not importable
     assert on_gpu(handler) is handler
     fake = types.ModuleType("spaces")
-    fake.GPU = lambda fn: (lambda *a, **k: "on gpu: " + fn(*a, **k))
+    fake.GPU = lambda duration: (lambda fn: (lambda *a, **k: f"on gpu for {duration} s: " + fn(*a, **k)))
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    assert on_gpu(handler)() == "on gpu: ran"
+    assert on_gpu(handler, duration=30)() == "on gpu for 30 s: ran"
 
 
 def test_ratings_are_stored_and_exported_as_csv(tmp_path):

@@ -29,6 +29,7 @@ from .errors import ServiceError, unexpected
 from .http_guard import BodyTooLarge, visitor_key_of
 from .limits import check_options
 from .service import VoiceService
+from .zerogpu import gpu_task, synthesis_gpu_seconds
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -169,6 +170,9 @@ def build_router(service: VoiceService) -> APIRouter:
 
 def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
     limits = service.limits
+    # under ZeroGPU, REST synthesis takes the same GPU path as the page's handlers
+    synthesize = gpu_task(service.synthesize, lambda text, *_, **__: synthesis_gpu_seconds(text)) \
+        if service.config.serve_directly else service.synthesize
 
     @router.post("/tts")
     async def tts(request: Request, authorization: str | None = Header(default=None),
@@ -190,7 +194,7 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
         visitor, token = _visitor(request, x_session), _token(authorization)
         if stream is not None:
             return await _streamed(service, text, speaker_id, language, options, visitor, stream, ticket, token)
-        job = partial(service.synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token)
+        job = partial(synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token)
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
         result = await asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav")

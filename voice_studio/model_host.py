@@ -37,6 +37,10 @@ class ModelHost:
         if self._load is not None and self._pipeline is None and self._error is None:
             threading.Thread(target=self._load_once, daemon=True, name="load-pipeline").start()
 
+    def load_now(self) -> None:
+        """Load the pipeline in this thread (ZeroGPU: models must be on ``cuda`` before any GPU call)."""
+        self._load_once()
+
     def _load_once(self) -> VoicePipeline | None:
         with self._lock:
             if self._pipeline is None and self._load is not None and self._error is None:

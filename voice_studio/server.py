@@ -137,15 +137,19 @@ def build_server(args: argparse.Namespace):
     from .http_guard import RequestGuard
     from .service import ServiceConfig, VoiceService
     from .ui import build_app
+    from .zerogpu import on_zero_gpu
 
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     service = VoiceService(
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
-                      max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits),
+                      max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits,
+                      serve_directly=on_zero_gpu()),
         _pipeline_loader(args),
     )
+    if on_zero_gpu():  # at start, outside any GPU call: the models go to cuda here
+        service.models.load_now()
     service.start_loading()
 
     @cache
@@ -164,6 +168,9 @@ def build_server(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .zerogpu import import_spaces_first
+
+    import_spaces_first()  # before torch touches CUDA (ZeroGPU)
     import uvicorn
 
     from gsv_core.devices import resolve_placement

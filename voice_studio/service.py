@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import queue
 import time
+from concurrent.futures import Future
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class ServiceConfig:
     max_batch: int = 4  # synthesis requests served together (1: one at a time)
     max_waiting: int = 32  # synthesis requests waiting beyond this are refused as busy
     limits: Limits = field(default_factory=Limits)
+    # ZeroGPU: serve in the calling thread (inside the GPU call), never through the queue's worker
+    serve_directly: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ class VoiceService:
             item = self._checked(text, speaker_id, language, options, session, None, token)
             request = dataclasses.replace(item.request, options=dataclasses.replace(item.request.options, stream=mode),
                                           on_audio=pieces.put)
-            (future,) = self._queue.submit_many([dataclasses.replace(item, request=request)])
+            (future,) = self._submit([dataclasses.replace(item, request=request)])
         except (ServiceError, QueueBusy) as error:
             ticket.close()
             refusal = error if isinstance(error, ServiceError) else ServiceError(str(error), status=503,
@@ -285,7 +288,7 @@ class VoiceService:
              started: float) -> list[SynthesisResult]:
         queued = [item for item in pending if isinstance(item, _Queued)]
         try:
-            futures = iter(self._queue.submit_many(queued))
+            futures = iter(self._submit(queued))
         except QueueBusy as error:
             futures, busy = iter(()), ServiceError(str(error), status=503, headers={"Retry-After": "10"})
             pending = [busy if isinstance(item, _Queued) else item for item in pending]
@@ -348,6 +351,18 @@ class VoiceService:
             raise ServiceError(f"the voice {info.id!r} was deleted while it was being prepared", status=404) from error
         except Exception as error:
             raise unexpected(error, f"preparing the voice {info.id!r}") from error
+
+    def _submit(self, items: list[_Queued]) -> list[Future]:
+        """Futures of the requests' outcomes: from the queue's worker, or (``serve_directly``) served now."""
+        if not self.config.serve_directly:
+            return self._queue.submit_many(items)
+        futures = [Future() for _ in items]
+        for future, outcome in zip(futures, self._serve(items) if items else []):
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        return futures
 
     def _serve(self, items: list[_Queued]) -> list[SynthesisResult | Exception]:
         """One batch through the pipeline; if it fails as a whole, each request alone, so only the culprit fails."""

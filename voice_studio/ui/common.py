@@ -10,20 +10,26 @@ import gradio as gr
 
 from ..http_guard import NEW_VISITOR_HEADER, VISITOR_COOKIE, visitor_key_of
 from ..service import VoiceService
+from ..zerogpu import BASE_GPU_S, gpu_task, synthesis_gpu_seconds
 
 LANGUAGES = [("Chinese + English (zh)", "zh"), ("Chinese only (all_zh)", "all_zh"), ("English (en)", "en")]
 
 
-def on_gpu(handler: Callable) -> Callable:
-    """Run ``handler`` on a ZeroGPU worker when the ``spaces`` package is there (Hugging Face Spaces).
+def on_gpu(handler: Callable, duration: int | Callable[..., int] = BASE_GPU_S) -> Callable:
+    """``handler`` with a ZeroGPU GPU attached for ``duration`` seconds (or ``duration(*inputs)``).
 
-    The main process never touches CUDA; elsewhere the handler is returned unchanged.
+    Under ZeroGPU the handler does the GPU work itself (the service serves directly, no worker
+    thread); elsewhere it is unchanged. See :mod:`voice_studio.zerogpu`.
     """
-    try:
-        import spaces
-    except ImportError:
-        return handler
-    return spaces.GPU(handler)
+    return gpu_task(handler, duration)
+
+
+def text_gpu_seconds(position: int = 0, voices_position: int | None = None) -> Callable[..., int]:
+    """A ``duration`` reading the text from input ``position`` (and the voice list from ``voices_position``)."""
+    def duration(*inputs, **_) -> int:
+        voices = len(inputs[voices_position] or []) if voices_position is not None else 1
+        return synthesis_gpu_seconds(inputs[position] if len(inputs) > position else "", voices)
+    return duration
 
 
 def progress_reporter(progress: gr.Progress, prefix: str = "") -> Callable[[float, str], None]:

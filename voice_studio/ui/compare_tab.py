@@ -11,7 +11,7 @@ from gsv_core.synthesis import SynthesisOptions
 from ..errors import ServiceError
 from ..ratings import Rating
 from ..service import VoiceService
-from .common import LANGUAGES, on_gpu, progress_reporter, session_of, speaker_choices
+from .common import LANGUAGES, on_gpu, text_gpu_seconds, progress_reporter, session_of, speaker_choices
 from .speakers_tab import ratings_file
 
 MAX_COMPARED = 4
@@ -73,7 +73,7 @@ def build_compare_tab(service: VoiceService) -> gr.Dropdown:
     saved = gr.Markdown()
     export = gr.Button("Export ratings (CSV)")
     csv_file = gr.File(label="Ratings CSV", interactive=False)
-    go.click(on_gpu(compare), [text, language, speakers], [*clips, compared], api_name="compare",
+    go.click(on_gpu(compare, text_gpu_seconds(0, 2)), [text, language, speakers], [*clips, compared], api_name="compare",
              concurrency_limit=service.config.max_batch)
     save.click(save_ratings, [compared, text, *scores, *notes], saved)
     export.click(export_ratings, None, csv_file)

@@ -11,7 +11,7 @@ from gsv_core.text.split import SPLIT_METHODS
 
 from ..errors import ServiceError
 from ..service import VoiceService
-from .common import LANGUAGES, on_gpu, progress_reporter, session_of, speaker_choices
+from .common import LANGUAGES, on_gpu, text_gpu_seconds, progress_reporter, session_of, speaker_choices
 
 
 def build_synthesize_tab(service: VoiceService) -> tuple[gr.Dropdown, gr.Button]:
@@ -51,6 +51,6 @@ def build_synthesize_tab(service: VoiceService) -> tuple[gr.Dropdown, gr.Button]
     audio = gr.Audio(label="Result", type="numpy", interactive=False)
     timing = gr.Markdown()
     text.change(lambda t: f"{len(t or '')} / {limit} characters", text, count, show_progress="hidden")
-    go.click(on_gpu(synthesize), [speaker, text, language, top_k, top_p, temperature, speed, split_method, seed],
+    go.click(on_gpu(synthesize, text_gpu_seconds(1)), [speaker, text, language, top_k, top_p, temperature, speed, split_method, seed],
              [audio, timing], api_name="synthesize", concurrency_limit=service.config.max_batch)
     return speaker, refresh
