@@ -106,6 +106,7 @@ class Transcriber:
             start, end = chunk["timestamp"]
             start = float(start) if start is not None else (segments[-1].end_s if segments else 0.0)
             end = float(end) if end is not None else duration
+            start = min(start, duration)  # Whisper's 30 s windows can place stamps past the end
             segments.append(TimedSegment(start, min(max(end, start), duration), str(chunk["text"])))
             whisper_language = whisper_language or chunk.get("language")
         whisper_language = whisper_language or _whisper_name(language)
