@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from .audio import SILENCE_PEAK
+from .audio import SILENCE_PEAK, AudioSource, load_mono
 
 MAX_RECORDING_SECONDS = 180.0
 MIN_UTTERANCE_SECONDS = 3.0  # the reference length the models accept (gsv_core.audio)
@@ -155,6 +155,16 @@ def plan_recording(
     spans = [part for span in _merge(pieces) for part in _split_long(span)]
     utterances = [_assess(span, samples, sample_rate, pad) for span in spans]
     return _choose(utterances, max_auxiliaries)
+
+
+def load_recording(source: AudioSource) -> tuple[np.ndarray, int]:
+    """Read an uploaded recording (any format ``gsv_core.audio`` reads; a path or bytes).
+
+    Returns mono float32 samples (n,) and the file's rate. Raises AudioError for an
+    unreadable file and RecordingError (both ValueErrors) for one that cannot be planned.
+    """
+    samples, sample_rate = load_mono(source)
+    return _check_recording(samples, sample_rate), sample_rate
 
 
 def _check_recording(samples: np.ndarray, sample_rate: int) -> np.ndarray:

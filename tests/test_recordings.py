@@ -139,3 +139,18 @@ def test_unplannable_recordings_are_refused_with_a_clear_message():
     with pytest.raises(RecordingError, match="NaN"):
         plan_recording(np.array([0.1, np.nan], np.float32), rate)
     assert MAX_AUXILIARIES >= 1
+
+
+def test_load_recording_reads_long_uploads_and_refuses_overlong_ones(tmp_path):
+    from gsv_core.audio import AudioError, wav_bytes
+    from gsv_core.recordings import load_recording
+
+    rate = 8000
+    stereo = np.random.default_rng(0).normal(0, 0.1, (40 * rate, 2)).astype(np.float32)
+    soundfile.write(tmp_path / "long.wav", stereo, rate)
+    samples, got_rate = load_recording(tmp_path / "long.wav")  # 40 s: too long for a reference, fine here
+    assert got_rate == rate and samples.shape == (40 * rate,)
+    with pytest.raises(RecordingError, match="at most"):
+        load_recording(wav_bytes(np.full(int((MAX_RECORDING_SECONDS + 1) * rate), 0.1, np.float32), rate))
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        load_recording(b"not audio")
