@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import numpy as np
+
 Result = TypeVar("Result")
 
 DEFAULT_MAX_TRIES = 3
@@ -36,16 +38,25 @@ def normalize_for_cer(text: str) -> str:
 
 
 def edit_distance(reference: str, hypothesis: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions) between two strings."""
+    """Levenshtein distance (insertions, deletions, substitutions) between two strings.
+
+    One numpy row per reference character: substitutions and deletions come from the row
+    above; insertions chain along the row, which a running minimum of ``row - j`` resolves
+    (``row[j] = min_k<=j (x[k] + j - k)``). 300 x 300 characters take about a millisecond.
+    """
     if len(reference) < len(hypothesis):
         reference, hypothesis = hypothesis, reference
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_char in enumerate(reference, 1):
-        current = [i]
-        for j, hyp_char in enumerate(hypothesis, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_char != hyp_char)))
-        previous = current
-    return previous[-1]
+    if not hypothesis:
+        return len(reference)
+    hyp = np.frombuffer(hypothesis.encode("utf-32-le"), dtype=np.uint32)
+    columns = np.arange(len(hyp) + 1)
+    previous = columns.copy()
+    row = np.empty_like(previous)
+    for i, char in enumerate(reference, 1):
+        row[0] = i
+        np.minimum(previous[1:] + 1, previous[:-1] + (hyp != ord(char)), out=row[1:])
+        previous = np.minimum.accumulate(row - columns) + columns
+    return int(previous[-1])
 
 
 def character_error_rate(

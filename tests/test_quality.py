@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from gsv_core.quality import (
@@ -27,6 +29,23 @@ def test_cer_counts_edits_per_reference_character():
     assert character_error_rate("你好", "你好你好你好") == pytest.approx(2.0)  # repetitions can exceed 1
     assert character_error_rate("。", "") == 0.0 and character_error_rate("", "a") == 1.0
     assert character_error_rate("ab", "AB", normalize=str) == 1.0
+
+
+def _plain_edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def test_vectorized_edit_distance_matches_the_textbook_one():
+    rng = random.Random(0)
+    for _ in range(300):
+        a, b = ("".join(rng.choice("ab你好c") for _ in range(rng.randint(0, 12))) for _ in range(2))
+        assert edit_distance(a, b) == _plain_edit_distance(a, b), (a, b)
 
 
 class FakeSynthesis:
