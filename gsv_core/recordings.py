@@ -8,7 +8,7 @@ them, at silences found by energy (``librosa.effects.split``), merges neighbours
 by short pauses (breaths, commas), splits what is still too long at its longest pauses,
 drops what cannot serve as a reference and scores the rest.
 
-Pure functions over numpy arrays; no model runs here.
+Pure functions over numpy arrays (and :func:`load_recording` to read an upload); no model runs here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from .audio import SILENCE_PEAK, AudioSource, load_mono
 MAX_RECORDING_SECONDS = 180.0
 MIN_UTTERANCE_SECONDS = 3.0  # the reference length the models accept (gsv_core.audio)
 MAX_UTTERANCE_SECONDS = 10.0
+# Kept utterances stay this far inside those bounds, so their samples pass the reference check
+# (``gsv_core.audio.check_reference_samples``) after rounding to samples and resampling.
+LENGTH_MARGIN_SECONDS = 0.01
 # Pauses shorter than this are breaths or commas inside a sentence: their neighbours merge.
 MERGE_PAUSE_SECONDS = 0.35
 # Speech is what lies within this many dB of the recording's loud frames (the 95th percentile
@@ -281,8 +284,8 @@ def _measure(audio: np.ndarray, sample_rate: int) -> _Measures:
 
 def _problems(duration: float, text: str, m: _Measures) -> tuple[Problem, ...]:
     checks = [
-        (duration < MIN_UTTERANCE_SECONDS, Problem.TOO_SHORT),
-        (duration > MAX_UTTERANCE_SECONDS, Problem.TOO_LONG),
+        (duration < MIN_UTTERANCE_SECONDS + LENGTH_MARGIN_SECONDS, Problem.TOO_SHORT),
+        (duration > MAX_UTTERANCE_SECONDS - LENGTH_MARGIN_SECONDS, Problem.TOO_LONG),
         (m.peak < SILENCE_PEAK, Problem.SILENT),
         (m.peak >= SILENCE_PEAK and m.clipped_fraction > MAX_CLIPPED_FRACTION, Problem.CLIPPED),
         (SILENCE_PEAK <= m.peak and m.loudness_dbfs < MIN_LOUDNESS_DBFS, Problem.TOO_QUIET),
@@ -311,14 +314,15 @@ def _score(duration: float, text: str, m: _Measures) -> float:
 
 def _assess(span: _Span, samples: np.ndarray, sample_rate: int, pad: float) -> Utterance:
     total = samples.size / sample_rate
-    start, end = max(0.0, span.start - pad), min(total, span.end + pad)
+    start = round(float(max(0.0, span.start - pad)), 3)
+    end = round(float(min(total, span.end + pad)), 3)
     audio = samples[int(round(start * sample_rate)):int(round(end * sample_rate))]
     measures = _measure(audio, sample_rate)
     text = span.text
     problems = _problems(end - start, text, measures)
     usable = not DROPPING.intersection(problems)
     score = _score(end - start, text, measures) if usable else 0.0
-    return Utterance(round(float(start), 3), round(float(end), 3), text, score, problems)
+    return Utterance(start, end, text, score, problems)
 
 
 def _choose(utterances: list[Utterance], max_auxiliaries: int) -> RecordingPlan:

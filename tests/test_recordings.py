@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from gsv_core.audio import check_reference_samples
 from gsv_core.recordings import (
     MAX_AUXILIARIES,
     MAX_RECORDING_SECONDS,
@@ -96,6 +97,8 @@ def test_a_main_reference_of_3_to_10_s_and_ranked_auxiliaries(recording):
     assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
     main_audio = plan.main.samples(samples, RATE)
     assert main_audio.shape == (round(plan.main.end_s * RATE) - round(plan.main.start_s * RATE),)
+    for utterance in (plan.main, *plan.auxiliaries):  # every kept one can become a reference as it is
+        check_reference_samples(utterance.samples(samples, RATE), RATE)
     assert len(plan_recording(samples, RATE, max_auxiliaries=1).auxiliaries) == 1
 
 
