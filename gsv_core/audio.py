@@ -146,14 +146,24 @@ def check_reference_samples(samples: np.ndarray, sample_rate: int, name: str = "
         )
 
 
+def load_mono(source: AudioSource) -> tuple[np.ndarray, int]:
+    """Read any audio file (a path or the file's bytes) of any length, checking nothing more.
+
+    Returns ``(samples, sample_rate)``: mono float32 samples of shape (n,) at the file's own
+    rate, channels averaged. Raises AudioError for a missing, empty or undecodable file.
+    """
+    channels, sample_rate = _read_channels(source)
+    samples = channels.mean(axis=0, dtype=np.float32) if channels.shape[0] > 1 else channels[0]
+    return samples, sample_rate
+
+
 def load_reference_audio(source: AudioSource) -> tuple[np.ndarray, int]:
     """Read a reference clip (WAV, FLAC, OGG, MP3, ...; a path or the file's bytes).
 
     Returns ``(samples, sample_rate)``: mono float32 samples of shape (n,) at the file's own
     rate, channels averaged. Raises AudioError for anything unusable as a reference.
     """
-    channels, sample_rate = _read_channels(source)
-    samples = channels.mean(axis=0, dtype=np.float32) if channels.shape[0] > 1 else channels[0]
+    samples, sample_rate = load_mono(source)
     check_reference_samples(samples, sample_rate, name=_describe(source))
     return samples, sample_rate
 

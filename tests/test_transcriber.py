@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from voice_studio.transcriber import Transcriber, TranscriptionError
+from voice_studio.transcriber import TimedSegment, Transcriber, TranscriptionError
 
 
 def test_loads_once_and_passes_16k_audio():
@@ -26,3 +26,62 @@ def test_offline_without_the_model_says_what_to_do():
 
     with pytest.raises(TranscriptionError, match="type the transcript"):
         Transcriber("openai/whisper-small", load=load).transcribe(np.zeros(16000), 16000)
+
+
+class FakeWhisperPipeline:
+    """The transformers ASR pipeline's call and output format for Whisper with timestamps.
+
+    ``pipeline({"raw", "sampling_rate"}, return_timestamps=True, return_language=True,
+    generate_kwargs={...})`` -> ``{"text", "chunks": [{"text", "timestamp": (start, end | None),
+    "language"}]}``; the language is the forced one, else what it "detects".
+    """
+
+    def __init__(self, chunks, detected="english"):
+        self.chunks, self.detected, self.calls = chunks, detected, []
+
+    def __call__(self, inputs, return_timestamps=None, return_language=None, generate_kwargs=None, **kwargs):
+        self.calls.append({"samples": len(inputs["raw"]), "rate": inputs["sampling_rate"],
+                           "return_timestamps": return_timestamps, "return_language": return_language,
+                           "generate_kwargs": generate_kwargs, **kwargs})
+        language = (generate_kwargs or {}).get("language", self.detected)
+        chunks = [{"text": text, "timestamp": stamp, **({"language": language} if return_language else {})}
+                  for text, stamp in self.chunks]
+        output = {"text": "".join(text for text, _ in self.chunks)}
+        return {**output, "chunks": chunks} if return_timestamps or return_language else output
+
+
+def test_segments_come_with_times_and_the_detected_language():
+    fake = FakeWhisperPipeline([(" The quick brown fox.", (0.0, 3.2)), (" It jumps.", (3.5, None))])
+    transcriber = Transcriber("tiny/whisper", device="cuda:0", load=lambda model, device: fake)
+    result = transcriber.transcribe_segments(np.zeros(8 * 44100, np.float32), 44100)
+    assert result.segments == (TimedSegment(0.0, 3.2, " The quick brown fox."), TimedSegment(3.5, 8.0, " It jumps."))
+    assert [tuple(s) for s in result.segments][0] == (0.0, 3.2, " The quick brown fox.")
+    assert (result.language, result.whisper_language, result.text) == ("en", "english", "The quick brown fox. It jumps.")
+    call = fake.calls[0]
+    assert (call["samples"], call["rate"], call["return_timestamps"], call["return_language"]) == (128000, 16000, True, True)
+    assert call["generate_kwargs"] is None  # nothing forced: Whisper detects the language
+
+
+def test_a_given_language_is_forced_and_unknown_ones_map_to_none():
+    fake = FakeWhisperPipeline([("今天天气不错。", (0.0, 2.0))], detected="french")
+    transcriber = Transcriber(load=lambda model, device: fake)
+    forced = transcriber.transcribe_segments(np.zeros(32000, np.float32), 16000, "all_zh")
+    assert fake.calls[-1]["generate_kwargs"] == {"language": "chinese", "task": "transcribe"}
+    assert (forced.language, forced.segments[0].end_s) == ("zh", 2.0)
+    detected = transcriber.transcribe_segments(np.zeros(32000, np.float32), 16000)
+    assert (detected.language, detected.whisper_language) == (None, "french")
+    assert transcriber.transcribe(np.zeros(16000, np.float32), 16000, "ja") == "今天天气不错。"
+    assert fake.calls[-1]["generate_kwargs"] == {"language": "japanese", "task": "transcribe"}
+
+
+def test_segments_feed_the_recording_planner():
+    from gsv_core.recordings import plan_recording
+
+    rate = 16000
+    t = np.arange(4 * rate) / rate
+    speech = (0.3 * np.sin(2 * np.pi * 200 * t) * (1 + np.sin(2 * np.pi * 4 * t)) / 2).astype(np.float32)
+    recording = np.concatenate([speech, np.zeros(rate, np.float32), speech])
+    fake = FakeWhisperPipeline([(" One sentence.", (0.0, 4.0)), (" Another one.", (5.0, None))])
+    result = Transcriber(load=lambda model, device: fake).transcribe_segments(recording, rate)
+    plan = plan_recording(recording, rate, result.segments)
+    assert plan.main.transcript == "One sentence." and plan.auxiliaries[0].transcript == "Another one."
