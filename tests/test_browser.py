@@ -52,22 +52,33 @@ def live_url(reference_dir, tmp_path_factory):
     server.should_exit = True
 
 
+def expect_message(page, text: str, timeout: float = 30_000) -> None:
+    """Wait for a read-only text box holding ``text`` (messages that name a voice are plain text boxes)."""
+    page.wait_for_function("t => [...document.querySelectorAll('textarea, input')].some((e) => e.value.includes(t))",
+                           arg=text, timeout=timeout)
+
+
 def test_add_a_voice_and_hear_it(live_url, reference_dir):
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     with open_page(live_url) as page:
-        page.get_by_role("tab", name="Add speaker").click()
+        page.get_by_role("tab", name="Add voice").click()
         page.locator("input[type=file]").first.set_input_files(str(reference_dir / "cases" / "v2_zh" / "ref.wav"))
         page.get_by_label("Transcript").fill("今天天气不错，我们一起去公园散步吧。")
         page.get_by_label("Name").fill("Browser voice")
         page.get_by_label("I have the right to use this voice", exact=False).check()
         page.get_by_role("button", name="Add speaker").click()
-        expect(page.get_by_text("Added Browser voice")).to_be_visible(timeout=120_000)
+        expect_message(page, "Added Browser voice", timeout=120_000)
         page.get_by_role("tab", name="Synthesize").click()
+        expect(page.get_by_label("Voice", exact=True)).to_have_value(re.compile("^Browser voice"))  # selected for you
         page.get_by_label("Text", exact=True).fill("你好，欢迎来到语音工作室。")
-        page.get_by_role("button", name="Synthesize").click()
+        button = page.get_by_role("button", name="Synthesize")
+        button.click()
+        expect(button).to_be_disabled(timeout=5_000)  # no second click while it works
         expect(page.get_by_text("real-time factor")).to_be_visible(timeout=180_000)
+        expect(button).to_be_enabled()
+        expect(page.locator(".gsv-history-clip")).to_have_count(1)  # the session's history keeps the clip
         page.screenshot(path=str(ARTIFACTS / "browser_synthesis.png"), full_page=True)
         # Gradio draws its own waveform player; the clip itself is behind the player's download link.
         link = page.locator('[data-testid="audio-player-Result"]').locator("xpath=ancestor::*[.//a[@download]][1]//a[@download]").first
@@ -94,15 +105,15 @@ def test_compare_two_voices_and_rate_them(live_url, reference_dir):
     with open_page(live_url) as page:
         page.get_by_role("tab", name="Compare").click()
         page.get_by_label("Text to compare").fill("你好，世界。")
-        speakers = page.get_by_label("Speakers (2-4)")
+        speakers = page.get_by_label("Voices (2-4)")
         for name in ("Reviewer A", "Reviewer B"):
             speakers.click()
             page.get_by_role("option", name=name, exact=False).click()
         page.keyboard.press("Escape")  # close the option list
         page.get_by_role("button", name="Compare", exact=True).click()
         clips = []
-        for number in (1, 2):  # Gradio draws its own player; the clip is behind its download link
-            link = page.locator(f'[data-testid="audio-player-Clip {number}"]').locator(
+        for name in ("Reviewer A", "Reviewer B"):  # clips are labelled by voice; the clip is behind the download link
+            link = page.locator(f'[data-testid="audio-player-{name}"]').locator(
                 "xpath=ancestor::*[.//a[@download]][1]//a[@download]").first
             expect(link).to_have_attribute("href", re.compile(r"^http"), timeout=180_000)
             clips.append(link.get_attribute("href"))
@@ -120,14 +131,15 @@ def test_bad_input_is_explained_in_the_page(live_url, reference_dir):
 
     _add_over_rest(live_url, reference_dir, "Error check")
     with open_page(live_url) as page:
-        page.get_by_role("button", name="Synthesize").click()  # no speaker yet
-        expect(page.get_by_text("Pick a speaker first.")).to_be_visible(timeout=30_000)
-        page.get_by_label("Speaker", exact=True).click()
+        page.get_by_label("Voice", exact=True).click()
         page.get_by_role("option", name="Error check", exact=False).click()
+        page.get_by_role("button", name="Synthesize").click()  # no text yet
+        expect(page.get_by_text("the text is empty")).to_be_visible(timeout=30_000)
         page.get_by_label("Text", exact=True).fill("😀😀😀")
         page.get_by_role("button", name="Synthesize").click()
         expect(page.get_by_text("the text has nothing to speak", exact=False).first).to_be_visible(timeout=60_000)
-        page.get_by_role("tab", name="Add speaker").click()
+        expect(page.get_by_text("the text is empty")).to_have_count(0)  # one message at a time: the old one went
+        page.get_by_role("tab", name="Add voice").click()
         page.get_by_role("button", name="Add speaker").click()  # no consent
         expect(page.get_by_text("Please confirm that you have the right to use this voice.")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "browser_errors.png"), full_page=True)
