@@ -6,6 +6,7 @@ clear message where Chromium is not installed. A screenshot lands in tests/artif
 
 import io
 import re
+import shutil
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import soundfile as sf
-from browser_page import open_page, require_chromium
+from browser_page import DESKTOP, PHONE, open_page, require_chromium
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -29,6 +30,7 @@ def live_url(reference_dir, tmp_path_factory):
     from voice_studio.server import build_server, parse_args
 
     models, root = reference_dir / "models", tmp_path_factory.mktemp("browser")
+    shutil.copytree(Path(__file__).resolve().parent.parent / "speakers", root / "speakers")  # the two example voices
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -143,3 +145,48 @@ def test_bad_input_is_explained_in_the_page(live_url, reference_dir):
         page.get_by_role("button", name="Add speaker").click()  # no consent
         expect(page.get_by_text("Please confirm that you have the right to use this voice.")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "browser_errors.png"), full_page=True)
+
+
+TABS = {"en-US": ("Synthesize", "Add voice", "Compare", "Pronunciation"), "zh-CN": ("合成", "添加声音", "对比", "发音")}
+
+
+@pytest.mark.parametrize("locale", TABS)
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_every_tab_in_both_languages_and_sizes(live_url, locale, device):
+    """The page speaks the browser's language; all four tabs are in reach on a phone (none behind a menu)."""
+    from playwright.sync_api import expect
+
+    shots = ARTIFACTS / "after"
+    shots.mkdir(parents=True, exist_ok=True)
+    with open_page(live_url, viewport=DESKTOP if device == "desktop" else PHONE, locale=locale) as page:
+        intro = "Clone a voice" if locale == "en-US" else "克隆一个声音"
+        expect(page.get_by_text(intro)).to_be_visible(timeout=30_000)
+        expect(page.locator(".gsv-status")).to_contain_text("ready")
+        voice = page.get_by_label("Voice" if locale == "en-US" else "声音", exact=True)
+        expect(voice).to_have_value(re.compile("English" if locale == "en-US" else "普通话"))  # a voice in your language
+        for number, tab in enumerate(TABS[locale]):
+            expect(page.get_by_role("tab", name=tab, exact=True)).to_be_visible()
+            page.get_by_role("tab", name=tab, exact=True).click()
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(shots / f"{device}-{locale}-{number}.png"), full_page=True)
+        leftover = page.locator("body").inner_text()
+        assert "__i18n__" not in leftover, leftover[leftover.find("__i18n__") - 200:][:400]  # every label translated
+
+
+def test_pronunciation_table_headers_fit_on_a_phone(live_url):
+    from playwright.sync_api import expect
+
+    with open_page(live_url, viewport=PHONE) as page:
+        page.get_by_role("tab", name="Pronunciation").click()
+        page.get_by_role("button", name="Show pronunciation").click()
+        expect(page.locator("#gsv-parts tbody tr").first).to_contain_text("zh", timeout=60_000)
+        headers = page.locator("#gsv-parts thead th").evaluate_all(
+            "cells => cells.map((cell) => { const text = cell.querySelector('span, p, div') || cell;"
+            " return {text: cell.innerText.trim(), scroll: text.scrollWidth, client: text.clientWidth,"
+            " height: cell.getBoundingClientRect().height}; })")
+        page.screenshot(path=str(ARTIFACTS / "after" / "phone-pronunciation-table.png"), full_page=True)
+    headers = [h for h in headers if h["text"]]
+    assert {"language", "phone ids"} <= {h["text"] for h in headers}, headers
+    for header in headers:
+        assert header["scroll"] <= header["client"], header  # no text overflowing its cell
+        assert "\n" not in header["text"] and header["height"] < 60, header  # one line, not letter by letter

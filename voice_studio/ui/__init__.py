@@ -30,7 +30,7 @@ CSS = """
 .gsv-status-details { font-size: var(--text-xs); color: var(--body-text-color-subdued); }
 #gsv-parts th, #gsv-parts th * { white-space: nowrap; word-break: keep-all; }
 @media (max-width: 480px) {  /* four tabs fit a phone's width instead of hiding behind a menu */
-  .tab-wrapper button[role="tab"] { padding: 0 6px; font-size: var(--text-sm); }
+  .tab-wrapper .tab-container button { padding: 0 6px; font-size: var(--text-sm); }  /* measured copy too */
 }
 """
 

@@ -18,8 +18,8 @@ _EN = {
     # the page
     "heading": "# GPT-SoVITS Voice Studio",
     "intro": "Clone a voice from a 3-10 second clip and make it say any text, in Chinese or English.",
-    "steps": "**1.** Pick a voice, or add your own under *Add voice* · **2.** Type a text or click an example · "
-             "**3.** Press **Synthesize** and listen.",
+    "steps": "1. Pick a voice, or add your own under *Add voice*\n2. Type a text, or click an example\n"
+             "3. Press **Synthesize** and listen",
     "language_hint": "Language: Settings (page footer) → Language · 语言：页面底部 Settings → Language",
     "tab_synthesize": "Synthesize", "tab_speakers": "Add voice", "tab_compare": "Compare", "tab_pronunciation": "Pronunciation",
     # shared
@@ -60,7 +60,7 @@ _EN = {
 _ZH = {
     "heading": "# GPT-SoVITS 语音工作室",
     "intro": "用 3-10 秒的录音克隆一个声音，让它说出任何中文或英文文本。",
-    "steps": "**1.** 选择一个声音，或在「添加声音」里加入你自己的 · **2.** 输入文本或点击示例 · **3.** 点击「合成」并收听。",
+    "steps": "1. 选择一个声音，或在「添加声音」里加入你自己的\n2. 输入文本，或点击示例\n3. 点击「**合成**」并收听",
     "language_hint": "语言：页面底部 Settings → Language · Language: Settings (page footer) → Language",
     "tab_synthesize": "合成", "tab_speakers": "添加声音", "tab_compare": "对比", "tab_pronunciation": "发音",
     "voice": "声音", "text": "文本", "language": "语言", "refresh": "刷新列表",
