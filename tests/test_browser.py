@@ -23,7 +23,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def live_url(reference_dir, tmp_path_factory):
+def live(reference_dir, tmp_path_factory):
+    """(url, service) of a live app with the tiny models and the two example voices."""
     require_chromium()
     import uvicorn
 
@@ -50,8 +51,13 @@ def live_url(reference_dir, tmp_path_factory):
         except httpx.HTTPError:
             time.sleep(0.1)
     service.pipeline()
-    yield url
+    yield url, service
     server.should_exit = True
+
+
+@pytest.fixture(scope="module")
+def live_url(live):
+    return live[0]
 
 
 def expect_message(page, text: str, timeout: float = 30_000) -> None:
@@ -98,9 +104,10 @@ def _add_over_rest(url: str, reference_dir: Path, name: str) -> str:
     return response.json()["id"]
 
 
-def test_compare_two_voices_and_rate_them(live_url, reference_dir):
+def test_compare_two_voices_and_rate_them(live, reference_dir):
     from playwright.sync_api import expect
 
+    live_url = live[0]
     for name in ("Reviewer A", "Reviewer B"):
         _add_over_rest(live_url, reference_dir, name)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -120,9 +127,16 @@ def test_compare_two_voices_and_rate_them(live_url, reference_dir):
             expect(link).to_have_attribute("href", re.compile(r"^http"), timeout=180_000)
             clips.append(link.get_attribute("href"))
         page.get_by_label("Note").first.fill("<b>clear</b> & warm")
+        page.get_by_label("Text to compare").fill("an edited text, not the one compared")
         page.get_by_role("button", name="Save ratings").click()
         expect(page.get_by_text("Saved 2 ratings.")).to_be_visible(timeout=30_000)
+        ranking = page.locator("#gsv-ranking")
+        for name in ("Reviewer A", "Reviewer B"):  # the team's ranking names the voices
+            expect(ranking).to_contain_text(name)
         page.screenshot(path=str(ARTIFACTS / "browser_compare.png"), full_page=True)
+    rows = live[1].ratings.rows()[-2:]
+    assert [row[4] for row in rows] == ["你好，世界。"] * 2  # the text that made the clips
+    assert all('"seed": 0' in row[8] and '"language": "zh"' in row[8] for row in rows)
     for src in clips:
         clip, rate = sf.read(io.BytesIO(httpx.get(src, timeout=30).content))
         assert rate == 32000 and len(clip) / rate > 0.3
@@ -190,3 +204,72 @@ def test_pronunciation_table_headers_fit_on_a_phone(live_url):
     for header in headers:
         assert header["scroll"] <= header["client"], header  # no text overflowing its cell
         assert "\n" not in header["text"] and header["height"] < 60, header  # one line, not letter by letter
+
+
+def test_voice_lists_follow_add_rename_and_delete_and_names_stay_text(live_url, reference_dir):
+    """No manual refresh: Synthesize, Compare and Manage see a new, renamed or deleted voice at once."""
+    from playwright.sync_api import expect
+
+    name = "**bold** <b>tag</b>"
+    with open_page(live_url) as page:
+        page.get_by_role("tab", name="Add voice").click()
+        page.locator("input[type=file]").first.set_input_files(str(reference_dir / "cases" / "v2_zh" / "ref.wav"))
+        page.get_by_label("Transcript").fill("今天天气不错，我们一起去公园散步吧。")
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("I have the right to use this voice", exact=False).check()
+        page.get_by_role("button", name="Add speaker").click()
+        expect_message(page, f"Added {name}", timeout=120_000)
+        voice = page.get_by_label("Voice", exact=True).first
+        expect(voice).to_have_value(re.compile(re.escape(name)))  # selected in Synthesize, as typed
+        assert page.locator("b", has_text="tag").count() == 0 and page.locator("strong", has_text="bold").count() == 0
+        _expect_option(page, "Compare", page.get_by_label("Voices (2-4)"), name, present=True)
+        page.get_by_role("tab", name="Add voice").click()
+        page.get_by_text("Manage voices").click()
+        expect(page.get_by_label("New name")).to_be_visible()  # the accordion has rendered its list
+        managed = page.get_by_label("Voice", exact=True).last
+        managed.click()
+        page.get_by_role("option", name=name, exact=False).click()
+        page.get_by_label("New name").fill("Renamed voice")
+        page.get_by_role("button", name="Rename").click()
+        expect_message(page, "Renamed to Renamed voice.")
+        page.get_by_role("tab", name="Synthesize").click()
+        expect(page.get_by_label("Voice", exact=True).first).to_have_value(re.compile("^Renamed voice"))
+        page.get_by_role("tab", name="Add voice").click()
+        page.get_by_role("button", name="Delete").click()
+        expect_message(page, "Deleted.")
+        page.get_by_role("tab", name="Synthesize").click()
+        expect(page.get_by_label("Voice", exact=True).first).not_to_have_value(re.compile("Renamed voice"))
+        _expect_option(page, "Synthesize", page.get_by_label("Voice", exact=True).first, "Renamed voice", present=False)
+        _expect_option(page, "Compare", page.get_by_label("Voices (2-4)"), "Renamed voice", present=False)
+        page.screenshot(path=str(ARTIFACTS / "browser_lists.png"), full_page=True)
+
+
+def _expect_option(page, tab: str, dropdown, name: str, present: bool) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=tab, exact=True).click()
+    dropdown.click()
+    options = page.get_by_role("option").filter(has_text=name)
+    expect(options).to_have_count(1 if present else 0)
+    page.keyboard.press("Escape")
+
+
+def test_compare_on_a_phone_is_compact(live_url, reference_dir):
+    from playwright.sync_api import expect
+
+    for name in ("Phone A", "Phone B"):
+        _add_over_rest(live_url, reference_dir, name)
+    with open_page(live_url, viewport=PHONE) as page:
+        page.get_by_role("tab", name="Compare").click()
+        expect(page.locator(".gsv-compare-clip")).to_have_count(0)  # no empty rating blocks before a comparison
+        page.get_by_label("Text to compare").fill("你好。")
+        for name in ("Phone A", "Phone B"):
+            page.get_by_label("Voices (2-4)").click()
+            page.get_by_role("option", name=name, exact=False).click()
+        page.keyboard.press("Escape")
+        page.get_by_role("button", name="Compare", exact=True).click()
+        expect(page.locator('[data-testid="audio-player-Phone B"]')).to_have_count(1, timeout=180_000)
+        expect(page.locator(".gsv-compare-clip")).to_have_count(2)  # two voices, two blocks
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.screenshot(path=str(ARTIFACTS / "after" / "phone-compare-two-voices.png"), full_page=True)
+    assert height < 2300, height

@@ -75,15 +75,15 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
     gr.Markdown(ui("compare_intro"))
     text = gr.Textbox(label=ui("compare_text"), lines=2, max_length=service.config.max_chars)
     with gr.Row():
-        language = gr.Dropdown(label=ui("language"), choices=LANGUAGES, value="zh", min_width=160)
+        language = gr.Dropdown(label=ui("language"), choices=LANGUAGES, value="zh", min_width=240)
         speakers = gr.Dropdown(label=ui("compare_voices"), choices=speaker_choices(service, None), multiselect=True,
-                               max_choices=MAX_COMPARED, allow_custom_value=True, scale=3)
+                               max_choices=MAX_COMPARED, allow_custom_value=True, scale=3, min_width=240)
     go = gr.Button(ui("compare"), variant="primary")
     columns, clips, scores, notes = _build_clip_columns()
     compared = gr.State(None)
     save = gr.Button(ui("save_ratings"))
     saved = gr.Markdown()
-    table = gr.Dataframe(value=ranking(service, None), label=ui("ranking"), interactive=False,
+    table = gr.Dataframe(value=ranking(service, None), label=ui("ranking"), interactive=False, elem_id="gsv-ranking",
                          datatype=["str", "number", "number"])
     export = gr.Button(ui("export_ratings"), size="sm")
     csv_file = gr.File(label=ui("ratings_csv"), interactive=False, visible=False)
