@@ -286,3 +286,23 @@ def test_synthesis_reports_progress_to_the_page(server):
     job.result()
     steps = [desc for desc in seen if desc and "generating speech, segment" in desc]
     assert len(steps) >= 2, seen  # one report per segment, as a numbered step
+
+
+def test_server_log_has_no_traceback_for_user_errors_and_no_audio_conversion_warning(server, capfd):
+    import warnings
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    base, _, reference_dir, _ = server
+    speaker_id = _add(base, reference_dir, "Quiet log").json()["id"]
+    client = Client(base + "/", verbose=False)
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(AppError, match="the text is empty"):
+            client.predict(speaker_id, "", "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")
+        client.predict(speaker_id, "你好。", "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")
+    logged = capfd.readouterr()
+    assert "Traceback" not in logged.out + logged.err  # a refusal is not a fault
+    assert not [w for w in caught if "16-bit int" in str(w.message)]  # int16 audio handed to Gradio
