@@ -273,3 +273,23 @@ def test_compare_on_a_phone_is_compact(live_url, reference_dir):
         height = page.evaluate("document.documentElement.scrollHeight")
         page.screenshot(path=str(ARTIFACTS / "after" / "phone-compare-two-voices.png"), full_page=True)
     assert height < 2300, height
+
+
+def test_switching_to_chinese_in_settings_translates_labels_and_messages(live_url):
+    from playwright.sync_api import expect
+
+    with open_page(live_url, locale="en-US") as page:
+        expect(page.get_by_role("tab", name="Compare", exact=True)).to_be_visible(timeout=30_000)
+        page.get_by_text("Settings", exact=True).click()
+        settings = page.get_by_role("dialog", name="Settings")
+        settings.get_by_role("combobox").first.click()  # Gradio's own language switch
+        page.get_by_role("option", name="中文", exact=False).first.click()
+        expect(page.get_by_text("克隆一个声音")).to_be_attached()
+        page.keyboard.press("Escape")  # close the option list, then the panel (a click beside it)
+        page.mouse.click(10, 400)
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        # (Gradio 6.31 re-translates only the selected tab's title on a switch; the others follow a reload)
+        page.get_by_role("tab").nth(2).click()
+        page.get_by_role("button", name="对比", exact=True).click()  # no voices picked
+        expect(page.get_by_text("请选择两到四个声音进行对比（当前 0 个）。")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "after" / "desktop-switched-to-zh.png"), full_page=True)

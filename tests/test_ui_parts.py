@@ -23,8 +23,10 @@ def test_every_string_exists_in_both_languages_with_the_same_fields():
 
 
 class _Request:
-    def __init__(self, accept_language: str | None):
+    def __init__(self, accept_language: str | None, cookie: str | None = None):
         self.headers = {} if accept_language is None else {"accept-language": accept_language}
+        if cookie:
+            self.headers["cookie"] = cookie
 
 
 @pytest.mark.parametrize("header, locale", [("zh-CN,zh;q=0.9,en;q=0.8", "zh"), ("en-US,en;q=0.9,zh;q=0.5", "en"),
@@ -32,6 +34,11 @@ class _Request:
 def test_messages_follow_the_browser_language(header, locale):
     assert locale_of(_Request(header)) == locale
     assert locale_of(None) == "en"
+
+
+def test_a_language_switched_in_the_page_wins_over_the_browser_preference():
+    assert locale_of(_Request("en-US,en", "other=1; gsv_locale=zh-CN")) == "zh"
+    assert locale_of(_Request("zh-CN", "gsv_locale=en")) == "en"
 
 
 def test_progress_reads_as_steps_and_unknown_reports_pass_through():

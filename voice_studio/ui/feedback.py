@@ -10,17 +10,20 @@ from collections.abc import Callable
 import gradio as gr
 import numpy as np
 
-from .strings import say
+from .strings import LOCALE_COOKIE, say
 
 LOGGER = logging.getLogger("voice_studio.ui")
 ERROR_SECONDS = 8
 
 # Runs in the browser when a button is pressed: the toasts of earlier actions go, so the only
-# message on screen is about what the visitor just did. Returns its inputs unchanged.
-DISMISS_TOASTS_JS = """(...args) => {
+# message on screen is about what the visitor just did; and the page's language (which the
+# footer's Settings may have switched) goes along as a cookie, for the messages of the answer.
+# Returns its inputs unchanged.
+DISMISS_TOASTS_JS = f"""(...args) => {{
   document.querySelectorAll('.toast-body .toast-close').forEach((button) => button.click());
+  document.cookie = '{LOCALE_COOKIE}=' + (document.documentElement.lang || navigator.language) + ';path=/;SameSite=Lax';
   return args;
-}"""
+}}"""
 
 _SEGMENT = re.compile(r"generating segment (\d+) of (\d+)")
 

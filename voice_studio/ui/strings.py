@@ -7,12 +7,14 @@ request (errors, timings, progress) are translated here, by the request's ``Acce
 
 from __future__ import annotations
 
+from http.cookies import SimpleCookie
 from types import MappingProxyType
 
 import gradio as gr
 from gradio.i18n import I18nData
 
 LOCALES = ("en", "zh")
+LOCALE_COOKIE = "gsv_locale"
 
 _EN = {
     # the page
@@ -20,7 +22,7 @@ _EN = {
     "intro": "Clone a voice from a 3-10 second clip and make it say any text, in Chinese or English.",
     "steps": "1. Pick a voice, or add your own under *Add voice*\n2. Type a text, or click an example\n"
              "3. Press **Synthesize** and listen",
-    "language_hint": "Language: Settings (page footer) → Language · 语言：页面底部 Settings → Language",
+    "language_hint": "Language: Settings (page footer) → Language · 切换语言：页面底部「设置」→「语言」",
     "tab_synthesize": "Synthesize", "tab_speakers": "Add voice", "tab_compare": "Compare", "tab_pronunciation": "Pronunciation",
     # shared
     "voice": "Voice", "text": "Text", "language": "Language", "refresh": "Refresh list",
@@ -61,7 +63,7 @@ _ZH = {
     "heading": "# GPT-SoVITS 语音工作室",
     "intro": "用 3-10 秒的录音克隆一个声音，让它说出任何中文或英文文本。",
     "steps": "1. 选择一个声音，或在「添加声音」里加入你自己的\n2. 输入文本，或点击示例\n3. 点击「**合成**」并收听",
-    "language_hint": "语言：页面底部 Settings → Language · Language: Settings (page footer) → Language",
+    "language_hint": "切换语言：页面底部「设置」→「语言」 · Language: Settings (page footer) → Language",
     "tab_synthesize": "合成", "tab_speakers": "添加声音", "tab_compare": "对比", "tab_pronunciation": "发音",
     "voice": "声音", "text": "文本", "language": "语言", "refresh": "刷新列表",
     "lang_zh": "中英混合 (zh)", "lang_all_zh": "仅中文 (all_zh)", "lang_en": "英文 (en)",
@@ -115,11 +117,13 @@ def ui(key: str) -> I18nData:
 
 
 def locale_of(request: gr.Request | None) -> str:
-    """``zh`` when the browser prefers Chinese over English, else ``en``."""
-    header = ""
-    if request is not None and getattr(request, "headers", None) is not None:
-        header = request.headers.get("accept-language", "") or ""
-    for part in header.split(","):
+    """The page's language (cookie set when a button is pressed), else the browser's preference: ``zh`` or ``en``."""
+    headers = getattr(request, "headers", None) if request is not None else None
+    if not headers:
+        return "en"
+    cookie = SimpleCookie(headers.get("cookie", "") or "").get(LOCALE_COOKIE)
+    header = headers.get("accept-language", "") or ""
+    for part in ([cookie.value] if cookie else []) + header.split(","):
         tag = part.split(";")[0].strip().lower()
         if tag.startswith("zh"):
             return "zh"
