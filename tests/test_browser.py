@@ -293,3 +293,19 @@ def test_switching_to_chinese_in_settings_translates_labels_and_messages(live_ur
         page.get_by_role("button", name="对比", exact=True).click()  # no voices picked
         expect(page.get_by_text("请选择两到四个声音进行对比（当前 0 个）。")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "after" / "desktop-switched-to-zh.png"), full_page=True)
+
+
+def test_the_voice_sets_the_language_and_examples_fill_the_text(live_url):
+    from playwright.sync_api import expect
+
+    with open_page(live_url, locale="en-US") as page:
+        voice, language = page.get_by_label("Voice", exact=True), page.get_by_label("Language", exact=True).first
+        expect(voice).to_have_value(re.compile("^eSpeak English"), timeout=30_000)
+        expect(language).to_have_value("English (en)")
+        expect(page.locator('[data-testid="audio-player-Reference clip of this voice"]')).to_have_count(1)
+        page.get_by_text("你好，欢迎来到语音工作室。今天天气不错", exact=False).first.click()  # a Chinese example
+        expect(page.get_by_label("Text", exact=True)).to_have_value(re.compile("^你好，欢迎来到语音工作室"))
+        expect(language).to_have_value("Chinese + English (zh)")
+        voice.click()
+        page.get_by_role("option", name="eSpeak 普通话", exact=False).click()
+        expect(language).to_have_value("Chinese only (all_zh)")  # the language follows the voice

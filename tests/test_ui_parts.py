@@ -58,3 +58,19 @@ def test_history_keeps_the_newest_clips_with_plain_labels():
 def test_audio_is_handed_to_gradio_as_int16():
     clip = int16_audio(np.array([0.0, 0.5, -1.0, 2.0], np.float32))
     assert clip.dtype == np.int16 and clip.tolist() == [0, 16383, -32767, 32767]
+
+
+def test_offline_status_is_one_sentence_with_the_reason_folded_away(tmp_path):
+    from voice_studio.service import ServiceConfig, VoiceService
+    from voice_studio.ui.common import status_html
+
+    def fail(progress):
+        raise OSError("no file /root/.cache/huggingface/s1v3.ckpt (pass --t2s)")
+
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=fail)
+    service.start_loading()
+    with pytest.raises(Exception):
+        service.pipeline()
+    line, details = status_html(service, "zh").split("<details", 1)
+    assert line == f'<p class="gsv-status">{say("status_offline", "zh")}</p>'
+    assert "s1v3.ckpt" in details and "--t2s" in details and "s1v3" not in line

@@ -36,7 +36,7 @@ def status_html(service: VoiceService, locale: str = "en") -> str:
     if status.startswith("synthesis unavailable"):
         return (f'<p class="gsv-status">{html.escape(say("status_offline", locale))}</p>'
                 f'<details class="gsv-status-details"><summary>{html.escape(say("status_details", locale))}</summary>'
-                f'{html.escape(status)}</details>')
+                f'{html.escape(status.removeprefix("synthesis unavailable: "))}</details>')
     line = f'<p class="gsv-status">{html.escape(status)}</p>'
     fraction = service.loading_fraction
     if fraction is None:
