@@ -79,7 +79,7 @@ def _wire_voice_lists(service: VoiceService, app: gr.Blocks, synthesize: Synthes
     def refresh(added, selected, compared, managed_id, request: gr.Request = None):
         session, locale = session_of(request), locale_of(request)
         voices = service.list_speakers(session)
-        ids, choices = {v["id"] for v in voices}, speaker_choices(service, session)
+        ids, choices = {v["id"] for v in voices}, speaker_choices(service, session, locale)
         chosen = added if added in ids else selected if selected in ids else _default_voice(voices, locale)
         return (gr.update(choices=choices, value=chosen),
                 gr.update(choices=choices, value=[i for i in compared or [] if i in ids]),

@@ -49,10 +49,10 @@ def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
-def speaker_choices(service: VoiceService, session: str | None) -> list[tuple[str, str]]:
+def speaker_choices(service: VoiceService, session: str | None, locale: str = "en") -> list[tuple[str, str]]:
     """(label, id) of every voice the session may use, for a dropdown; labels are plain text."""
-    return [(f"{s['name']} ({s['language']}{', yours' if s.get('own') else ''})", s["id"])
-            for s in service.list_speakers(session)]
+    yours = ", " + say("yours", locale)
+    return [(f"{s['name']} ({s['language']}{yours if s.get('own') else ''})", s["id"]) for s in service.list_speakers(session)]
 
 
 def voice_names(service: VoiceService, session: str | None) -> dict[str, str]:

@@ -11,6 +11,7 @@ from ..errors import ServiceError
 from ..service import VoiceService
 from .common import LANGUAGES, on_gpu, session_of, speaker_choices
 from .feedback import busy_while, user_error
+from .strings import locale_of, say, ui
 
 
 def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.events.Dependency], gr.State]:
@@ -28,33 +29,34 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
 
     def add_speaker(audio_path, transcript, language, name, consent, request: gr.Request = None):
         if not consent:
-            raise user_error("Please confirm that you have the right to use this voice.")
+            raise user_error(say("msg_consent", locale_of(request)))
         if not audio_path:
-            raise user_error("Upload or record 3-10 seconds of speech first.")
+            raise user_error(say("msg_upload_first", locale_of(request)))
         session = session_of(request)
         try:
             info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", session)
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        message = f"Added {info.name} ({info.duration_s:.1f} s)."  # shown in a text box: a name is never markup
+        # shown in a text box: a name is never read as markup
+        message = say("msg_added", locale_of(request), name=info.name, seconds=info.duration_s)
         return message, str(service.reference_path(info.id, session)), info.id
 
-    gr.Markdown("Upload or record 3-10 seconds of clean speech and type what is said.")
-    ref_audio = gr.Audio(label="Reference speech", sources=["upload", "microphone"], type="filepath")
+    gr.Markdown(ui("speakers_intro"))
+    ref_audio = gr.Audio(label=ui("reference_speech"), sources=["upload", "microphone"], type="filepath")
     with gr.Row():
-        transcript = gr.Textbox(label="Transcript", scale=4)
-        transcribe_button = gr.Button("Transcribe automatically", scale=1)
-    ref_language = gr.Dropdown(label="Language", choices=LANGUAGES, value="zh")
-    name = gr.Textbox(label="Name", max_length=80)
-    consent = gr.Checkbox(label="I have the right to use this voice, and the speaker agreed to it")
-    add = gr.Button("Add speaker", variant="primary")
+        transcript = gr.Textbox(label=ui("transcript"), scale=4)
+        transcribe_button = gr.Button(ui("transcribe"), scale=1)
+    ref_language = gr.Dropdown(label=ui("language"), choices=LANGUAGES, value="zh")
+    name = gr.Textbox(label=ui("name"), max_length=80)
+    consent = gr.Checkbox(label=ui("consent"))
+    add = gr.Button(ui("add_speaker"), variant="primary")
     added = gr.Textbox(show_label=False, interactive=False, container=False)
-    stored = gr.Audio(label="Stored reference", interactive=False, type="filepath")
+    stored = gr.Audio(label=ui("stored_reference"), interactive=False, type="filepath")
     new_voice = gr.State(None)
     transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], transcript, api_visibility="private")
     adding = busy_while(add, on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent],
                         [added, stored, new_voice], api_name="add_speaker")
-    with gr.Accordion("Manage voices", open=False):
+    with gr.Accordion(ui("manage_voices"), open=False):
         managed, changes = _build_manage_voices(service)
     return managed, [adding, *changes], new_voice
 
@@ -65,14 +67,14 @@ def _build_manage_voices(service: VoiceService) -> tuple[gr.Dropdown, list[gr.ev
             info = service.rename_speaker(speaker_id or "", new_name or "", session_of(request))
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        return f"Renamed to {info.name}."
+        return say("msg_renamed", locale_of(request), name=info.name)
 
     def delete_voice(speaker_id, request: gr.Request = None):
         try:
             service.delete_speaker(speaker_id or "", session_of(request))
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        return "Deleted."
+        return say("msg_deleted", locale_of(request))
 
     def export_voice(speaker_id, request: gr.Request = None):
         try:
@@ -83,14 +85,14 @@ def _build_manage_voices(service: VoiceService) -> tuple[gr.Dropdown, list[gr.ev
         path.write_bytes(data)
         return str(path)
 
-    managed = gr.Dropdown(label="Voice", choices=speaker_choices(service, None), allow_custom_value=True)
-    new_name = gr.Textbox(label="New name", max_length=80)
+    managed = gr.Dropdown(label=ui("voice"), choices=speaker_choices(service, None), allow_custom_value=True)
+    new_name = gr.Textbox(label=ui("new_name"), max_length=80)
     with gr.Row():
-        rename_button = gr.Button("Rename")
-        delete_button = gr.Button("Delete", variant="stop")
-        export_button = gr.Button("Export (zip)")
+        rename_button = gr.Button(ui("rename"))
+        delete_button = gr.Button(ui("delete"), variant="stop")
+        export_button = gr.Button(ui("export_voice"))
     message = gr.Textbox(show_label=False, interactive=False, container=False)
-    exported = gr.File(label="Exported voice", interactive=False)
+    exported = gr.File(label=ui("exported_voice"), interactive=False)
     renamed = rename_button.click(rename_voice, [managed, new_name], message)
     deleted = delete_button.click(delete_voice, [managed], message, api_visibility="private")
     export_button.click(export_voice, [managed], exported)
