@@ -288,7 +288,7 @@ def test_synthesis_reports_progress_to_the_page(server):
     assert len(steps) >= 2, seen  # one report per segment, as a numbered step
 
 
-def test_server_log_has_no_traceback_for_user_errors_and_no_audio_conversion_warning(server, capfd):
+def test_server_log_has_no_traceback_for_user_errors_and_no_audio_conversion_warning(server, capfd, caplog):
     import warnings
 
     from gradio_client import Client
@@ -298,6 +298,7 @@ def test_server_log_has_no_traceback_for_user_errors_and_no_audio_conversion_war
     speaker_id = _add(base, reference_dir, "Quiet log").json()["id"]
     client = Client(base + "/", verbose=False)
     capfd.readouterr()
+    caplog.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(AppError, match="the text is empty"):
@@ -305,4 +306,6 @@ def test_server_log_has_no_traceback_for_user_errors_and_no_audio_conversion_war
         client.predict(speaker_id, "你好。", "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")
     logged = capfd.readouterr()
     assert "Traceback" not in logged.out + logged.err  # a refusal is not a fault
+    refusals = [r.getMessage() for r in caplog.records if r.name == "voice_studio.ui"]
+    assert refusals == ["refused: the text is empty"]  # one line per refusal
     assert not [w for w in caught if "16-bit int" in str(w.message)]  # int16 audio handed to Gradio

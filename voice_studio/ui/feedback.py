@@ -30,7 +30,7 @@ _SEGMENT = re.compile(r"generating segment (\d+) of (\d+)")
 
 def user_error(message: str) -> gr.Error:
     """A refusal for the visitor: shown once, logged as one line, without a traceback (not a fault)."""
-    LOGGER.info("refused: %s", message)
+    LOGGER.warning("refused: %s", message)  # warning: shown without any logging setup (uvicorn's leaves ours alone)
     return gr.Error(message, duration=ERROR_SECONDS, print_exception=False)
 
 
