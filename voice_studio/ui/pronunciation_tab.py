@@ -11,7 +11,7 @@ from gsv_core.text.frontend import TextFrontend
 from gsv_core.text.languages import LANGUAGE_MODES
 from gsv_core.text.symbols import TEXT_VERSIONS
 
-from .feedback import user_error
+from .feedback import DISMISS_TOASTS_JS, user_error
 from .strings import ui
 
 PART_COLUMNS = ["language", "text", "normalized", "phones", "phone ids", "word2ph"]
@@ -58,4 +58,5 @@ def build_pronunciation_tab(get_frontend: Callable[[], TextFrontend]) -> None:
         return preview(get_frontend(), text_value, language_value, version_value)
 
     for trigger in (button.click, text.submit):
-        trigger(run, inputs=[text, language, version], outputs=[norm_text, phones, parts, details], api_visibility="private")
+        trigger(run, inputs=[text, language, version], outputs=[norm_text, phones, parts, details], js=DISMISS_TOASTS_JS,
+                api_visibility="private")
