@@ -276,8 +276,8 @@ def test_the_admin_token_in_the_ui(guarded):
     with pytest.raises(AppError, match="the admin token is wrong"):
         client.predict(handle_file(upload), TRANSCRIPT, "zh", "UI wrong", True, "guess", api_name="/add_speaker")
     assert _listing(base) == before
-    message, _, _ = client.predict(handle_file(upload), TRANSCRIPT, "zh", "UI shared", True, TOKEN,
-                                   api_name="/add_speaker")
+    message, _ = client.predict(handle_file(upload), TRANSCRIPT, "zh", "UI shared", True, TOKEN,
+                                api_name="/add_speaker")
     assert "Added UI shared" in message and "private" not in message
     shared_id = next(s["id"] for s in httpx.get(base + "/api/speakers").json() if s["name"] == "UI shared")
     with pytest.raises(AppError, match="exporting ratings needs the admin token"):
@@ -288,8 +288,8 @@ def test_the_admin_token_in_the_ui(guarded):
         client.predict("", api_name="/list_every_voice")
     with pytest.raises(AppError, match="needs the admin token"):
         client.predict(shared_id, "", api_name="/delete_voice")
-    assert client.predict("", TOKEN, api_name="/delete_voice")[0] == "Nothing deleted."  # a cancelled confirm
-    assert client.predict(shared_id, TOKEN, api_name="/delete_voice")[0] == "Deleted."
+    assert client.predict("", TOKEN, api_name="/delete_voice") == "Nothing deleted."  # a cancelled confirm
+    assert client.predict(shared_id, TOKEN, api_name="/delete_voice") == "Deleted."
     assert _listing(base) == before
 
 

@@ -33,8 +33,8 @@ def test_app_builds(frontend, tmp_path):
     service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=None)
     app = build_app(service, lambda: frontend)
     assert isinstance(app, gr.Blocks)
-    labels = {getattr(block, "label", None) for block in app.blocks.values()}
-    assert {"Text", "Language", "Version", "Normalized text", "Phones", "Parts"} <= labels
+    labels = {getattr(getattr(block, "label", None), "key", None) for block in app.blocks.values()}  # gr.I18n keys
+    assert {"text", "language", "version", "normalized_text", "phones", "parts"} <= labels
 
 
 def test_preview_matches_official(app_module, frontend, reference_dir):

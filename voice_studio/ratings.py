@@ -19,10 +19,13 @@ CREATE TABLE IF NOT EXISTS ratings (
     text TEXT NOT NULL,
     rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
     note TEXT NOT NULL DEFAULT '',
-    session TEXT
+    session TEXT,
+    settings TEXT NOT NULL DEFAULT ''
 )
 """
-COLUMNS = ("id", "created_at", "clip_id", "speaker_id", "text", "rating", "note", "session")
+# Columns added after the first release, with their definitions: older files gain them on open.
+_ADDED_COLUMNS = {"settings": "TEXT NOT NULL DEFAULT ''"}
+COLUMNS = ("id", "created_at", "clip_id", "speaker_id", "text", "rating", "note", "session", "settings")
 MAX_NOTE_CHARS = 2000
 
 
@@ -34,6 +37,16 @@ class Rating:
     rating: int
     note: str = ""
     session: str | None = None
+    settings: str = ""  # what made the clip besides the text (language, seed ...), as JSON
+
+
+@dataclass(frozen=True)
+class VoiceScore:
+    """How the team rated one voice so far."""
+
+    speaker_id: str
+    count: int
+    mean: float
 
 
 class RatingStore:
@@ -45,6 +58,10 @@ class RatingStore:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(ratings)")}
+            for column, definition in _ADDED_COLUMNS.items():
+                if column not in present:  # a file from before the column: existing rows get the default
+                    db.execute(f"ALTER TABLE ratings ADD COLUMN {column} {definition}")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -59,15 +76,23 @@ class RatingStore:
             raise ValueError("a rating needs the clip and the speaker it is about")
         with self._lock, self._connect() as db:
             cursor = db.execute(
-                "INSERT INTO ratings (created_at, clip_id, speaker_id, text, rating, note, session) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ratings (created_at, clip_id, speaker_id, text, rating, note, session, settings)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), rating.clip_id, rating.speaker_id, rating.text,
-                 rating.rating, rating.note, rating.session),
+                 rating.rating, rating.note, rating.session, rating.settings),
             )
             return int(cursor.lastrowid)
 
     def rows(self) -> list[tuple]:
         with self._connect() as db:
             return db.execute(f"SELECT {', '.join(COLUMNS)} FROM ratings ORDER BY id").fetchall()
+
+    def summary(self) -> list[VoiceScore]:
+        """Count and mean rating per voice, best first (ties: more ratings first), so a team sees the ranking."""
+        with self._connect() as db:
+            rows = db.execute("SELECT speaker_id, COUNT(*), AVG(rating) FROM ratings GROUP BY speaker_id "
+                              "ORDER BY AVG(rating) DESC, COUNT(*) DESC, speaker_id").fetchall()
+        return [VoiceScore(speaker_id, int(count), float(mean)) for speaker_id, count, mean in rows]
 
     def to_csv(self) -> str:
         """All ratings as CSV text with a header row."""

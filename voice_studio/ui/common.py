@@ -1,8 +1,7 @@
-"""What every tab shares: language choices, the ZeroGPU wrapper, progress, sessions, voice lists."""
+"""What every tab shares: language choices, the ZeroGPU wrapper, the status line, sessions, voice lists."""
 
 from __future__ import annotations
 
-import contextvars
 import html
 from collections.abc import Callable
 
@@ -11,8 +10,10 @@ import gradio as gr
 from ..http_guard import NEW_VISITOR_HEADER, VISITOR_COOKIE, visitor_key_of
 from ..service import VoiceService
 from ..zerogpu import BASE_GPU_S, gpu_task, synthesis_gpu_seconds
+from .strings import say, ui
 
-LANGUAGES = [("Chinese + English (zh)", "zh"), ("Chinese only (all_zh)", "all_zh"), ("English (en)", "en")]
+LANGUAGE_CODES = ("zh", "all_zh", "en")
+LANGUAGES = tuple((ui(f"lang_{code}"), code) for code in LANGUAGE_CODES)  # labels in the browser's language
 
 
 def on_gpu(handler: Callable, duration: int | Callable[..., int] = BASE_GPU_S) -> Callable:
@@ -32,19 +33,18 @@ def text_gpu_seconds(position: int = 0, voices_position: int | None = None) -> C
     return duration
 
 
-def progress_reporter(progress: gr.Progress, prefix: str = "") -> Callable[[float, str], None]:
-    """Progress callback that may be called from any thread.
+def status_html(service: VoiceService, locale: str = "en") -> str:
+    """The status line; while models download or load, with a progress bar.
 
-    ``gr.Progress`` finds its event through context variables, but synthesis reports from
-    the queue's worker thread; so each report runs in a copy of the handler's context.
+    When synthesis is off, one sentence says so and what still works; the technical reason
+    (paths, flags) waits behind *Details* for whoever runs the server.
     """
-    context = contextvars.copy_context()
-    return lambda fraction, message: context.run(progress, fraction, desc=prefix + message)
-
-
-def status_html(service: VoiceService) -> str:
-    """The status line; while models download or load, with a progress bar."""
-    line = f'<p class="gsv-status">{html.escape(service.status)}</p>'
+    status = service.status
+    if status.startswith("synthesis unavailable"):
+        return (f'<p class="gsv-status">{html.escape(say("status_offline", locale))}</p>'
+                f'<details class="gsv-status-details"><summary>{html.escape(say("status_details", locale))}</summary>'
+                f'{html.escape(status.removeprefix("synthesis unavailable: "))}</details>')
+    line = f'<p class="gsv-status">{html.escape(status)}</p>'
     fraction = service.loading_fraction
     if fraction is None:
         return line
@@ -66,8 +66,12 @@ def session_of(request: gr.Request | None) -> str | None:
     return key or session_hash
 
 
-def speaker_choices(service: VoiceService, session: str | None) -> list[tuple[str, str]]:
-    """(label, id) of every voice the session may use, for a dropdown."""
-    return [(f"{s['name']} ({s['language']}{', yours' if s.get('own') else ''})", s["id"])
-            for s in service.list_speakers(session)]
+def speaker_choices(service: VoiceService, session: str | None, locale: str = "en") -> list[tuple[str, str]]:
+    """(label, id) of every voice the session may use, for a dropdown; labels are plain text."""
+    yours = ", " + say("yours", locale)
+    return [(f"{s['name']} ({s['language']}{yours if s.get('own') else ''})", s["id"]) for s in service.list_speakers(session)]
 
+
+def voice_names(service: VoiceService, session: str | None) -> dict[str, str]:
+    """Display name of every voice the session may use, by id."""
+    return {s["id"]: s["name"] for s in service.list_speakers(session)}

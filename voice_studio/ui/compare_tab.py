@@ -1,8 +1,14 @@
-"""The Compare tab: one text through two to four voices side by side, rated by the team."""
+"""The Compare tab: one text through two to four voices side by side, rated by the team.
+
+Ratings are tied to what made the clips: the compared text, language and seed are kept in a
+``gr.State`` when the clips are made, never read back from the (editable) text box.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -11,70 +17,111 @@ from gsv_core.synthesis import SynthesisOptions
 from ..errors import ServiceError
 from ..ratings import Rating
 from ..service import VoiceService
-from .common import LANGUAGES, on_gpu, text_gpu_seconds, progress_reporter, session_of, speaker_choices
+from .common import LANGUAGES, on_gpu, session_of, speaker_choices, text_gpu_seconds, voice_names
+from .feedback import busy_while, int16_audio, progress_reporter, user_error
 from .speakers_tab import ratings_file
+from .strings import locale_of, say, ui
 
 MAX_COMPARED = 4
+SEED = 0  # one seed for every voice: the voices differ, not the draw
 
 
-def build_compare_tab(service: VoiceService) -> gr.Dropdown:
-    """Lay out the tab; returns its voice dropdown for the app's list wiring."""
+@dataclass(frozen=True)
+class CompareTab:
+    """What the app refreshes: the voice list and the ranking (it names voices)."""
+
+    speakers: gr.Dropdown
+    ranking: gr.Dataframe
+
+
+def build_compare_tab(service: VoiceService) -> CompareTab:
+    """Lay out the tab inside the current Blocks context."""
 
     def compare(text, language, speaker_ids, request: gr.Request = None, progress=gr.Progress()):
-        speaker_ids = list(speaker_ids or [])
+        locale, speaker_ids = locale_of(request), list(speaker_ids or [])
         if not 2 <= len(speaker_ids) <= MAX_COMPARED:
-            raise gr.Error(f"Pick two to {MAX_COMPARED} speakers to compare.")
+            raise user_error(say("msg_pick_compare", locale, count=len(speaker_ids)))
         try:  # one batch: the voices are synthesized together
-            results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=0), session_of(request),
-                                              progress=progress_reporter(progress, f"{len(speaker_ids)} voices: "))
+            results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session_of(request),
+                                              progress=progress_reporter(progress, locale, f"{len(speaker_ids)} × "))
         except (ServiceError, ValueError) as error:
-            raise gr.Error(str(error)) from error
-        clips = [(result.sample_rate, result.audio) for result in results]
+            raise user_error(str(error)) from error
+        clips = [(result.sample_rate, int16_audio(result.audio)) for result in results]
         clips += [None] * (MAX_COMPARED - len(clips))
-        return (*clips, speaker_ids)
+        return (*clips, {"speaker_ids": speaker_ids, "text": text, "settings": {"language": language, "seed": SEED}})
 
-    def save_ratings(request: gr.Request, speaker_ids, text, *scores_and_notes):  # request first: Gradio injects it only there
+    def show_compared(compared, request: gr.Request = None):
+        """Each clip labelled by its voice; the rating blocks of unused slots hidden (compact on a phone)."""
+        names = voice_names(service, session_of(request))
+        ids = (compared or {}).get("speaker_ids", [])
+        labels = [gr.update(label=names.get(i, i)) for i in ids] + [gr.update()] * (MAX_COMPARED - len(ids))
+        return (*labels, *[gr.update(visible=number < len(ids)) for number in range(MAX_COMPARED)])
+
+    def save_ratings(request: gr.Request, compared, *scores_and_notes):  # request first: Gradio injects it only there
+        locale = locale_of(request)
         if service.ratings is None:
-            raise gr.Error("Ratings are not stored on this server.")
-        if not speaker_ids:
-            raise gr.Error("Compare some voices first.")
+            raise user_error(say("msg_no_ratings", locale))
+        if not compared:
+            raise user_error(say("msg_compare_first", locale))
         scores, notes = scores_and_notes[:MAX_COMPARED], scores_and_notes[MAX_COMPARED:]
-        batch = f"{int(time.time() * 1000)}"
-        for number, speaker_id in enumerate(speaker_ids):
+        batch, settings = f"{int(time.time() * 1000)}", json.dumps(compared["settings"], sort_keys=True)
+        for number, speaker_id in enumerate(compared["speaker_ids"]):
             try:
-                service.ratings.add(Rating(f"{batch}-{number}", speaker_id, text or "", int(scores[number]),
-                                           notes[number] or "", session_of(request)))
+                service.ratings.add(Rating(f"{batch}-{number}", speaker_id, compared["text"], int(scores[number]),
+                                           notes[number] or "", session_of(request), settings))
             except ValueError as error:
-                raise gr.Error(str(error)) from error
-        return f"Saved {len(speaker_ids)} ratings."
+                raise user_error(str(error)) from error
+        return say("msg_saved", locale, count=len(compared["speaker_ids"])), ranking(service, session_of(request), locale)
 
-    def export_ratings():
-        try:
-            return ratings_file(service, None)
-        except ServiceError as error:  # with an admin token set: export from the Admin panel (Add speaker tab)
-            raise gr.Error(f"{error}: use 'Export ratings' in the Admin panel of the Add speaker tab.") from error
-
-    gr.Markdown("One text through two to four voices, side by side; rate each clip for the team.")
-    limit = service.config.max_chars
-    text = gr.Textbox(label="Text to compare", lines=2, max_length=limit)
-    language = gr.Dropdown(label="Language", choices=LANGUAGES, value="zh")
-    speakers = gr.Dropdown(label="Speakers (2-4)", choices=speaker_choices(service, None), multiselect=True,
-                           max_choices=MAX_COMPARED, allow_custom_value=True)
-    go = gr.Button("Compare", variant="primary")
-    clips, scores, notes = [], [], []
+    gr.Markdown(ui("compare_intro"))
+    text = gr.Textbox(label=ui("compare_text"), lines=2, max_length=service.config.max_chars)
     with gr.Row():
-        for i in range(MAX_COMPARED):
-            with gr.Column(min_width=160):
-                clips.append(gr.Audio(label=f"Clip {i + 1}", interactive=False, type="numpy"))
-                scores.append(gr.Slider(1, 5, value=3, step=1, label="Rating"))
-                notes.append(gr.Textbox(label="Note", max_length=2000))
-    compared = gr.State([])
-    save = gr.Button("Save ratings")
+        language = gr.Dropdown(label=ui("language"), choices=LANGUAGES, value="zh", min_width=240)
+        speakers = gr.Dropdown(label=ui("compare_voices"), choices=speaker_choices(service, None), multiselect=True,
+                               max_choices=MAX_COMPARED, allow_custom_value=True, scale=3, min_width=240)
+    go = gr.Button(ui("compare"), variant="primary")
+    columns, clips, scores, notes = _build_clip_columns()
+    compared = gr.State(None)
+    save = gr.Button(ui("save_ratings"))
     saved = gr.Markdown()
-    export = gr.Button("Export ratings (CSV)")
-    csv_file = gr.File(label="Ratings CSV", interactive=False)
-    go.click(on_gpu(compare, text_gpu_seconds(0, 2)), [text, language, speakers], [*clips, compared], api_name="compare",
-             concurrency_limit=service.config.max_batch)
-    save.click(save_ratings, [compared, text, *scores, *notes], saved)
-    export.click(export_ratings, None, csv_file)
-    return speakers
+    table = gr.Dataframe(value=ranking(service, None), label=ui("ranking"), interactive=False, elem_id="gsv-ranking",
+                         datatype=["str", "number", "number"])
+    export = gr.Button(ui("export_ratings"), size="sm")
+    csv_file = gr.File(label=ui("ratings_csv"), interactive=False, visible=False)
+    made = busy_while(go, on_gpu(compare, text_gpu_seconds(0, 2)), [text, language, speakers], [*clips, compared], api_name="compare",
+                      concurrency_limit=service.config.max_batch)
+    made.success(show_compared, compared, [*clips, *columns], api_visibility="private", show_progress="hidden")
+    busy_while(save, save_ratings, [compared, *scores, *notes], [saved, table], api_visibility="private")
+    export.click(lambda: _export(service), None, csv_file, api_visibility="private")
+    return CompareTab(speakers, table)
+
+
+def ranking(service: VoiceService, session: str | None, locale: str = "en") -> dict:
+    """The ranking table: voice name (plain text), number of ratings, mean rating; headers in ``locale``."""
+    scores = service.ratings.summary() if service.ratings is not None else []
+    names = voice_names(service, session)
+    rows = [[names.get(s.speaker_id, s.speaker_id), s.count, round(s.mean, 2)] for s in scores]
+    return {"headers": [say(key, locale) for key in ("col_voice", "col_count", "col_mean")], "data": rows}
+
+
+def _build_clip_columns() -> tuple[list[gr.Column], list[gr.Audio], list[gr.Slider], list[gr.Textbox]]:
+    """One column per compared voice, hidden until it holds a clip."""
+    columns, clips, scores, notes = [], [], [], []
+    with gr.Row():
+        for number in range(MAX_COMPARED):
+            with gr.Column(min_width=160, visible=False) as column:
+                columns.append(column)
+                clips.append(gr.Audio(label=f"{number + 1}", interactive=False, type="numpy",
+                                      elem_classes=["gsv-compare-clip"]))
+                scores.append(gr.Slider(1, 5, value=3, step=1, label=ui("rating")))
+                notes.append(gr.Textbox(label=ui("note"), max_length=2000))
+    return columns, clips, scores, notes
+
+
+def _export(service: VoiceService) -> dict:
+    if service.ratings is None:
+        raise user_error(say("msg_no_ratings"))
+    try:
+        return gr.update(value=ratings_file(service, None), visible=True)
+    except ServiceError as error:  # with an admin token set: export from the Admin panel (Add voice tab)
+        raise user_error(f"{error}: use 'Export ratings' in the Admin panel of the Add voice tab.") from error

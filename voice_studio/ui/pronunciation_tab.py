@@ -11,7 +11,9 @@ from gsv_core.text.frontend import TextFrontend
 from gsv_core.text.languages import LANGUAGE_MODES
 from gsv_core.text.symbols import TEXT_VERSIONS
 
-LANGUAGE_LABELS = {"all_zh": "Chinese only (all_zh)", "zh": "Chinese + English (zh)", "en": "English (en)"}
+from .feedback import DISMISS_TOASTS_JS, user_error
+from .strings import ui
+
 PART_COLUMNS = ["language", "text", "normalized", "phones", "phone ids", "word2ph"]
 
 
@@ -20,7 +22,7 @@ def preview(frontend: TextFrontend, text: str, language: str, version: str) -> t
     try:
         sequence = frontend.phonemize(text, language, version)
     except TextError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise user_error(str(exc)) from exc
     rows = [
         [
             part.language,
@@ -37,22 +39,24 @@ def preview(frontend: TextFrontend, text: str, language: str, version: str) -> t
 
 def build_pronunciation_tab(get_frontend: Callable[[], TextFrontend]) -> None:
     """Lay out the pronunciation preview inside the current Blocks (or Tab) context."""
-    gr.Markdown("Type a sentence to see how it will be pronounced: normalized text and phones.")
+    gr.Markdown(ui("pron_intro"))
     with gr.Row():
-        text = gr.Textbox(label="Text", value="你好，欢迎使用GPT-SoVITS。", lines=3, scale=4)
-        with gr.Column(scale=1):
-            language = gr.Dropdown(
-                label="Language", choices=[(LANGUAGE_LABELS[mode], mode) for mode in LANGUAGE_MODES], value="zh"
-            )
-            version = gr.Radio(label="Version", choices=list(TEXT_VERSIONS), value="v2")
-            button = gr.Button("Show pronunciation", variant="primary")
-    norm_text = gr.Textbox(label="Normalized text", interactive=False)
-    phones = gr.Textbox(label="Phones", interactive=False)
-    parts = gr.Dataframe(label="Parts", headers=PART_COLUMNS, interactive=False, wrap=True)
-    details = gr.JSON(label="Phones, ids and word2ph")
+        text = gr.Textbox(label=ui("text"), value="你好，欢迎使用GPT-SoVITS。", lines=3, scale=4, min_width=240)
+        with gr.Column(scale=1, min_width=200):
+            language = gr.Dropdown(label=ui("language"), choices=[(ui(f"lang_{mode}"), mode) for mode in LANGUAGE_MODES],
+                                   value="zh")
+            version = gr.Radio(label=ui("version"), choices=list(TEXT_VERSIONS), value="v2")
+            button = gr.Button(ui("show_pronunciation"), variant="primary")
+    norm_text = gr.Textbox(label=ui("normalized_text"), interactive=False)
+    phones = gr.Textbox(label=ui("phones"), interactive=False)
+    # Unwrapped: a narrow screen scrolls the table sideways instead of breaking headers letter by letter.
+    parts = gr.Dataframe(label=ui("parts"), headers=PART_COLUMNS, interactive=False, wrap=False,
+                         elem_id="gsv-parts")
+    details = gr.JSON(label=ui("details"))
 
     def run(text_value: str, language_value: str, version_value: str):
         return preview(get_frontend(), text_value, language_value, version_value)
 
     for trigger in (button.click, text.submit):
-        trigger(run, inputs=[text, language, version], outputs=[norm_text, phones, parts, details])
+        trigger(run, inputs=[text, language, version], outputs=[norm_text, phones, parts, details], js=DISMISS_TOASTS_JS,
+                api_visibility="private")

@@ -1,8 +1,7 @@
-"""The Add speaker tab: upload or record a reference, transcribe it, store it; manage voices; the admin panel."""
+"""The Add voice tab: upload or record a reference, transcribe it, store it; manage voices; the admin panel."""
 
 from __future__ import annotations
 
-import html
 import tempfile
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import gradio as gr
 from ..errors import ServiceError
 from ..service import VoiceService
 from .common import LANGUAGES, on_gpu, session_of, speaker_choices
+from .feedback import busy_while, user_error
+from .strings import locale_of, say, ui
 
 # Runs in the browser before Delete reaches the server; a cancelled delete sends no id.
 CONFIRM_DELETE_JS = """(speaker, token) => confirm(`Delete the voice ${speaker}? This cannot be undone.`)
@@ -34,120 +35,120 @@ def ratings_file(service: VoiceService, token: str | None) -> str:
     return str(path)
 
 
-def _error(error: ServiceError) -> gr.Error:
-    return gr.Error(str(error))
-
-
-def build_speakers_tab(service: VoiceService, synthesize_speaker: gr.Dropdown) -> gr.Dropdown:
-    """Lay out the tab; a new voice is selected in ``synthesize_speaker``. Returns the managed-voice dropdown."""
+def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.events.Dependency], gr.State]:
+    """Lay out the tab. Returns the managed-voice dropdown, the events that change the library
+    (the app refreshes every voice list after them) and the state holding the id of the voice just added.
+    """
 
     def transcribe(audio_path, language):
         if not audio_path:
-            raise gr.Error("Upload or record the reference first.")
+            raise user_error("Upload or record the reference first.")
         try:
             return service.transcribe(Path(audio_path), language)
         except ServiceError as error:
-            raise _error(error) from error
+            raise user_error(str(error)) from error
 
     def add_speaker(audio_path, transcript, language, name, consent, token="", request: gr.Request = None):
         if not consent:
-            raise gr.Error("Please confirm that you have the right to use this voice.")
+            raise user_error(say("msg_consent", locale_of(request)))
         if not audio_path:
-            raise gr.Error("Upload or record 3-10 seconds of speech first.")
+            raise user_error(say("msg_upload_first", locale_of(request)))
         session = session_of(request)
         try:
             info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", session, token or None)
             stored = str(service.reference_path(info.id, session, token or None))
-        except ServiceError as error:
-            raise _error(error) from error
-        message = f"Added {html.escape(info.name)} ({info.duration_s:.1f} s){'' if info.shared else ', private to you'}."
-        return message, stored, gr.update(choices=speaker_choices(service, session), value=info.id)
+        except (ServiceError, ValueError) as error:
+            raise user_error(str(error)) from error
+        # shown in a text box: a name is never read as markup
+        message = say("msg_added", locale_of(request), name=info.name, seconds=info.duration_s)
+        return message, stored, info.id
 
-    gr.Markdown("Upload or record 3-10 seconds of clean speech and type what is said.")
-    ref_audio = gr.Audio(label="Reference speech", sources=["upload", "microphone"], type="filepath")
+    gr.Markdown(ui("speakers_intro"))
+    ref_audio = gr.Audio(label=ui("reference_speech"), sources=["upload", "microphone"], type="filepath")
     with gr.Row():
-        transcript = gr.Textbox(label="Transcript", scale=4)
-        transcribe_button = gr.Button("Transcribe automatically", scale=1)
-    ref_language = gr.Dropdown(label="Language", choices=LANGUAGES, value="zh")
-    name = gr.Textbox(label="Name", max_length=80)
-    consent = gr.Checkbox(label="I have the right to use this voice, and the speaker agreed to it")
-    add = gr.Button("Add speaker", variant="primary")
-    added = gr.Markdown()
-    stored = gr.Audio(label="Stored reference", interactive=False, type="filepath")
-    with gr.Accordion("Admin", open=False, visible=not service.access.open):
-        token = gr.Textbox(label="Admin token", type="password", value="",
-                           info="Needed to add shared voices and to change or delete any voice.")
-        with gr.Row():
-            list_all = gr.Button("List every voice")
-            export_ratings = gr.Button("Export ratings (CSV)")
-        every_voice = gr.JSON(label="Every voice, private ones included")
-        ratings_csv = gr.File(label="Ratings CSV", interactive=False)
-    transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], transcript)
-    add.click(on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent, token],
-              [added, stored, synthesize_speaker], api_name="add_speaker")
-    export_ratings.click(_ratings_handler(service), [token], ratings_csv, api_name="export_ratings")
-    list_all.click(_list_all_handler(service), [token], every_voice, api_name="list_every_voice")
-    with gr.Accordion("Manage voices", open=False):
-        return _build_manage_voices(service, token)
+        transcript = gr.Textbox(label=ui("transcript"), scale=4)
+        transcribe_button = gr.Button(ui("transcribe"), scale=1)
+    ref_language = gr.Dropdown(label=ui("language"), choices=LANGUAGES, value="zh")
+    name = gr.Textbox(label=ui("name"), max_length=80)
+    consent = gr.Checkbox(label=ui("consent"))
+    add = gr.Button(ui("add_speaker"), variant="primary")
+    added = gr.Textbox(show_label=False, interactive=False, container=False)
+    stored = gr.Audio(label=ui("stored_reference"), interactive=False, type="filepath")
+    new_voice = gr.State(None)
+    token = _build_admin_panel(service)
+    transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], transcript, api_visibility="private")
+    adding = busy_while(add, on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent, token],
+                        [added, stored, new_voice], api_name="add_speaker")
+    with gr.Accordion(ui("manage_voices"), open=False):
+        managed, changes = _build_manage_voices(service, token)
+    return managed, [adding, *changes], new_voice
 
 
-def _list_all_handler(service: VoiceService):
+def _build_admin_panel(service: VoiceService) -> gr.Textbox:
+    """The admin token box, listing every voice and exporting ratings (hidden in team mode)."""
+
     def list_all(token, request: gr.Request = None):
         try:
             return service.list_speakers(session_of(request), token or None, everything=True)
         except ServiceError as error:
-            raise _error(error) from error
+            raise user_error(str(error)) from error
 
-    return list_all
-
-
-def _ratings_handler(service: VoiceService):
     def export(token):
         try:
             return ratings_file(service, token or None)
         except ServiceError as error:
-            raise _error(error) from error
+            raise user_error(str(error)) from error
 
-    return export
+    with gr.Accordion("Admin", open=False, visible=not service.access.open):
+        token = gr.Textbox(label="Admin token", type="password", value="",
+                           info="Needed to add shared voices and to change or delete any voice.")
+        with gr.Row():
+            list_button = gr.Button("List every voice")
+            export_button = gr.Button("Export ratings (CSV)")
+        every_voice = gr.JSON(label="Every voice, private ones included")
+        ratings_csv = gr.File(label="Ratings CSV", interactive=False)
+    # undocumented: hidden from the API page, callable by an admin's script with the token
+    export_button.click(export, [token], ratings_csv, api_name="export_ratings", api_visibility="undocumented")
+    list_button.click(list_all, [token], every_voice, api_name="list_every_voice", api_visibility="undocumented")
+    return token
 
 
-def _build_manage_voices(service: VoiceService, token: gr.Textbox) -> gr.Dropdown:
+def _build_manage_voices(service: VoiceService, token: gr.Textbox) -> tuple[gr.Dropdown, list[gr.events.Dependency]]:
     def rename_voice(speaker_id, new_name, token_value="", request: gr.Request = None):
-        session = session_of(request)
         try:
-            info = service.rename_speaker(speaker_id or "", new_name or "", session, token_value or None)
-        except ServiceError as error:
-            raise _error(error) from error
-        return f"Renamed to {html.escape(info.name)}.", gr.update(choices=speaker_choices(service, session))
+            info = service.rename_speaker(speaker_id or "", new_name or "", session_of(request), token_value or None)
+        except (ServiceError, ValueError) as error:
+            raise user_error(str(error)) from error
+        return say("msg_renamed", locale_of(request), name=info.name)
 
     def delete_voice(speaker_id, token_value="", request: gr.Request = None):
-        session = session_of(request)
         if not speaker_id:  # the confirmation was cancelled, or nothing was picked
-            return "Nothing deleted.", gr.update()
+            return "Nothing deleted."
         try:
-            service.delete_speaker(speaker_id, session, token_value or None)
-        except ServiceError as error:
-            raise _error(error) from error
-        return "Deleted.", gr.update(choices=speaker_choices(service, session), value=None)
+            service.delete_speaker(speaker_id, session_of(request), token_value or None)
+        except (ServiceError, ValueError) as error:
+            raise user_error(str(error)) from error
+        return say("msg_deleted", locale_of(request))
 
     def export_voice(speaker_id, token_value="", request: gr.Request = None):
         try:
             data = service.export_speaker(speaker_id or "", session_of(request), token_value or None)
-        except ServiceError as error:
-            raise _error(error) from error
+        except (ServiceError, ValueError) as error:
+            raise user_error(str(error)) from error
         path = Path(tempfile.mkdtemp(prefix="voice-export-")) / f"{speaker_id}.zip"
         path.write_bytes(data)
         return str(path)
 
-    managed = gr.Dropdown(label="Voice", choices=speaker_choices(service, None), allow_custom_value=True)
-    new_name = gr.Textbox(label="New name", max_length=80)
+    managed = gr.Dropdown(label=ui("voice"), choices=speaker_choices(service, None), allow_custom_value=True)
+    new_name = gr.Textbox(label=ui("new_name"), max_length=80)
     with gr.Row():
-        rename_button = gr.Button("Rename")
-        delete_button = gr.Button("Delete", variant="stop")
-        export_button = gr.Button("Export (zip)")
-    message = gr.Markdown()
-    exported = gr.File(label="Exported voice", interactive=False)
-    rename_button.click(rename_voice, [managed, new_name, token], [message, managed])
-    delete_button.click(delete_voice, [managed, token], [message, managed], js=CONFIRM_DELETE_JS)
+        rename_button = gr.Button(ui("rename"))
+        delete_button = gr.Button(ui("delete"), variant="stop")
+        export_button = gr.Button(ui("export_voice"))
+    message = gr.Textbox(show_label=False, interactive=False, container=False)
+    exported = gr.File(label=ui("exported_voice"), interactive=False)
+    renamed = rename_button.click(rename_voice, [managed, new_name, token], message)
+    deleted = delete_button.click(delete_voice, [managed, token], message, api_name="delete_voice",
+                                  api_visibility="undocumented", js=CONFIRM_DELETE_JS)
     export_button.click(export_voice, [managed, token], exported)
-    return managed
+    return managed, [renamed, deleted]

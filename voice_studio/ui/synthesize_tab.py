@@ -1,8 +1,9 @@
-"""The Synthesize tab: a voice, a text, options; the audio and how long it took."""
+"""The Synthesize tab: a voice (with its reference clip), a text or an example, options; the audio and a history."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -11,46 +12,81 @@ from gsv_core.text.split import SPLIT_METHODS
 
 from ..errors import ServiceError
 from ..service import VoiceService
-from .common import LANGUAGES, on_gpu, text_gpu_seconds, progress_reporter, session_of, speaker_choices
+from .common import LANGUAGES, on_gpu, session_of, speaker_choices, text_gpu_seconds
+from .feedback import busy_while, int16_audio, progress_reporter, user_error
+from .history import build_history, remember
+from .strings import EXAMPLES, locale_of, say, ui
 
 
-def build_synthesize_tab(service: VoiceService) -> tuple[gr.Dropdown, gr.Button]:
-    """Lay out the tab; returns its voice dropdown and refresh button for the app's list wiring."""
+@dataclass(frozen=True)
+class SynthesizeTab:
+    """What the app wires across tabs: the voice list, its refresh button, the language that follows it."""
+
+    speaker: gr.Dropdown
+    refresh: gr.Button
+    reference: gr.Audio
+    language: gr.Dropdown
+
+
+def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
+    """Lay out the tab inside the current Blocks context."""
     limit = service.config.max_chars
 
-    def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed,
+    def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed, history,
                    request: gr.Request = None, progress=gr.Progress()):
+        locale = locale_of(request)
         if not speaker_id:
-            raise gr.Error("Pick a speaker first.")
+            raise user_error(say("msg_pick_voice", locale))
         options = SynthesisOptions(top_k=int(top_k), top_p=float(top_p), temperature=float(temperature), speed=float(speed),
                                    split_method=split_method, seed=None if seed in (None, "", -1) else int(seed))
         started = time.perf_counter()
         try:
             result = service.synthesize(text, speaker_id, language, options, session_of(request),
-                                        progress=progress_reporter(progress))
+                                        progress=progress_reporter(progress, locale))
         except (ServiceError, ValueError) as error:
-            raise gr.Error(str(error)) from error
+            raise user_error(str(error)) from error
         wall = time.perf_counter() - started
-        line = f"{result.duration_s:.2f} s of audio in {wall:.2f} s (real-time factor {wall / max(result.duration_s, 1e-6):.2f})"
-        return (result.sample_rate, result.audio), line
+        line = say("msg_timing", locale, audio=result.duration_s, wall=wall, rtf=wall / max(result.duration_s, 1e-6))
+        clip = (result.sample_rate, int16_audio(result.audio))
+        return clip, line, remember(history, clip, _voice_name(service, speaker_id, request), text)
 
     with gr.Row():
-        speaker = gr.Dropdown(label="Speaker", choices=speaker_choices(service, None), scale=3, allow_custom_value=True)
-        refresh = gr.Button("Refresh", scale=1)
-    text = gr.Textbox(label="Text", lines=4, max_length=limit, placeholder=f"Up to {limit} characters")
-    count = gr.Markdown(f"0 / {limit} characters")
-    language = gr.Dropdown(label="Language", choices=LANGUAGES, value="zh")
-    with gr.Accordion("Advanced", open=False):
-        top_k = gr.Slider(1, 100, value=15, step=1, label="top-k")
-        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p")
-        temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature")
-        speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="speed")
-        split_method = gr.Dropdown(label="Split method", choices=list(SPLIT_METHODS), value="cut1")
-        seed = gr.Number(label="Seed (-1: random)", value=-1, precision=0)
-    go = gr.Button("Synthesize", variant="primary")
-    audio = gr.Audio(label="Result", type="numpy", interactive=False)
+        with gr.Column(scale=3, min_width=240):
+            speaker = gr.Dropdown(label=ui("voice"), choices=speaker_choices(service, None), value=None,
+                                  allow_custom_value=True)
+            refresh = gr.Button(ui("refresh"), size="sm")
+        reference = gr.Audio(label=ui("reference_clip"), type="filepath", interactive=False, scale=2, min_width=240)
+    text = gr.Textbox(label=ui("text"), lines=3, max_length=limit, placeholder=f"≤ {limit}")
+    count = gr.Markdown(f"0 / {limit}")
+    language = gr.Dropdown(label=ui("language"), choices=LANGUAGES, value="zh")
+    with gr.Row():
+        for locale in ("zh", "en"):
+            gr.Examples(examples=[list(example) for example in EXAMPLES[locale]], inputs=[text, language],
+                        example_labels=[example[0] for example in EXAMPLES[locale]], label=ui(f"examples_{locale}"),
+                        api_visibility="private")
+    options = _build_options()
+    go = gr.Button(ui("synthesize"), variant="primary")
+    audio = gr.Audio(label=ui("result"), type="numpy", interactive=False)
     timing = gr.Markdown()
-    text.change(lambda t: f"{len(t or '')} / {limit} characters", text, count, show_progress="hidden")
-    go.click(on_gpu(synthesize, text_gpu_seconds(1)), [speaker, text, language, top_k, top_p, temperature, speed, split_method, seed],
-             [audio, timing], api_name="synthesize", concurrency_limit=service.config.max_batch)
-    return speaker, refresh
+    history = build_history()
+    text.change(lambda t: f"{len(t or '')} / {limit}", text, count, show_progress="hidden", api_visibility="private")
+    busy_while(go, on_gpu(synthesize, text_gpu_seconds(1)), [speaker, text, language, *options, history], [audio, timing, history],
+               api_name="synthesize", concurrency_limit=service.config.max_batch)
+    return SynthesizeTab(speaker, refresh, reference, language)
+
+
+def _build_options() -> list[gr.components.Component]:
+    """The sampling options, folded away: the defaults are what most visitors want."""
+    with gr.Accordion(ui("advanced"), open=False):
+        return [
+            gr.Slider(1, 100, value=15, step=1, label="top-k"),
+            gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p"),
+            gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature"),
+            gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="speed"),
+            gr.Dropdown(label=ui("split_method"), choices=list(SPLIT_METHODS), value="cut1"),
+            gr.Number(label=ui("seed"), value=-1, precision=0),
+        ]
+
+
+def _voice_name(service: VoiceService, speaker_id: str, request: gr.Request | None) -> str:
+    return next((s["name"] for s in service.list_speakers(session_of(request)) if s["id"] == speaker_id), speaker_id)
