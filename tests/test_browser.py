@@ -309,3 +309,21 @@ def test_the_voice_sets_the_language_and_examples_fill_the_text(live_url):
         voice.click()
         page.get_by_role("option", name="eSpeak 普通话", exact=False).click()
         expect(language).to_have_value("Chinese only (all_zh)")  # the language follows the voice
+
+
+def test_japanese_is_offered_and_spoken(live_url, reference_dir):
+    from playwright.sync_api import expect
+
+    _add_over_rest(live_url, reference_dir, "Japanese reader")
+    with open_page(live_url, locale="en-US") as page:
+        voice = page.get_by_label("Voice", exact=True)
+        voice.click()
+        page.get_by_role("option", name=re.compile("^Japanese reader")).click()
+        language = page.get_by_label("Language", exact=True).first
+        language.click()
+        page.get_by_role("option", name="Japanese (all_ja)").click()
+        expect(language).to_have_value("Japanese (all_ja)")
+        page.get_by_label("Text", exact=True).fill("おはようございます。今日はいい天気ですね。")
+        page.get_by_role("button", name="Synthesize").click()
+        expect(page.get_by_text("real-time factor")).to_be_visible(timeout=180_000)
+        page.screenshot(path=str(ARTIFACTS / "browser_japanese.png"), full_page=True)

@@ -300,7 +300,7 @@ def test_ratings_remember_who_rated(open_server, open_voice):
     other = _add(base, reference_dir, "Rated").json()["id"]
     client = Client(base + "/", verbose=False)
     client.predict("你好，世界。", "zh", [open_voice, other], api_name="/compare")
-    saved = client.predict("你好，世界。", 4, 2, 3, 3, "clear", "muffled", "", "", api_name="/save_ratings")
+    saved, _ranking = client.predict(4, 2, 3, 3, "clear", "muffled", "", "", api_name="/save_ratings")
     assert saved == "Saved 2 ratings."
     sessions = [row[-1] for row in service.ratings.rows()[-2:]]
     assert all(sessions) and len(set(sessions)) == 1

@@ -75,3 +75,25 @@ def test_offline_status_is_one_sentence_with_the_reason_folded_away(tmp_path):
     assert line == f'<p class="gsv-status">{say("status_offline", "zh")}</p>'
     # the reason waits behind Details, and (issue 11) never shows server paths or argument names
     assert "could not be loaded" in details and "/root" not in details and "s1v3" not in line + details
+
+
+def test_every_language_mode_of_the_frontend_is_offered_with_labels_in_both_languages():
+    from gsv_core.text.languages import SUPPORTED_LANGUAGE_MODES
+    from voice_studio.ui.common import LANGUAGE_CODES
+    from voice_studio.ui.strings import say
+
+    assert set(LANGUAGE_CODES) == set(SUPPORTED_LANGUAGE_MODES)
+    for code in LANGUAGE_CODES:
+        english, chinese = say(f"lang_{code}", "en"), say(f"lang_{code}", "zh")
+        assert code in english and code in chinese and english != chinese
+
+
+def test_the_transcript_preselects_the_language_whisper_heard(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from test_service import _service, _wav
+
+    service = _service(tmp_path)
+    heard = SimpleNamespace(text="こんにちは。", language="ja")
+    monkeypatch.setattr(service.transcriber, "transcribe_segments", lambda samples, rate, language: heard)
+    assert service.transcribe_detecting(_wav()) == ("こんにちは。", "ja")

@@ -169,6 +169,17 @@ class VoiceService:
         except TranscriptionError as error:
             raise ServiceError(str(error), status=503) from error
 
+    def transcribe_detecting(self, audio: bytes | Path) -> tuple[str, str | None]:
+        """What the clip says and the language Whisper heard (an app code such as "zh", or None)."""
+        try:
+            samples, rate = load_reference_audio(self._checked_audio(audio, trim=False))
+            heard = self.transcriber.transcribe_segments(samples, rate, None)
+        except AudioError as error:
+            raise ServiceError(str(error)) from error
+        except TranscriptionError as error:
+            raise ServiceError(str(error), status=503) from error
+        return heard.text, heard.language
+
     def _checked_audio(self, audio: bytes | Path, trim: bool = True) -> bytes:
         """The upload's bytes, refused by size before reading and by its header before decoding."""
         limit = self.limits.max_upload_bytes

@@ -18,7 +18,7 @@ from ..service import VoiceService
 from .common import session_of, speaker_choices, status_html
 from .compare_tab import build_compare_tab, ranking
 from .pronunciation_tab import build_pronunciation_tab
-from .speakers_tab import access_notice, build_speakers_tab
+from .speakers_tab import build_speakers_tab
 from .strings import i18n, locale_of, ui
 from .synthesize_tab import SynthesizeTab, build_synthesize_tab
 
@@ -42,7 +42,6 @@ def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -
         gr.Markdown(ui("intro"))
         gr.Markdown(ui("steps"))
         status = gr.HTML(status_html(service))
-        gr.Markdown(access_notice(service))  # team mode (everything open) or private voices
         with gr.Tab(ui("tab_synthesize")):
             synthesize = build_synthesize_tab(service)
         with gr.Tab(ui("tab_speakers")):

@@ -12,7 +12,7 @@ from ..service import VoiceService
 from ..zerogpu import BASE_GPU_S, gpu_task, synthesis_gpu_seconds
 from .strings import say, ui
 
-LANGUAGE_CODES = ("zh", "all_zh", "en")
+LANGUAGE_CODES = ("zh", "all_zh", "en", "all_ja", "ja", "all_yue", "yue", "all_ko", "ko", "auto", "auto_yue")
 LANGUAGES = tuple((ui(f"lang_{code}"), code) for code in LANGUAGE_CODES)  # labels in the browser's language
 
 

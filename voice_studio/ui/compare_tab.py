@@ -91,7 +91,8 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
     made = busy_while(go, on_gpu(compare, text_gpu_seconds(0, 2)), [text, language, speakers], [*clips, compared], api_name="compare",
                       concurrency_limit=service.config.max_batch)
     made.success(show_compared, compared, [*clips, *columns], api_visibility="private", show_progress="hidden")
-    busy_while(save, save_ratings, [compared, *scores, *notes], [saved, table], api_visibility="private")
+    busy_while(save, save_ratings, [compared, *scores, *notes], [saved, table], api_name="save_ratings",
+               api_visibility="undocumented")
     export.click(lambda: _export(service), None, csv_file, api_visibility="private")
     return CompareTab(speakers, table)
 

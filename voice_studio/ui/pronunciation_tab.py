@@ -8,7 +8,7 @@ import gradio as gr
 
 from gsv_core.text.errors import TextError
 from gsv_core.text.frontend import TextFrontend
-from gsv_core.text.languages import LANGUAGE_MODES
+from gsv_core.text.languages import SUPPORTED_LANGUAGE_MODES
 from gsv_core.text.symbols import TEXT_VERSIONS
 
 from .feedback import DISMISS_TOASTS_JS, user_error
@@ -43,7 +43,7 @@ def build_pronunciation_tab(get_frontend: Callable[[], TextFrontend]) -> None:
     with gr.Row():
         text = gr.Textbox(label=ui("text"), value="你好，欢迎使用GPT-SoVITS。", lines=3, scale=4, min_width=240)
         with gr.Column(scale=1, min_width=200):
-            language = gr.Dropdown(label=ui("language"), choices=[(ui(f"lang_{mode}"), mode) for mode in LANGUAGE_MODES],
+            language = gr.Dropdown(label=ui("language"), choices=[(ui(f"lang_{mode}"), mode) for mode in SUPPORTED_LANGUAGE_MODES],
                                    value="zh")
             version = gr.Radio(label=ui("version"), choices=list(TEXT_VERSIONS), value="v2")
             button = gr.Button(ui("show_pronunciation"), variant="primary")

@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..errors import ServiceError
 from ..service import VoiceService
-from .common import LANGUAGES, on_gpu, session_of, speaker_choices
+from .common import LANGUAGE_CODES, LANGUAGES, on_gpu, session_of, speaker_choices
 from .feedback import busy_while, user_error
 from .strings import locale_of, say, ui
 
@@ -41,12 +41,14 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
     """
 
     def transcribe(audio_path, language):
+        """The transcript, and the language Whisper heard preselected (kept when it heard none of ours)."""
         if not audio_path:
             raise user_error("Upload or record the reference first.")
         try:
-            return service.transcribe(Path(audio_path), language)
+            text, heard = service.transcribe_detecting(Path(audio_path))
         except ServiceError as error:
             raise user_error(str(error)) from error
+        return text, heard if heard in LANGUAGE_CODES else language
 
     def add_speaker(audio_path, transcript, language, name, consent, token="", request: gr.Request = None):
         if not consent:
@@ -64,6 +66,7 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
         return message, stored, info.id
 
     gr.Markdown(ui("speakers_intro"))
+    gr.Markdown(access_notice(service))  # team mode (everything open), or voices private to this browser
     ref_audio = gr.Audio(label=ui("reference_speech"), sources=["upload", "microphone"], type="filepath")
     with gr.Row():
         transcript = gr.Textbox(label=ui("transcript"), scale=4)
@@ -76,7 +79,7 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
     stored = gr.Audio(label=ui("stored_reference"), interactive=False, type="filepath")
     new_voice = gr.State(None)
     token = _build_admin_panel(service)
-    transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], transcript, api_visibility="private")
+    transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], [transcript, ref_language], api_visibility="private")
     adding = busy_while(add, on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent, token],
                         [added, stored, new_voice], api_name="add_speaker")
     with gr.Accordion(ui("manage_voices"), open=False):

@@ -27,6 +27,9 @@ _EN = {
     # shared
     "voice": "Voice", "text": "Text", "language": "Language", "refresh": "Refresh list",
     "lang_zh": "Chinese + English (zh)", "lang_all_zh": "Chinese only (all_zh)", "lang_en": "English (en)",
+    "lang_all_ja": "Japanese (all_ja)", "lang_ja": "Japanese + English (ja)", "lang_all_yue": "Cantonese (all_yue)",
+    "lang_yue": "Cantonese + English (yue)", "lang_all_ko": "Korean (all_ko)", "lang_ko": "Korean + English (ko)",
+    "lang_auto": "Automatic, each language detected (auto)", "lang_auto_yue": "Automatic, Chinese read as Cantonese (auto_yue)",
     "reference_clip": "Reference clip of this voice",
     # synthesize
     "examples_zh": "Chinese examples (click one)", "examples_en": "English examples (click one)",
@@ -76,6 +79,9 @@ _ZH = {
     "tab_synthesize": "合成", "tab_speakers": "添加声音", "tab_compare": "对比", "tab_pronunciation": "发音",
     "voice": "声音", "text": "文本", "language": "语言", "refresh": "刷新列表",
     "lang_zh": "中英混合 (zh)", "lang_all_zh": "仅中文 (all_zh)", "lang_en": "英文 (en)",
+    "lang_all_ja": "日文 (all_ja)", "lang_ja": "日英混合 (ja)", "lang_all_yue": "粤语 (all_yue)",
+    "lang_yue": "粤英混合 (yue)", "lang_all_ko": "韩文 (all_ko)", "lang_ko": "韩英混合 (ko)",
+    "lang_auto": "自动识别语言 (auto)", "lang_auto_yue": "自动识别，中文按粤语读 (auto_yue)",
     "reference_clip": "该声音的参考音频",
     "examples_zh": "中文示例（点击使用）", "examples_en": "英文示例（点击使用）",
     "advanced": "高级选项", "seed": "随机种子（-1：随机）", "split_method": "切分方式",
