@@ -12,6 +12,9 @@ import pytest
 import soundfile as sf
 
 from gsv_core.__main__ import main
+from gsv_core.audio import AudioError
+from gsv_core.pipeline import VoicePipeline
+from gsv_core.speakers import SpeakerLibrary
 
 CASES = {"v2_multiref": "s2G-tiny-v2.pth", "v2Pro_multiref": "s2G-tiny-v2Pro.pth"}
 GE_ATOL = 1e-5
@@ -90,3 +93,40 @@ def test_sv_embeddings_must_come_once_per_reference(reference_dir, tmp_path, cap
     assert main(argv[:last] + argv[last + 2:]) == 2  # two SV files for three references
     assert "once per reference" in capsys.readouterr().err
     assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.fixture(scope="module")
+def v2_pipeline(reference_dir):
+    models = reference_dir / "models"
+    return VoicePipeline.from_paths(
+        models / "s1-tiny.ckpt", models / CASES["v2_multiref"], models / "chinese-hubert-tiny",
+        models / "chinese-roberta-tiny", official_data=reference_dir / "data",
+    )
+
+
+def test_the_speaker_library_prepares_a_voice_from_all_its_clips(v2_pipeline, reference_dir, tmp_path):
+    """Stored clips go to prepare_speaker as aux_audio, in order: the official fused embedding."""
+    case = Case(reference_dir / "cases" / "v2_multiref")
+    library = SpeakerLibrary(tmp_path / "speakers")
+    info = library.add(
+        case.folder / case.inputs["ref_audio_path"], case.inputs["prompt_text"], case.inputs["prompt_lang"], "Multi",
+        prepare=v2_pipeline.prepare_speaker, weights_key=v2_pipeline.weights_key,
+        aux_audio=[case.folder / name for name in case.aux_files],
+    )
+    speaker = SpeakerLibrary(library.root).conditioning(
+        info.id, prepare=v2_pipeline.prepare_speaker, weights_key=v2_pipeline.weights_key)
+    np.testing.assert_allclose(speaker.reference_embeddings, case.array("ge_per_ref"), rtol=0, atol=GE_ATOL)
+    np.testing.assert_allclose(speaker.global_embedding, case.array("ge_fused"), rtol=0, atol=GE_ATOL)
+    np.testing.assert_array_equal(speaker.prompt_semantic, case.array("prompt_semantic"))
+
+
+def test_bad_auxiliary_references_are_refused(v2_pipeline, reference_dir, tmp_path):
+    main_clip = reference_dir / "cases" / "v2_multiref" / "ref.wav"
+    short = tmp_path / "short.wav"
+    sf.write(short, 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32), 16000)
+    with pytest.raises(AudioError, match="an auxiliary reference must be between 1 and 10 seconds"):
+        v2_pipeline.prepare_speaker(main_clip, "", "zh", aux_audio=[short])
+    with pytest.raises(ValueError, match="at most 7 auxiliary references"):
+        v2_pipeline.prepare_speaker(main_clip, "", "zh", aux_audio=[main_clip] * 8)
+    with pytest.raises(ValueError, match="must be a list"):
+        v2_pipeline.prepare_speaker(main_clip, "", "zh", aux_audio=main_clip.read_bytes())
