@@ -133,8 +133,9 @@ class SpeakerLibrary:
 
         ``aux_audio``: up to MAX_AUX_CLIPS more clips of the voice (paths or bytes), stored as
         ``aux-1.wav``...; the voice is conditioned on all clips, the prompt on ``audio`` alone.
-        Everything is checked before anything is written; one bad clip refuses the whole add. ``prepare`` runs on the staged WAV
-        copy, so if it raises nothing is left behind (its exception propagates unchanged).
+        Everything is checked before anything is written; one bad clip refuses the whole add.
+        ``prepare`` runs on the staged WAV copies, so if it raises nothing is left behind (its
+        exception propagates unchanged).
         Without ``speaker_id`` the id comes from ``name``, numbered on collision (``alice``,
         ``alice-2``); a given ``speaker_id`` that is taken, or a display name already used
         (case-insensitively), is refused. ``prepare=None, weights_key=None`` stores no
@@ -185,7 +186,7 @@ class SpeakerLibrary:
             *audio_format, sha256 = store.store_reference_audio(content.audio, staging / AUDIO_FILE)
             if tuple(audio_format) != (content.info.sample_rate, content.info.frames, content.info.channels):
                 raise SpeakerError(f"{AUDIO_FILE} in the archive does not match its {METADATA_FILE}")
-            aux_clips = self._unpack_aux_audio(content, staging)
+            aux_clips = _unpack_aux_audio(content, staging)
             for key, files in content.embeddings.items():
                 directory = staging / EMBEDDINGS_DIR / key
                 directory.mkdir(parents=True)
@@ -317,17 +318,6 @@ class SpeakerLibrary:
             for key in [key for key in self._cache if key[0] == speaker_id]:
                 del self._cache[key]
 
-    def _unpack_aux_audio(self, content: SpeakerArchive, staging: Path) -> tuple[ClipInfo, ...]:
-        """Store an archive's auxiliary clips like the main one; each must match its speaker.json entry."""
-        clips = []
-        for number, (audio, expected) in enumerate(zip(content.aux_audio, content.info.aux_clips), 1):
-            name = store.aux_file(number)
-            clip = ClipInfo(*store.store_reference_audio(audio, staging / name, f"{name} in the archive"))
-            if replace(clip, audio_sha256="") != replace(expected, audio_sha256=""):
-                raise SpeakerError(f"{name} in the archive does not match its {METADATA_FILE}")
-            clips.append(clip)
-        return tuple(clips)
-
     def _prepare(self, prepare: PrepareFn, folder: Path, info: SpeakerInfo) -> SpeakerConditioning:
         """``prepare`` on the clips in ``folder`` (aux paths only for a voice that has some), checked."""
         aux = {"aux_audio": store.aux_paths(folder, info)} if info.aux_clips else {}
@@ -380,3 +370,15 @@ def _checked_aux_audio(aux_audio: Sequence[str | os.PathLike | bytes]) -> list[s
     if len(aux_audio) > MAX_AUX_CLIPS:
         raise SpeakerError(f"a voice takes at most {MAX_AUX_CLIPS} auxiliary clips, got {len(aux_audio)}")
     return list(aux_audio)
+
+
+def _unpack_aux_audio(content: SpeakerArchive, staging: Path) -> tuple[ClipInfo, ...]:
+    """Store an archive's auxiliary clips like the main one; each must match its speaker.json entry."""
+    clips = []
+    for number, (audio, expected) in enumerate(zip(content.aux_audio, content.info.aux_clips), 1):
+        name = store.aux_file(number)
+        clip = ClipInfo(*store.store_reference_audio(audio, staging / name, f"{name} in the archive"))
+        if replace(clip, audio_sha256="") != replace(expected, audio_sha256=""):
+            raise SpeakerError(f"{name} in the archive does not match its {METADATA_FILE}")
+        clips.append(clip)
+    return tuple(clips)
