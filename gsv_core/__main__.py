@@ -5,6 +5,9 @@ Example::
     python -m gsv_core synth --t2s s1.ckpt --sovits s2.pth --hubert chinese-hubert-base \\
         --bert chinese-roberta-wwm-ext-large --ref-audio ref.wav --ref-text "..." --ref-lang zh \\
         --text "..." --text-lang zh --out out.wav
+
+More clips of the same voice: ``--aux-ref-audio a.wav --aux-ref-audio b.wav`` (the prompt still
+comes from ``--ref-audio``; the voice is the mean of every clip's embedding).
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--bert", type=Path, required=True, help="chinese-roberta-wwm-ext-large folder")
     sv = models.add_mutually_exclusive_group()
     sv.add_argument("--sv", type=Path, help="speaker-verification checkpoint (v2Pro, v2ProPlus)")
-    sv.add_argument("--sv-embedding", type=Path, help="precomputed speaker-verification features (.npy, 20480 values)")
+    sv.add_argument("--sv-embedding", type=Path, action="append",
+                    help="precomputed speaker-verification features (.npy, 20480 values); once per reference: "
+                         "the main one first, then each --aux-ref-audio in order")
     ref = synth.add_argument_group("reference")
     ref.add_argument("--ref-audio", type=Path, required=True)
+    ref.add_argument("--aux-ref-audio", type=Path, action="append", default=[],
+                     help="an auxiliary clip of the same voice (repeatable); the voice is the mean over all clips")
     ref.add_argument("--ref-text", default="", help="transcript of the reference; empty for no-transcript mode")
     ref.add_argument("--ref-lang", default="zh")
     target = synth.add_argument_group("target")
@@ -73,6 +80,10 @@ def _synth(args: argparse.Namespace) -> None:
     from .pipeline import VoicePipeline
     from .synthesis import SynthesisOptions
 
+    sv_embeddings = [np.load(path) for path in args.sv_embedding or ()]
+    if sv_embeddings and len(sv_embeddings) != 1 + len(args.aux_ref_audio):
+        raise ValueError(f"--sv-embedding given {len(sv_embeddings)} times; give it once per reference "
+                         f"(1 + {len(args.aux_ref_audio)} auxiliary)")
     if args.threads:
         torch.set_num_threads(args.threads)
     placement = resolve_placement(args.device, args.precision)
@@ -80,8 +91,10 @@ def _synth(args: argparse.Namespace) -> None:
         args.t2s, args.sovits, args.hubert, args.bert, args.sv, device=placement.device, dtype=placement.dtype,
         official_data=args.official_data,
     )
-    sv_embedding = np.load(args.sv_embedding) if args.sv_embedding else None
-    speaker = pipeline.prepare_speaker(args.ref_audio, args.ref_text, args.ref_lang, sv_embedding=sv_embedding)
+    speaker = pipeline.prepare_speaker(
+        args.ref_audio, args.ref_text, args.ref_lang, sv_embedding=sv_embeddings[0] if sv_embeddings else None,
+        aux_audio=args.aux_ref_audio, aux_sv_embeddings=sv_embeddings[1:] if sv_embeddings else None,
+    )
     options = SynthesisOptions(
         top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, repetition_penalty=args.repetition_penalty,
         split_method=args.split, speed=args.speed, seed=args.seed, batch_size=args.batch_size,
@@ -128,6 +141,8 @@ def _dump_arrays(speaker, result, traced: dict) -> dict:
         "prompt_bert": speaker.prompt_bert,
         "refer_spec": speaker.ref_spec,
         "flow_g": speaker.global_embedding,
+        "ge_fused": speaker.global_embedding,
+        "ge_per_ref": speaker.per_reference_embeddings,
         "out_audio_int16": to_int16(result.audio),
         **traced,
     }

@@ -33,6 +33,9 @@ SV_SAMPLE_RATE = 16000
 # Upstream accepts references whose 16 kHz version has 48000..160000 samples (3 to 10 s).
 MIN_REFERENCE_SAMPLES_16K = 48000
 MAX_REFERENCE_SAMPLES_16K = 160000
+# Auxiliary references only shape the voice (upstream checks no length for them; its own
+# examples last 2.6 to 5 s): at least 1 s, so the style encoder sees some speech.
+MIN_AUXILIARY_SAMPLES_16K = 16000
 # Zeros appended to the HuBERT input: 0.3 s, counted (as upstream does) at the model rate.
 HUBERT_PAD_SECONDS = 0.3
 # A reference whose peak stays under -60 dBFS carries no usable voice.
@@ -128,8 +131,11 @@ def samples_at_16k(num_samples: int, sample_rate: int) -> int:
     return int(math.ceil(num_samples * (float(HUBERT_SAMPLE_RATE) / sample_rate)))
 
 
-def check_reference_samples(samples: np.ndarray, sample_rate: int, name: str = "reference audio") -> None:
-    """Raise AudioError unless ``samples`` (mono) are finite, audible and 3 to 10 s long."""
+def check_reference_samples(
+    samples: np.ndarray, sample_rate: int, name: str = "reference audio", auxiliary: bool = False
+) -> None:
+    """Raise AudioError unless ``samples`` (mono) are finite, audible and 3 to 10 s long (1 to 10 s
+    for an ``auxiliary`` reference)."""
     if samples.size == 0:
         raise AudioError(f"{name} contains no audio samples")
     if not np.isfinite(samples).all():
@@ -137,12 +143,12 @@ def check_reference_samples(samples: np.ndarray, sample_rate: int, name: str = "
     if float(np.abs(samples).max()) < SILENCE_PEAK:
         raise AudioError(f"{name} is silent (its peak is below -60 dBFS)")
     length_16k = samples_at_16k(samples.shape[-1], sample_rate)
-    if not MIN_REFERENCE_SAMPLES_16K <= length_16k <= MAX_REFERENCE_SAMPLES_16K:
+    shortest = MIN_AUXILIARY_SAMPLES_16K if auxiliary else MIN_REFERENCE_SAMPLES_16K
+    if not shortest <= length_16k <= MAX_REFERENCE_SAMPLES_16K:
         seconds = samples.shape[-1] / sample_rate
         raise AudioError(
-            f"{name} is {seconds:.2f} s long; the reference must be between "
-            f"{MIN_REFERENCE_SAMPLES_16K // HUBERT_SAMPLE_RATE} and "
-            f"{MAX_REFERENCE_SAMPLES_16K // HUBERT_SAMPLE_RATE} seconds"
+            f"{name} is {seconds:.2f} s long; {'an auxiliary' if auxiliary else 'the'} reference must be between "
+            f"{shortest // HUBERT_SAMPLE_RATE} and {MAX_REFERENCE_SAMPLES_16K // HUBERT_SAMPLE_RATE} seconds"
         )
 
 
@@ -157,14 +163,15 @@ def load_mono(source: AudioSource) -> tuple[np.ndarray, int]:
     return samples, sample_rate
 
 
-def load_reference_audio(source: AudioSource) -> tuple[np.ndarray, int]:
+def load_reference_audio(source: AudioSource, auxiliary: bool = False) -> tuple[np.ndarray, int]:
     """Read a reference clip (WAV, FLAC, OGG, MP3, ...; a path or the file's bytes).
 
     Returns ``(samples, sample_rate)``: mono float32 samples of shape (n,) at the file's own
-    rate, channels averaged. Raises AudioError for anything unusable as a reference.
+    rate, channels averaged. Raises AudioError for anything unusable as a reference (as an
+    ``auxiliary`` one: see :func:`check_reference_samples`).
     """
     samples, sample_rate = load_mono(source)
-    check_reference_samples(samples, sample_rate, name=_describe(source))
+    check_reference_samples(samples, sample_rate, name=_describe(source), auxiliary=auxiliary)
     return samples, sample_rate
 
 

@@ -1,8 +1,13 @@
-"""A speaker's precomputed conditioning: everything synthesis needs from a reference clip.
+"""A speaker's precomputed conditioning: everything synthesis needs from its reference clips.
 
 Computing it runs HuBERT, BERT, the reference encoder and (v2Pro) the speaker-verification
 model; saving it lets a speaker library skip all of that later. Arrays are stored as
 plain ``.npy`` files next to a small ``conditioning.json``.
+
+A voice may have auxiliary reference clips besides the main one (upstream's
+``aux_ref_audio_paths``): the prompt comes from the main clip only, while the decoder's
+``global_embedding`` is the mean of every clip's own embedding. Those per-reference
+embeddings are stored too (``reference_embeddings``), so the mean can be checked and redone.
 
 Stored and imported conditionings are untrusted: one semantic code out of range breaks
 every synthesis batch it joins, and a 40,000-token prompt stalls the server. So values are
@@ -28,10 +33,11 @@ _ARRAYS: dict[str, tuple[str, int]] = {
     "prompt_phones": ("int64", 1),  # (P,) phone ids of the reference transcript, in [0, 732)
     "prompt_bert": ("float32", 2),  # (1024, P) phone-level BERT features
     "ref_spec": ("float32", 3),  # (1, 1025, frames) linear spectrogram of the reference
-    "global_embedding": ("float32", 3),  # (1, gin, 1) decoder conditioning `ge`
+    "global_embedding": ("float32", 3),  # (1, gin, 1) decoder conditioning `ge` (the references' mean)
+    "reference_embeddings": ("float32", 4),  # (R, 1, gin, 1) `ge` of each reference, main first (R > 1 only)
     "sv_embedding": ("float32", 2),  # (1, 20480) speaker-verification features (v2Pro)
 }
-_OPTIONAL = frozenset({"sv_embedding", "prompt_semantic", "prompt_phones", "prompt_bert"})
+_OPTIONAL = frozenset({"sv_embedding", "prompt_semantic", "prompt_phones", "prompt_bert", "reference_embeddings"})
 _PROMPT = ("prompt_semantic", "prompt_phones", "prompt_bert")
 
 # Widths of the released models, as in models/sovits/config.py (repeated here so that a
@@ -50,6 +56,12 @@ SPEC_BINS = frozenset(v.audio.spec_channels for v in VERSIONS.values())
 MAX_PROMPT_TOKENS = 300
 MAX_PROMPT_PHONES = 512
 MAX_REF_FRAMES = math.ceil(15 * max(v.audio.sampling_rate / v.audio.hop_length for v in VERSIONS.values()))
+# The main reference and up to seven auxiliary clips: each costs a style-encoder (and SV) run
+# when the voice is prepared, and more clips barely move their mean.
+MAX_REFERENCES = 8
+# How far the stored mean may be from the mean of the stored per-reference embeddings
+# (float32 sums in another order differ in the last bits).
+FUSION_ATOL = 1e-5
 
 
 class ConditioningError(ValueError):
@@ -63,6 +75,7 @@ class ConditioningLimits:
     max_prompt_tokens: int = MAX_PROMPT_TOKENS
     max_prompt_phones: int = MAX_PROMPT_PHONES
     max_ref_frames: int = MAX_REF_FRAMES
+    max_references: int = MAX_REFERENCES
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,9 @@ class SpeakerConditioning:
 
     ``prompt_semantic``, ``prompt_phones`` and ``prompt_bert`` are None in no-transcript
     mode, where the GPT stage runs without a prompt (as the official v2 allows).
+    ``reference_embeddings`` is None for a single reference (then ``global_embedding`` is
+    that reference's own); with auxiliary clips ``global_embedding`` is its mean over R.
+    ``ref_spec`` and ``sv_embedding`` belong to the main reference.
     """
 
     version: str
@@ -80,6 +96,7 @@ class SpeakerConditioning:
     prompt_phones: np.ndarray | None = None
     prompt_bert: np.ndarray | None = None
     sv_embedding: np.ndarray | None = None
+    reference_embeddings: np.ndarray | None = None
     prompt_text: str = ""
     prompt_language: str = ""
     metadata: dict = field(default_factory=dict)
@@ -119,14 +136,35 @@ class SpeakerConditioning:
             raise ConditioningError(f"global_embedding must be (1, channels, 1), got {self.global_embedding.shape}")
         if self.sv_embedding is not None:
             _check_shape("sv_embedding", self.sv_embedding, (1, SV_DIM))
-        for name in ("prompt_bert", "ref_spec", "global_embedding", "sv_embedding"):
+        for name in ("prompt_bert", "ref_spec", "global_embedding", "sv_embedding", "reference_embeddings"):
             value = getattr(self, name)
             if value is not None and not np.isfinite(value).all():
                 raise ConditioningError(f"{name} contains NaN or infinite values")
+        if self.reference_embeddings is not None:
+            self._check_fusion()
+
+    def _check_fusion(self) -> None:
+        """Per-reference embeddings (R, *ge.shape), R >= 2, whose mean is ``global_embedding``."""
+        per_reference = self.reference_embeddings
+        if per_reference.shape[0] < 2 or per_reference.shape[1:] != self.global_embedding.shape:
+            raise ConditioningError(f"reference_embeddings must be (references >= 2, "
+                                    f"{', '.join(map(str, self.global_embedding.shape))}), got {per_reference.shape}")
+        if not np.allclose(per_reference.mean(axis=0), self.global_embedding, rtol=0, atol=FUSION_ATOL):
+            raise ConditioningError("global_embedding is not the mean of reference_embeddings")
 
     @property
     def has_prompt(self) -> bool:
         return self.prompt_semantic is not None
+
+    @property
+    def reference_count(self) -> int:
+        """How many clips the voice was made from: the main one plus the auxiliary ones."""
+        return 1 if self.reference_embeddings is None else len(self.reference_embeddings)
+
+    @property
+    def per_reference_embeddings(self) -> np.ndarray:
+        """(R, 1, gin, 1) each reference's ``ge``, main first; (1, 1, gin, 1) for a single reference."""
+        return self.global_embedding[None] if self.reference_embeddings is None else self.reference_embeddings
 
     def validate(self, limits: ConditioningLimits = ConditioningLimits()) -> SpeakerConditioning:
         """Check what only the released models fix (``ge`` width, SV features per version)
@@ -138,6 +176,8 @@ class SpeakerConditioning:
                 f"global_embedding must be (1, {channels}, 1) for {self.version}, got {self.global_embedding.shape}")
         if (self.sv_embedding is not None) != uses_sv:
             raise ConditioningError(f"sv_embedding must be {'present' if uses_sv else 'absent'} for {self.version}")
+        if self.reference_count > limits.max_references:
+            raise ConditioningError(f"the voice has {self.reference_count} references, at most {limits.max_references}")
         if self.ref_spec.shape[2] > limits.max_ref_frames:
             raise ConditioningError(f"ref_spec has {self.ref_spec.shape[2]} frames, at most {limits.max_ref_frames}")
         if self.has_prompt and len(self.prompt_semantic) > limits.max_prompt_tokens:

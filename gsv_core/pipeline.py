@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioSource, join_fragments, load_reference_audio, prepare_reference_audio
+from .audio import AudioSource, join_fragments
 from .bucketing import bucket_batches
 from .conditioning import SpeakerConditioning
 from .features.bert import BertFeatures
@@ -30,8 +30,8 @@ from .hub import ModelFiles
 from .jobs import SynthesisJob, segment_message, segment_result, silence, to_numpy
 from .models.sovits import load_sovits
 from .models.t2s import DecodeRow, load_t2s
+from .references import ReferenceEncoder
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
-from .spectrogram import linear_spectrogram
 from .streaming import SegmentStream
 from .synthesis import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
 from .text.frontend import TextFrontend
@@ -67,6 +67,7 @@ class VoicePipeline:
         self.device = torch.device(device)
         self._device_speakers = DeviceSpeakers(self.device, capacity=16)
         self._mute_similarity = mute_similarity(t2s.semantic_embedding.weight)  # for streaming chunk splits
+        self._references = ReferenceEncoder(version, sovits, hubert, bert, speaker_encoder, frontend, self.device)
 
     @property
     def version(self) -> str:
@@ -132,43 +133,22 @@ class VoicePipeline:
     # -- speakers -------------------------------------------------------------------------
 
     def prepare_speaker(
-        self, audio: AudioSource, transcript: str | None, language: str, sv_embedding: np.ndarray | None = None
+        self, audio: AudioSource, transcript: str | None, language: str, sv_embedding: np.ndarray | None = None,
+        aux_audio: Sequence[AudioSource] = (), aux_sv_embeddings: Sequence[np.ndarray] | None = None,
     ) -> SpeakerConditioning:
-        """Everything synthesis needs from 3-10 s of reference speech.
+        """Everything synthesis needs from 3-10 s of reference speech (and optional extra clips).
 
         With an empty ``transcript`` the conditioning has no prompt, and the GPT stage
-        runs unprompted (the official no-reference-text mode). ``sv_embedding`` (1, 20480)
-        gives the speaker-verification features instead of running that model (v2Pro family).
-        Raises AudioError for unusable audio and TextError for an unusable transcript.
+        runs unprompted (the official no-reference-text mode). ``aux_audio``: up to 7
+        auxiliary clips (1-10 s each) of the same voice; the decoder is conditioned on the
+        mean of every clip's global embedding (upstream's ``aux_ref_audio_paths``), the
+        prompt still comes from ``audio`` alone. v2Pro family: ``sv_embedding`` (1, 20480)
+        and, with auxiliary clips, ``aux_sv_embeddings`` (one (1, 20480) per clip) give the
+        speaker-verification features instead of running that model.
+        Raises AudioError for unusable audio, TextError for an unusable transcript and
+        ValueError for inconsistent arguments.
         """
-        if self.version_info.uses_sv and sv_embedding is None and self.speaker_encoder is None:
-            raise ValueError(f"{self.version} needs a speaker-verification model or precomputed sv_embedding")
-        samples, sample_rate = load_reference_audio(audio)
-        transcript = (transcript or "").strip()
-        prompt = self.frontend.prompt_phonemes(transcript, language, self.version_info.symbols) if transcript else None
-        reference = prepare_reference_audio(samples, sample_rate, self.sample_rate, with_sv=self.version_info.uses_sv)
-        with torch.inference_mode():
-            ref_spec = linear_spectrogram(reference.spec_audio.to(self.device), self.version_info.audio)
-            if sv_embedding is not None:
-                sv_embedding = torch.as_tensor(np.asarray(sv_embedding, dtype=np.float32).reshape(1, -1), device=self.device)
-            elif self.version_info.uses_sv:
-                sv_embedding = self.speaker_encoder.sv_embedding(reference.sv_input.to(self.device))
-            global_embedding = self.sovits.global_embedding(ref_spec, sv_embedding)
-            arrays: dict[str, np.ndarray | None] = {"prompt_semantic": None, "prompt_phones": None, "prompt_bert": None}
-            if prompt is not None:
-                content = self.hubert.content(reference.hubert_input.to(self.device))
-                arrays["prompt_semantic"] = to_numpy(self.sovits.extract_latent(content)[0, 0])
-                arrays["prompt_phones"] = np.asarray(prompt.phone_ids, dtype=np.int64)
-                arrays["prompt_bert"] = to_numpy(self.bert.sequence_features(prompt.parts))
-        return SpeakerConditioning(
-            version=self.version,
-            ref_spec=to_numpy(ref_spec),
-            global_embedding=to_numpy(global_embedding),
-            sv_embedding=to_numpy(sv_embedding) if self.version_info.uses_sv else None,
-            prompt_text=prompt.norm_text if prompt else "",
-            prompt_language=language,
-            **arrays,
-        )
+        return self._references.prepare(audio, transcript, language, sv_embedding, aux_audio, aux_sv_embeddings)
 
     # -- synthesis ------------------------------------------------------------------------
 

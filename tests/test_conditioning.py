@@ -99,3 +99,62 @@ def test_limits_are_configurable():
     assert conditioning.validate(ConditioningLimits(max_prompt_tokens=400)) is conditioning
     with pytest.raises(ConditioningError, match="at most 300"):
         conditioning.validate()
+
+
+# -- several references ----------------------------------------------------------------------
+
+def _multi(references: int = 3, version: str = "v2Pro") -> dict:
+    arrays = _arrays(version)
+    rng = np.random.default_rng(references)
+    per_reference = rng.standard_normal((references, *arrays["global_embedding"].shape)).astype(np.float32)
+    return {**arrays, "reference_embeddings": per_reference, "global_embedding": per_reference.mean(0)}
+
+
+def test_several_references_round_trip(tmp_path):
+    conditioning = SpeakerConditioning(**_multi(3)).validate()
+    assert conditioning.reference_count == 3 and conditioning.per_reference_embeddings.shape == (3, 1, 1024, 1)
+    conditioning.save(tmp_path / "multi")
+    loaded = SpeakerConditioning.load(tmp_path / "multi")
+    np.testing.assert_array_equal(loaded.reference_embeddings, conditioning.reference_embeddings)
+    np.testing.assert_array_equal(loaded.global_embedding, conditioning.global_embedding)
+    SpeakerConditioning(**_arrays()).save(tmp_path / "multi")  # saving a single reference over it drops the file
+    assert not (tmp_path / "multi" / "reference_embeddings.npy").exists()
+
+
+def test_a_stored_single_reference_voice_still_loads(tmp_path):
+    single = SpeakerConditioning(**_arrays())
+    single.save(tmp_path / "old")
+    assert {p.name for p in (tmp_path / "old").iterdir()} == {"conditioning.json"} | {
+        f"{n}.npy" for n in ("prompt_semantic", "prompt_phones", "prompt_bert", "ref_spec", "global_embedding",
+                             "sv_embedding")}
+    loaded = SpeakerConditioning.load(tmp_path / "old").validate()
+    assert loaded.reference_embeddings is None and loaded.reference_count == 1
+    np.testing.assert_array_equal(loaded.per_reference_embeddings, single.global_embedding[None])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: {**a, "reference_embeddings": a["reference_embeddings"][:1],
+                    "global_embedding": a["reference_embeddings"][0]}, "references >= 2"),
+        (lambda a: {**a, "reference_embeddings": a["reference_embeddings"][:, :, :512]}, "reference_embeddings must be"),
+        (lambda a: {**a, "reference_embeddings": a["reference_embeddings"][0]}, "must have 4 dims"),
+        (lambda a: {**a, "global_embedding": a["global_embedding"] + 1e-3}, "not the mean of reference_embeddings"),
+        (lambda a: {**a, "reference_embeddings": np.full_like(a["reference_embeddings"], np.nan)},
+         "reference_embeddings contains NaN"),
+    ],
+)
+def test_construction_refuses_inconsistent_references(change, message):
+    with pytest.raises(ConditioningError, match=message):
+        SpeakerConditioning(**change(_multi()))
+
+
+def test_validate_limits_the_number_of_references():
+    assert c.MAX_REFERENCES == ConditioningLimits().max_references == 8
+    SpeakerConditioning(**_multi(8)).validate()
+    too_many = SpeakerConditioning(**_multi(9))
+    with pytest.raises(ConditioningError, match="9 references, at most 8"):
+        too_many.validate()
+    assert too_many.validate(ConditioningLimits(max_references=9)) is too_many
+    with pytest.raises(ConditioningError, match=r"must be \(1, 512, 1\) for v2"):
+        SpeakerConditioning(**{**_multi(2), "version": "v2", "sv_embedding": None}).validate()

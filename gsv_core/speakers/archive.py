@@ -1,7 +1,8 @@
 """Export one speaker as a zip, and read such a zip back with strict checks.
 
-An archive holds ``speaker.json``, ``reference.wav`` and optionally
-``embeddings/<weights_key>/<file>`` for the files ``SpeakerConditioning.save`` writes.
+An archive holds ``speaker.json``, ``reference.wav``, the auxiliary clips ``aux-<n>.wav`` that
+``speaker.json`` lists (if any) and optionally ``embeddings/<weights_key>/<file>`` for the files
+``SpeakerConditioning.save`` writes.
 Uploaded archives are untrusted: every member name is checked against that list (so no
 absolute path, ``..``, backslash or link slips through), sizes are limited on the
 decompressed bytes actually read (zip headers can lie), and nothing is written here.
@@ -18,18 +19,19 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .records import SpeakerError, SpeakerInfo, info_from_metadata, validate_weights_key
+from .records import MAX_AUX_CLIPS, SpeakerError, SpeakerInfo, info_from_metadata, validate_weights_key
 from .store import (
     ARRAY_FILES, AUDIO_FILE, CONDITIONING_FILE, EMBEDDINGS_DIR, MAX_AUDIO_BYTES, MAX_METADATA_BYTES, METADATA_FILE,
-    check_embeddings, metadata_bytes,
+    aux_file, aux_paths, check_embeddings, metadata_bytes,
 )
 
 MAX_ARCHIVE_BYTES = 96 << 20
-MAX_MEMBERS = 64
+MAX_MEMBERS = 64  # metadata, up to 8 clips, and at least 6 full embedding sets of 8 files
 MAX_EMBEDDING_SETS = 8
 MAX_ARRAY_BYTES = 32 << 20
 MAX_TOTAL_BYTES = 160 << 20
 _EMBEDDING_MEMBER = re.compile(r"embeddings/([^/]+)/([^/]*)")
+_AUX_MEMBERS = frozenset(aux_file(number) for number in range(1, MAX_AUX_CLIPS + 1))
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class SpeakerArchive:
     info: SpeakerInfo
     audio: bytes
     embeddings: dict[str, dict[str, bytes]]  # weights_key -> file name -> bytes
+    aux_audio: tuple[bytes, ...] = ()  # aux-1.wav, aux-2.wav, ... as info.aux_clips lists them
 
 
 def build_archive(folder: Path, info: SpeakerInfo) -> bytes:
@@ -48,6 +51,8 @@ def build_archive(folder: Path, info: SpeakerInfo) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(METADATA_FILE, metadata_bytes(replace(info, owner_session=None, shared=True)))
         archive.write(folder / AUDIO_FILE, AUDIO_FILE)
+        for path in aux_paths(folder, info):
+            archive.write(path, path.name)
         embeddings = folder / EMBEDDINGS_DIR
         for directory in sorted(embeddings.iterdir()) if embeddings.is_dir() else ():
             try:
@@ -84,13 +89,18 @@ def read_archive(source: bytes | str | os.PathLike) -> SpeakerArchive:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SpeakerError(f"{METADATA_FILE} in the archive is not valid JSON ({error})") from None
     audio = contents.pop(AUDIO_FILE)
+    aux_names = [aux_file(number) for number in range(1, len(info.aux_clips) + 1)]
+    if set(aux_names) != _AUX_MEMBERS & set(contents):
+        raise SpeakerError(f"the archive's auxiliary clips do not match its {METADATA_FILE} "
+                           f"(expected {', '.join(aux_names) or 'none'})")
+    aux_audio = tuple(contents.pop(name) for name in aux_names)
     embeddings: dict[str, dict[str, bytes]] = {}
     for name, payload in contents.items():
         key, file_name = _EMBEDDING_MEMBER.fullmatch(name).groups()
         embeddings.setdefault(key, {})[file_name] = payload
     if len(embeddings) > MAX_EMBEDDING_SETS:
         raise SpeakerError(f"the archive has more than {MAX_EMBEDDING_SETS} embedding sets")
-    return SpeakerArchive(info=info, audio=audio, embeddings=embeddings)
+    return SpeakerArchive(info=info, audio=audio, embeddings=embeddings, aux_audio=aux_audio)
 
 
 def _archive_bytes(source: bytes | str | os.PathLike) -> bytes:
@@ -117,14 +127,14 @@ def _member_limit(member: zipfile.ZipInfo, seen: dict[str, bytes]) -> int:
         raise SpeakerError(f"archive entry {shown} is a symbolic link")
     if name in seen:
         raise SpeakerError(f"archive entry {shown} appears twice")
-    if name in (METADATA_FILE, AUDIO_FILE):
+    if name in (METADATA_FILE, AUDIO_FILE) or name in _AUX_MEMBERS:
         return MAX_METADATA_BYTES if name == METADATA_FILE else MAX_AUDIO_BYTES
     if name == f"{EMBEDDINGS_DIR}/":
         return 0
     match = _EMBEDDING_MEMBER.fullmatch(name)
     if match is None:
         raise SpeakerError(f"unexpected entry {shown} in the archive (allowed: {METADATA_FILE}, {AUDIO_FILE}, "
-                           f"{EMBEDDINGS_DIR}/<weights_key>/<array>.npy)")
+                           f"aux-<n>.wav, {EMBEDDINGS_DIR}/<weights_key>/<array>.npy)")
     validate_weights_key(match.group(1))
     if member.is_dir() and match.group(2) == "":
         return 0

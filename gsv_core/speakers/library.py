@@ -1,8 +1,9 @@
 """The speaker library: reference voices on disk, their conditioning computed once per weights.
 
 The library never imports a model: whoever owns the weights passes ``prepare(audio_path,
-transcript or None, language) -> SpeakerConditioning`` and a ``weights_key`` naming those
-weights (``gsv_core.weights_key``). Embeddings are stored per weights key, so after a
+transcript or None, language) -> SpeakerConditioning`` (called with ``aux_audio=[paths]`` as
+well for a voice with auxiliary clips) and a ``weights_key`` naming those weights
+(``gsv_core.weights_key``). Embeddings are stored per weights key, so after a
 weights change they are recomputed on demand, never silently reused.
 
 Safe to share between threads, and between processes on one root: every change takes the
@@ -18,6 +19,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -25,9 +27,9 @@ from typing import Callable
 from gsv_core.conditioning import ConditioningLimits, SpeakerConditioning
 
 from . import store
-from .archive import build_archive, read_archive
+from .archive import SpeakerArchive, build_archive, read_archive
 from .records import (
-    MAX_ID_CHARS, MAX_NAME_CHARS, SpeakerError, SpeakerInfo, SpeakerNotFound, SpeakerProblem,
+    MAX_AUX_CLIPS, MAX_ID_CHARS, MAX_NAME_CHARS, ClipInfo, SpeakerError, SpeakerInfo, SpeakerNotFound, SpeakerProblem,
     check_visibility, clean_name, clean_source, clean_transcript, id_from_name, name_key, numbered, utc_now,
     validate_language, validate_session, validate_speaker_id, validate_weights_key,
 )
@@ -35,8 +37,10 @@ from .store import AUDIO_FILE, EMBEDDINGS_DIR, METADATA_FILE, write_lock
 
 log = logging.getLogger(__name__)
 
-PrepareFn = Callable[[Path, "str | None", str], SpeakerConditioning]
-"""prepare(reference_wav_path, transcript or None when empty, language) -> SpeakerConditioning"""
+PrepareFn = Callable[..., SpeakerConditioning]
+"""prepare(reference_wav_path, transcript or None when empty, language) -> SpeakerConditioning;
+for a voice with auxiliary clips also ``aux_audio=[aux_wav_path, ...]`` (a keyword, in order),
+as :meth:`gsv_core.pipeline.VoicePipeline.prepare_speaker` takes it."""
 
 _COMPUTE_STRIPES = 16
 
@@ -107,8 +111,13 @@ class SpeakerLibrary:
         """The stored reference clip (WAV), e.g. for playing it in the UI."""
         return self.root / self.get(speaker_id).id / AUDIO_FILE
 
+    def aux_paths(self, speaker_id: str) -> list[Path]:
+        """The stored auxiliary clips (WAV) in order; empty for a single-clip voice."""
+        info = self.get(speaker_id)
+        return store.aux_paths(self.root / info.id, info)
+
     def export_zip(self, speaker_id: str) -> bytes:
-        """The speaker as one zip: metadata (without its owner), reference audio, intact embeddings."""
+        """The speaker as one zip: metadata (without its owner), reference and auxiliary audio, intact embeddings."""
         info = self.get(speaker_id)
         return build_archive(self.root / info.id, info)
 
@@ -118,11 +127,15 @@ class SpeakerLibrary:
         self, audio: str | os.PathLike | bytes, transcript: str, language: str, name: str, *,
         prepare: PrepareFn | None, weights_key: str | None, speaker_id: str | None = None, shared: bool = True,
         owner_session: str | None = None, synthetic: bool = False, source: str | None = None,
+        aux_audio: Sequence[str | os.PathLike | bytes] = (),
     ) -> SpeakerInfo:
         """Store a new speaker from an audio file path or the file's bytes; returns its metadata.
 
-        Everything is checked before anything is written. ``prepare`` runs on the staged WAV
-        copy, so if it raises nothing is left behind (its exception propagates unchanged).
+        ``aux_audio``: up to MAX_AUX_CLIPS more clips of the voice (paths or bytes), stored as
+        ``aux-1.wav``...; the voice is conditioned on all clips, the prompt on ``audio`` alone.
+        Everything is checked before anything is written; one bad clip refuses the whole add.
+        ``prepare`` runs on the staged WAV copies, so if it raises nothing is left behind (its
+        exception propagates unchanged).
         Without ``speaker_id`` the id comes from ``name``, numbered on collision (``alice``,
         ``alice-2``); a given ``speaker_id`` that is taken, or a display name already used
         (case-insensitively), is refused. ``prepare=None, weights_key=None`` stores no
@@ -139,15 +152,19 @@ class SpeakerLibrary:
                   "transcript": clean_transcript(transcript),
                   "owner_session": owner, "synthetic": synthetic, "source": clean_source(source)}
         explicit_id = None if speaker_id is None else validate_speaker_id(speaker_id)
+        aux_audio = _checked_aux_audio(aux_audio)
         with self._lock:  # before the costly prepare; checked again on disk under the file lock
             self._check_name_free(fields["name"], self._speakers, owner)
         with store.staging(self.root, "add") as staging:
             rate, frames, channels, sha256 = store.store_reference_audio(audio, staging / AUDIO_FILE)
+            aux_clips = tuple(
+                ClipInfo(*store.store_reference_audio(clip, staging / store.aux_file(number), f"auxiliary clip {number}"))
+                for number, clip in enumerate(aux_audio, 1))
             info = SpeakerInfo(id=explicit_id or id_from_name(fields["name"]), created_at=utc_now(), sample_rate=rate,
-                               frames=frames, channels=channels, audio_sha256=sha256, **fields)
+                               frames=frames, channels=channels, audio_sha256=sha256, aux_clips=aux_clips, **fields)
             conditioning = None
             if prepare is not None:
-                conditioning = self._prepare(prepare, staging / AUDIO_FILE, info)
+                conditioning = self._prepare(prepare, staging, info)
                 conditioning.save(staging / EMBEDDINGS_DIR / key)
             info = self._commit_new(staging, info, numbered_id=explicit_id is None, numbered_name=False)
         if conditioning is not None:
@@ -169,16 +186,17 @@ class SpeakerLibrary:
             *audio_format, sha256 = store.store_reference_audio(content.audio, staging / AUDIO_FILE)
             if tuple(audio_format) != (content.info.sample_rate, content.info.frames, content.info.channels):
                 raise SpeakerError(f"{AUDIO_FILE} in the archive does not match its {METADATA_FILE}")
+            aux_clips = _unpack_aux_audio(content, staging)
             for key, files in content.embeddings.items():
                 directory = staging / EMBEDDINGS_DIR / key
                 directory.mkdir(parents=True)
                 for file_name, payload in files.items():
                     (directory / file_name).write_bytes(payload)
                 try:
-                    store.load_embeddings(directory, self.limits)
+                    store.check_reference_count(store.load_embeddings(directory, self.limits), 1 + len(aux_clips))
                 except SpeakerError as error:
                     raise SpeakerError(f"embeddings {key!r} in the archive are damaged: {error}") from None
-            info = replace(content.info, shared=shared, owner_session=owner, audio_sha256=sha256)
+            info = replace(content.info, shared=shared, owner_session=owner, audio_sha256=sha256, aux_clips=aux_clips)
             return self._commit_new(staging, info, numbered_id=True, numbered_name=True)
 
     # -- conditioning ----------------------------------------------------------------------
@@ -192,7 +210,7 @@ class SpeakerLibrary:
         if cached is not None:
             return cached
         with self._compute_locks[hash(cache_key) % _COMPUTE_STRIPES]:
-            conditioning = self._cached(cache_key) or self._load_stored(*cache_key)
+            conditioning = self._cached(cache_key) or self._load_stored(info, cache_key[1])
             if conditioning is None:
                 conditioning = self._compute(info, cache_key[1], prepare)
             self._remember(cache_key, conditioning)
@@ -301,22 +319,28 @@ class SpeakerLibrary:
             for key in [key for key in self._cache if key[0] == speaker_id]:
                 del self._cache[key]
 
-    def _prepare(self, prepare: PrepareFn, audio_path: Path, info: SpeakerInfo) -> SpeakerConditioning:
-        conditioning = prepare(audio_path, info.transcript or None, info.language)
+    def _prepare(self, prepare: PrepareFn, folder: Path, info: SpeakerInfo) -> SpeakerConditioning:
+        """``prepare`` on the clips in ``folder`` (aux paths only for a voice that has some), checked."""
+        aux = {"aux_audio": store.aux_paths(folder, info)} if info.aux_clips else {}
+        conditioning = prepare(folder / AUDIO_FILE, info.transcript or None, info.language, **aux)
         if not isinstance(conditioning, SpeakerConditioning):
             raise SpeakerError(f"prepare returned {type(conditioning).__name__}, expected SpeakerConditioning")
         try:
-            return conditioning.validate(self.limits)
+            conditioning.validate(self.limits)
+            store.check_reference_count(conditioning, 1 + len(info.aux_clips))
         except ValueError as error:
             raise SpeakerError(f"the prepared voice cannot be used: {error}") from None
+        return conditioning
 
-    def _load_stored(self, speaker_id: str, key: str) -> SpeakerConditioning | None:
+    def _load_stored(self, info: SpeakerInfo, key: str) -> SpeakerConditioning | None:
         """Saved embeddings, or None. A damaged set is renamed aside (never deleted) and reported."""
-        directory = self.root / speaker_id / EMBEDDINGS_DIR / key
+        directory = self.root / info.id / EMBEDDINGS_DIR / key
         if not directory.exists():
             return None
         try:
-            return store.load_embeddings(directory, self.limits)
+            conditioning = store.load_embeddings(directory, self.limits)
+            store.check_reference_count(conditioning, 1 + len(info.aux_clips))
+            return conditioning
         except (SpeakerError, OSError) as error:
             with write_lock(self.root):
                 aside = store.set_aside(directory)
@@ -328,7 +352,7 @@ class SpeakerLibrary:
 
     def _compute(self, info: SpeakerInfo, key: str, prepare: PrepareFn) -> SpeakerConditioning:
         folder = self.root / info.id
-        conditioning = self._prepare(prepare, folder / AUDIO_FILE, info)
+        conditioning = self._prepare(prepare, folder, info)
         with store.staging(self.root, "embeddings") as staging:
             conditioning.save(staging)
             with write_lock(self.root):
@@ -347,3 +371,24 @@ def _shares_audience(other: SpeakerInfo, owner: str | None) -> bool:
     a refused name never reveals another visitor's private voice.
     """
     return owner is None or other.shared or other.owner_session == owner
+
+
+def _checked_aux_audio(aux_audio: Sequence[str | os.PathLike | bytes]) -> list[str | os.PathLike | bytes]:
+    """The auxiliary clips as a list; refuses a single clip passed bare and too many clips."""
+    if isinstance(aux_audio, (str, os.PathLike, bytes, bytearray)) or not isinstance(aux_audio, Sequence):
+        raise SpeakerError("aux_audio must be a list of audio files (paths or bytes)")
+    if len(aux_audio) > MAX_AUX_CLIPS:
+        raise SpeakerError(f"a voice takes at most {MAX_AUX_CLIPS} auxiliary clips, got {len(aux_audio)}")
+    return list(aux_audio)
+
+
+def _unpack_aux_audio(content: SpeakerArchive, staging: Path) -> tuple[ClipInfo, ...]:
+    """Store an archive's auxiliary clips like the main one; each must match its speaker.json entry."""
+    clips = []
+    for number, (audio, expected) in enumerate(zip(content.aux_audio, content.info.aux_clips), 1):
+        name = store.aux_file(number)
+        clip = ClipInfo(*store.store_reference_audio(audio, staging / name, f"{name} in the archive"))
+        if replace(clip, audio_sha256="") != replace(expected, audio_sha256=""):
+            raise SpeakerError(f"{name} in the archive does not match its {METADATA_FILE}")
+        clips.append(clip)
+    return tuple(clips)

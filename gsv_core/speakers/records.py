@@ -16,7 +16,10 @@ from typing import Any
 from anyascii import anyascii
 from pypinyin import lazy_pinyin
 
+from gsv_core.conditioning import MAX_REFERENCES
+
 METADATA_FORMAT = 1
+MAX_AUX_CLIPS = MAX_REFERENCES - 1  # auxiliary clips besides the main reference
 MAX_ID_CHARS = 64
 MAX_NAME_CHARS = 80
 MAX_TRANSCRIPT_CHARS = 1000
@@ -51,6 +54,20 @@ class SpeakerProblem:
 
 
 @dataclass(frozen=True)
+class ClipInfo:
+    """One stored auxiliary clip: what its WAV header and bytes must match."""
+
+    sample_rate: int
+    frames: int  # samples per channel
+    channels: int
+    audio_sha256: str  # of the WAV file bytes
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+@dataclass(frozen=True)
 class SpeakerInfo:
     """One speaker's metadata: what ``speaker.json`` holds (the embeddings live beside it)."""
 
@@ -67,6 +84,7 @@ class SpeakerInfo:
     frames: int  # samples per channel in reference.wav
     channels: int
     audio_sha256: str  # of the reference.wav file bytes
+    aux_clips: tuple[ClipInfo, ...] = ()  # aux-1.wav, aux-2.wav, ...: more clips of the voice (none for most)
 
     @property
     def duration_s(self) -> float:
@@ -84,11 +102,16 @@ class SpeakerInfo:
         whether ``session`` owns the speaker."""
         public = ("id", "name", "language", "transcript", "created_at", "shared", "synthetic", "source", "sample_rate")
         return {**{key: getattr(self, key) for key in public}, "own": self.owned_by(session),
-                "duration_s": round(self.duration_s, 3)}
+                "duration_s": round(self.duration_s, 3),
+                "aux_clips": [{"duration_s": round(clip.duration_s, 3)} for clip in self.aux_clips]}
 
     def to_metadata(self) -> dict[str, Any]:
-        """The ``speaker.json`` document (inverse of :func:`info_from_metadata`)."""
-        return {"format": METADATA_FORMAT, **asdict(self)}
+        """The ``speaker.json`` document (inverse of :func:`info_from_metadata`); ``aux_clips``
+        only when there are some, so a single-clip speaker's file is what it always was."""
+        data = {"format": METADATA_FORMAT, **asdict(self)}
+        if not self.aux_clips:
+            del data["aux_clips"]
+        return data
 
 
 def info_from_metadata(data: Any, expected_id: str | None = None) -> SpeakerInfo:
@@ -98,7 +121,7 @@ def info_from_metadata(data: Any, expected_id: str | None = None) -> SpeakerInfo
     types = {name: str for name in ("id", "name", "language", "transcript", "created_at", "audio_sha256")}
     types |= {"format": int, "sample_rate": int, "frames": int, "channels": int, "shared": bool, "synthetic": bool,
               "owner_session": str | None, "source": str | None}
-    missing, unknown = sorted(set(types) - set(data)), sorted(set(data) - set(types))
+    missing, unknown = sorted(set(types) - set(data)), sorted(set(data) - set(types) - {"aux_clips"})
     if missing or unknown:
         raise SpeakerError(f"speaker.json has missing keys {missing} / unknown keys {unknown}")
     for key, allowed in types.items():
@@ -109,16 +132,36 @@ def info_from_metadata(data: Any, expected_id: str | None = None) -> SpeakerInfo
         raise SpeakerError(f"speaker.json format is not supported (expected {METADATA_FORMAT})")
     if expected_id is not None and data["id"] != expected_id:
         raise SpeakerError(f"speaker.json says id {data['id']!r} but its folder is {expected_id!r}")
-    if not (1 <= data["sample_rate"] <= 384_000 and data["frames"] > 0 and 1 <= data["channels"] <= 2):
-        raise SpeakerError("speaker.json has an impossible sample_rate, frames or channels value")
-    if not _SHA256.fullmatch(data["audio_sha256"]):
-        raise SpeakerError("speaker.json audio_sha256 is not a lowercase sha256 hex digest")
+    _check_audio_fields(data, "speaker.json")
     check_visibility(data["shared"], validate_session(data["owner_session"]))
-    fields = {key: value for key, value in data.items() if key != "format"}
+    fields = {key: value for key, value in data.items() if key not in ("format", "aux_clips")}
     return SpeakerInfo(**{**fields, "id": validate_speaker_id(data["id"]), "name": clean_name(data["name"]),
                           "language": validate_language(data["language"]), "transcript": clean_transcript(
                               data["transcript"]), "created_at": validate_timestamp(data["created_at"]),
-                          "source": clean_source(data["source"])})
+                          "source": clean_source(data["source"]), "aux_clips": _aux_clips(data.get("aux_clips", []))})
+
+
+def _aux_clips(value: Any) -> tuple[ClipInfo, ...]:
+    """The ``aux_clips`` list of ``speaker.json``: at most MAX_AUX_CLIPS objects, each exactly a ClipInfo."""
+    if not isinstance(value, list) or len(value) > MAX_AUX_CLIPS:
+        raise SpeakerError(f"speaker.json aux_clips must be a list of at most {MAX_AUX_CLIPS} clips")
+    types = {"sample_rate": int, "frames": int, "channels": int, "audio_sha256": str}
+    for index, clip in enumerate(value, 1):
+        what = f"speaker.json aux_clips[{index}]"
+        if not isinstance(clip, dict) or set(clip) != set(types):
+            raise SpeakerError(f"{what} must hold exactly the keys {sorted(types)}")
+        if any(not isinstance(clip[k], t) or isinstance(clip[k], bool) for k, t in types.items()):
+            raise SpeakerError(f"{what} has a value of the wrong type")
+        _check_audio_fields(clip, what)
+    return tuple(ClipInfo(**clip) for clip in value)
+
+
+def _check_audio_fields(data: dict[str, Any], what: str) -> None:
+    """Plausible sample_rate, frames, channels and audio_sha256 of a stored WAV file."""
+    if not (1 <= data["sample_rate"] <= 384_000 and data["frames"] > 0 and 1 <= data["channels"] <= 2):
+        raise SpeakerError(f"{what} has an impossible sample_rate, frames or channels value")
+    if not _SHA256.fullmatch(data["audio_sha256"]):
+        raise SpeakerError(f"{what} audio_sha256 is not a lowercase sha256 hex digest")
 
 
 def validate_speaker_id(value: Any) -> str:

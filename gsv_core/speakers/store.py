@@ -7,6 +7,7 @@ Layout of a library root::
     <root>/.trash/<id>-<random>/          a deleted speaker on its way out
     <root>/<id>/speaker.json              metadata (see records.info_from_metadata)
     <root>/<id>/reference.wav             the reference clip, 16-bit PCM or 32-bit float WAV
+    <root>/<id>/aux-<n>.wav               auxiliary clips of the voice, n = 1, 2, ... (optional)
     <root>/<id>/embeddings/<weights_key>/ SpeakerConditioning.save() output for those weights
 
 A reader never sees a half-written entry: new entries and embedding sets are built under
@@ -33,14 +34,15 @@ import soundfile
 
 from gsv_core.conditioning import ConditioningLimits, SpeakerConditioning
 
-from .records import SpeakerError, SpeakerInfo, SpeakerProblem, info_from_metadata, validate_weights_key
+from .records import ClipInfo, SpeakerError, SpeakerInfo, SpeakerProblem, info_from_metadata, validate_weights_key
 
 METADATA_FILE = "speaker.json"
 AUDIO_FILE = "reference.wav"
 EMBEDDINGS_DIR = "embeddings"
 CONDITIONING_FILE = "conditioning.json"
 ARRAY_FILES = frozenset(f"{name}.npy" for name in (
-    "prompt_semantic", "prompt_phones", "prompt_bert", "ref_spec", "global_embedding", "sv_embedding"))
+    "prompt_semantic", "prompt_phones", "prompt_bert", "ref_spec", "global_embedding", "sv_embedding",
+    "reference_embeddings"))
 LOCK_FILE = ".lock"
 TMP_DIR = ".tmp"
 TRASH_DIR = ".trash"
@@ -52,6 +54,16 @@ MIN_AUDIO_SECONDS = 0.5
 MAX_METADATA_BYTES = 64 << 10
 STALE_TMP_SECONDS = 24 * 3600
 _SMALL_PCM = frozenset({"PCM_16", "PCM_S8", "PCM_U8"})  # fit 16-bit PCM without loss
+
+
+def aux_file(number: int) -> str:
+    """The file name of the ``number``-th auxiliary clip (1-based)."""
+    return f"aux-{number}.wav"
+
+
+def aux_paths(folder: Path, info: SpeakerInfo) -> list[Path]:
+    """The speaker's auxiliary clips in order (empty for a single-clip speaker)."""
+    return [folder / aux_file(number) for number in range(1, len(info.aux_clips) + 1)]
 
 
 @contextmanager
@@ -141,33 +153,36 @@ def clean_leftovers(root: Path) -> None:
             pass
 
 
-def store_reference_audio(source: str | os.PathLike | bytes, target: Path) -> tuple[int, int, int, str]:
+def store_reference_audio(
+    source: str | os.PathLike | bytes, target: Path, what: str = "the reference audio"
+) -> tuple[int, int, int, str]:
     """Check an uploaded clip and write it to ``target`` as WAV; returns (sample_rate, frames,
     channels, sha256 of the file). 8/16-bit PCM stays 16-bit PCM sample for sample, anything
-    else becomes 32-bit float; rate and channels are kept (the pipeline converts them)."""
+    else becomes 32-bit float; rate and channels are kept (the pipeline converts them).
+    ``what`` names the clip in error messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         size, opened = len(source), io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)) and Path(source).is_file():
         size, opened = Path(source).stat().st_size, Path(source)
     else:
-        raise SpeakerError(f"reference audio must be an existing file or bytes, got {str(source)[:80]!r}")
+        raise SpeakerError(f"{what} must be an existing file or bytes, got {str(source)[:80]!r}")
     if size > MAX_AUDIO_BYTES:
-        raise SpeakerError(f"the reference audio is too large ({size >> 20} MiB, at most {MAX_AUDIO_BYTES >> 20} MiB)")
+        raise SpeakerError(f"{what} is too large ({size >> 20} MiB, at most {MAX_AUDIO_BYTES >> 20} MiB)")
     try:
         with soundfile.SoundFile(opened) as audio:
             if audio.frames > MAX_AUDIO_SECONDS * audio.samplerate * 2:  # header says far too long: do not decode
-                raise SpeakerError(f"the reference audio is longer than {MAX_AUDIO_SECONDS:.0f} s")
+                raise SpeakerError(f"{what} is longer than {MAX_AUDIO_SECONDS:.0f} s")
             pcm = audio.subtype in _SMALL_PCM
             samples, sample_rate = audio.read(dtype="int16" if pcm else "float32", always_2d=True), audio.samplerate
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        raise SpeakerError(f"the reference audio is not a readable audio file ({error})") from None
+        raise SpeakerError(f"{what} is not a readable audio file ({error})") from None
     if samples.shape[1] > 2:
-        raise SpeakerError(f"the reference audio must be mono or stereo, got {samples.shape[1]} channels")
+        raise SpeakerError(f"{what} must be mono or stereo, got {samples.shape[1]} channels")
     if not MIN_AUDIO_SECONDS <= samples.shape[0] / sample_rate <= MAX_AUDIO_SECONDS:
-        raise SpeakerError(f"the reference audio lasts {samples.shape[0] / sample_rate:.2f} s; "
+        raise SpeakerError(f"{what} lasts {samples.shape[0] / sample_rate:.2f} s; "
                            f"it must last {MIN_AUDIO_SECONDS}-{MAX_AUDIO_SECONDS:.0f} s")
     if not pcm and not np.isfinite(samples).all():
-        raise SpeakerError("the reference audio contains NaN or infinite samples")
+        raise SpeakerError(f"{what} contains NaN or infinite samples")
     soundfile.write(target, samples, sample_rate, subtype="PCM_16" if pcm else "FLOAT", format="WAV")
     with open(target, "rb") as handle:
         sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -189,17 +204,23 @@ def read_entry(folder: Path) -> SpeakerInfo:
         info = info_from_metadata(json.loads(raw.decode("utf-8")), expected_id=folder.name)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SpeakerError(f"{METADATA_FILE} is not valid JSON ({error})") from None
-    audio = folder / AUDIO_FILE
+    _check_header(folder / AUDIO_FILE, ClipInfo(info.sample_rate, info.frames, info.channels, info.audio_sha256))
+    for path, clip in zip(aux_paths(folder, info), info.aux_clips):
+        _check_header(path, clip)
+    return info
+
+
+def _check_header(audio: Path, clip: ClipInfo) -> None:
+    """The WAV file exists, is readable and has the rate, length and channels ``speaker.json`` says."""
     if audio.is_symlink() or not audio.is_file():
-        raise SpeakerError(f"{AUDIO_FILE} is missing")
+        raise SpeakerError(f"{audio.name} is missing")
     try:
         header = soundfile.info(audio)
     except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise SpeakerError(f"{AUDIO_FILE} is not readable audio ({error})") from None
-    expected, found = (info.sample_rate, info.frames, info.channels), (header.samplerate, header.frames, header.channels)
+        raise SpeakerError(f"{audio.name} is not readable audio ({error})") from None
+    expected, found = (clip.sample_rate, clip.frames, clip.channels), (header.samplerate, header.frames, header.channels)
     if found != expected:
-        raise SpeakerError(f"{AUDIO_FILE} does not match {METADATA_FILE} (rate, frames, channels {found} != {expected})")
-    return info
+        raise SpeakerError(f"{audio.name} does not match {METADATA_FILE} (rate, frames, channels {found} != {expected})")
 
 
 def check_embeddings(directory: Path) -> None:
@@ -234,6 +255,13 @@ def load_embeddings(directory: Path, limits: ConditioningLimits) -> SpeakerCondi
         return SpeakerConditioning.load(directory).validate(limits)
     except (TypeError, ValueError) as error:  # bad keys in conditioning.json, bad arrays
         raise SpeakerError(str(error)) from None
+
+
+def check_reference_count(conditioning: SpeakerConditioning, references: int) -> None:
+    """Embeddings made from another number of clips than the speaker has belong to another voice."""
+    if conditioning.reference_count != references:
+        raise SpeakerError(f"the embeddings were made from {conditioning.reference_count} clips, "
+                           f"the speaker has {references}")
 
 
 def embedding_problems(folder: Path) -> list[SpeakerProblem]:
