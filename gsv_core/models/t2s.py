@@ -78,16 +78,21 @@ def project(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     Decoding steps have one row per live sequence. CPU BLAS runs ``W @ x^T`` as a
     matrix-vector product that reads W once however many rows there are, while
     ``F.linear`` repacks W on every call and costs about 2.5x more at 4 rows (see
-    ``benchmarks/bench_batching.py``). For one row both give the same bits.
+    ``benchmarks/bench_batching.py``). For one row all three give the same bits, and
+    ``addmv`` needs the fewest operations around it. The result is a new tensor.
     """
     rows = x.reshape(-1, x.shape[-1])
-    if rows.shape[0] > SMALL_BATCH_ROWS or rows.device.type != "cpu":
+    count = rows.shape[0]
+    if count > SMALL_BATCH_ROWS or rows.device.type != "cpu":
         return linear(x)
-    if linear.bias is None:
-        out = torch.mm(linear.weight, rows.t())
+    weight, bias = linear.weight, linear.bias
+    if count == 1:
+        out = torch.mv(weight, rows[0]) if bias is None else torch.addmv(bias, weight, rows[0])
+    elif bias is None:
+        out = torch.mm(weight, rows.t()).t().contiguous()
     else:
-        out = torch.addmm(linear.bias.unsqueeze(1), linear.weight, rows.t())
-    return out.t().contiguous().view(*x.shape[:-1], -1)
+        out = torch.addmm(bias.unsqueeze(1), weight, rows.t()).t().contiguous()
+    return out.view(*x.shape[:-1], -1)
 
 
 class Block(nn.Module):
@@ -106,11 +111,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache, layer: int, mask: torch.Tensor | None) -> torch.Tensor:
         """x: (B, L, D) new positions; mask: (B, 1, L, S) additive float mask, or None."""
         batch, length, dim = x.shape
-        q, k, v = project(x, self.qkv).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        k, v = cache.append(layer, k, v)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = self.norm_attn(x + project(attn.transpose(1, 2).reshape(batch, length, dim), self.out))
-        return self.norm_ffn(x + project(F.relu(project(x, self.ffn_in)), self.ffn_out))
+        qkv = project(x, self.qkv).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, L, Dh)
+        k, v = cache.append(layer, qkv[1:])
+        attn = F.scaled_dot_product_attention(qkv[0], k, v, attn_mask=mask)
+        # in-place on the fresh projections: a + x gives the same bits as x + a, with no new tensor
+        x = self.norm_attn(project(attn.transpose(1, 2).reshape(batch, length, dim), self.out).add_(x))
+        return self.norm_ffn(project(F.relu_(project(x, self.ffn_in)), self.ffn_out).add_(x))
 
 
 @dataclass(frozen=True)
@@ -249,7 +255,7 @@ class Text2Semantic(nn.Module):
         visible = is_text.unsqueeze(1) | (is_token.unsqueeze(1) & is_token.unsqueeze(2) & causal)
         cache = self.new_cache(batch, total + min(max_steps, 256), total + max_steps)
         hidden = self._run(xy, cache, _additive(visible.unsqueeze(1), xy.dtype))[:, -1]
-        padded = bool((starts > 0).any())
+        padded = any(len(s) < total for s in sequences)  # else no mask at all in the steps
         live = _Live(
             rows=list(range(batch)),
             positions=torch.tensor([len(p) for p in prompts], device=device),
