@@ -27,6 +27,7 @@ BERT_DIM = 1024
 MIN_STEPS_BEFORE_EOS = 11
 MAX_STEPS = 1500  # the official hard cap of the batched decoder
 EARLY_STOP_TOKENS = 50 * 54  # official: configs.hz (50) * max_sec (54)
+GPU_CHECK_EVERY = 8  # decoding steps between stop checks (host syncs) off the CPU
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class Text2Semantic(nn.Module):
         rows: Sequence[DecodeRow],
         max_steps: int = MAX_STEPS,
         early_stop: int = EARLY_STOP_TOKENS,
-        check_every: int = 1,
+        check_every: int | None = None,
     ) -> list[torch.Tensor]:
         """Semantic tokens for each row, all rows decoded as one left-padded batch.
 
@@ -196,17 +197,21 @@ class Text2Semantic(nn.Module):
         exactly the tokens it would get alone. The batch shares the weight reads of each
         step, which is what makes decoding several rows faster than one after another.
 
-        ``check_every`` steps between looks at which rows stopped (a host sync on a GPU).
-        Rows that stopped keep running until the next look without changing their output
-        or their generator, so any value gives the same results; while two live rows
-        share a generator every step is checked, since their next draw depends on it.
+        ``check_every`` steps between looks at which rows stopped (a host sync on a GPU;
+        by default every step on the CPU, where a look costs nothing, and every
+        ``GPU_CHECK_EVERY`` steps elsewhere). Rows that stopped keep running until the next
+        look without changing their output or their generator, so any value gives the same
+        results; while two live rows share a generator every step is checked, since their
+        next draw depends on it.
         Returns per row (N_i,) int64 generated tokens, EOS and prompt removed.
         """
         if not rows:
             return []
+        device = self.semantic_head.weight.device
+        if check_every is None:
+            check_every = 1 if device.type == "cpu" else GPU_CHECK_EVERY
         if check_every < 1:
             raise ValueError("check_every must be at least 1")
-        device = self.semantic_head.weight.device
         prompts = [torch.zeros(0, dtype=torch.long, device=device) if r.prompt is None else r.prompt.to(device)
                    for r in rows]
         hidden, cache, live = self._prefill(rows, prompts, max_steps)
