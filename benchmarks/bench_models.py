@@ -1,10 +1,11 @@
 """Speed and memory of the real-size models (random weights, CPU float32 by default).
 
-    python benchmarks/bench_models.py [--threads 2] [--tokens 100] [--device cpu]
+    python benchmarks/bench_models.py [--threads 2] [--tokens 100] [--device cpu] [--s1-only]
 
-* s1: prefill of 80 phones + 150 prompt tokens, then a fixed number of decode steps;
-  baseline measured in the same run: the same weights decoded the way the official code
-  does (key/value cache grown by concatenation every step, an explicit boolean mask).
+* s1: prefill of 80 phones + 150 prompt tokens, then a fixed number of decode steps, for
+  1 row and for 4 rows (4 unrelated requests); baseline measured in the same run, runs
+  alternating: the same weights decoded by our previous code (the decoder as of commit
+  PREVIOUS_COMMIT, imported from a temporary copy); the tokens must be identical.
 * s2: 125 semantic tokens (5 s of audio) through the v2 and v2ProPlus decoders;
   baseline: the same decoder with weight norm recomputed on every call (as the official
   modules do).
@@ -17,11 +18,15 @@ perf_real_cpu2threads.json.
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import json
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,22 +39,23 @@ SHAPES = ROOT.parent / "shared" / "gsv-reference" / "shapes"
 
 from gsv_core.models.sampling import SamplingOptions  # noqa: E402
 from gsv_core.models.sovits import SoVITS, SynthesizerConfig  # noqa: E402
-from gsv_core.models.t2s import KVCache, T2SConfig, Text2Semantic  # noqa: E402
+from gsv_core.models.t2s import DecodeRow, T2SConfig, Text2Semantic  # noqa: E402
 from gsv_core.versions import VERSIONS  # noqa: E402
 
 
-class ConcatCache(KVCache):
-    """The official cache: a new tensor per step (torch.cat), no preallocation."""
+PREVIOUS_COMMIT = "c3706a9"  # our previous code: the GPT decoder before generate(rows)
 
-    def append(self, layer, k, v):
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
 
-    def keep(self, rows):
-        super().keep(rows)
+def _previous_t2s_module():
+    """``gsv_core.models.t2s`` as of PREVIOUS_COMMIT, imported from a temporary copy named gsv_core_previous."""
+    folder = Path(tempfile.mkdtemp(prefix="gsv_previous_"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS_COMMIT, "gsv_core"], capture_output=True,
+                             check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    (folder / "gsv_core").rename(folder / "gsv_core_previous")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("gsv_core_previous.models.t2s")
 
 
 def _t2s(device: str) -> Text2Semantic:
@@ -62,36 +68,51 @@ def _t2s(device: str) -> Text2Semantic:
 
 
 def bench_t2s(device: str, steps: int, repeats: int) -> dict:
-    import gsv_core.models.t2s as t2s_module
-
+    """ms per decoded token at 1 row and at 4 rows (4 unrelated requests), ours against our previous
+    code on the same weights; runs alternate and the medians are reported. Asserts equal tokens."""
+    previous_module = _previous_t2s_module()
     model = _t2s(device)
-    phones = [torch.randint(0, 732, (80,), device=device)]
-    bert = [torch.randn(1024, 80, device=device)]
-    prompt = torch.randint(0, 1024, (150,), device=device)
-    greedy = SamplingOptions(top_k=1)
-    results = {}
-    for name, cache_class in (("ours", KVCache), ("baseline_concat_cache", ConcatCache)):
-        t2s_module.KVCache = cache_class
-        try:
-            prefill, total = [], []
-            for _ in range(repeats):
-                _sync(device)
-                start = time.perf_counter()
-                model.generate(phones, bert, prompt, greedy, max_steps=1)
-                _sync(device)
-                prefill.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                tokens = model.generate(phones, bert, prompt, greedy, max_steps=steps + 1)
-                _sync(device)
-                total.append(time.perf_counter() - start)
-                assert len(tokens[0]) == steps
-            per_token = (statistics.median(total) - statistics.median(prefill)) / steps
-            results[name] = {"prefill_s": statistics.median(prefill), "ms_per_token": 1000 * per_token}
-        finally:
-            t2s_module.KVCache = KVCache
-    results["speedup_vs_baseline"] = results["baseline_concat_cache"]["ms_per_token"] / results["ours"]["ms_per_token"]
+    previous = previous_module.Text2Semantic(model.config).to(device).eval()
+    previous.load_state_dict(model.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    inputs = [(torch.randint(0, 732, (80,), generator=generator).to(device), torch.randn(1024, 80, generator=generator).to(device),
+               torch.randint(0, 1024, (150,), generator=generator).to(device)) for _ in range(4)]
+    options = SamplingOptions(top_k=15)
+
+    def ours(rows: int, max_steps: int) -> list[torch.Tensor]:
+        return model.generate([DecodeRow(*inputs[i], options, torch.Generator(device).manual_seed(i)) for i in range(rows)],
+                              max_steps=max_steps)
+
+    def before(rows: int, max_steps: int) -> list[torch.Tensor]:
+        phones, bert, prompts = ([row[j] for row in inputs[:rows]] for j in range(3))
+        return previous.generate_independent(phones, bert, prompts, [options] * rows,
+                                             [torch.Generator(device).manual_seed(i) for i in range(rows)], max_steps=max_steps)
+
+    results: dict = {}
+    for rows in (1, 4):
+        per_token: dict[str, list[float]] = {"ours": [], "our_previous_code": []}
+        for _ in range(repeats):
+            for name, run in (("ours", ours), ("our_previous_code", before)):
+                prefill = _timed(device, lambda: run(rows, 1))
+                total = _timed(device, lambda: run(rows, steps + 1))
+                per_token[name].append(1000 * (total - prefill) / steps)
+        assert all(torch.equal(a, b) for a, b in zip(ours(rows, steps + 1), before(rows, steps + 1))), "tokens differ"
+        results[f"batch_{rows}"] = {name: {"ms_per_token_median": statistics.median(times),
+                                           "ms_per_token_runs": [round(t, 2) for t in times]}
+                                    for name, times in per_token.items()}
+        results[f"batch_{rows}"]["identical_tokens"] = True
+        results[f"batch_{rows}"]["speedup"] = (results[f"batch_{rows}"]["our_previous_code"]["ms_per_token_median"]
+                                               / results[f"batch_{rows}"]["ours"]["ms_per_token_median"])
     results["memory_floor_ms_per_token"] = 1000 * _weight_read_floor(model, device, repeats)
     return results
+
+
+def _timed(device: str, run) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    run()
+    _sync(device)
+    return time.perf_counter() - start
 
 
 def _weight_read_floor(model: torch.nn.Module, device: str, repeats: int) -> float:
@@ -154,7 +175,7 @@ sys.path.insert(0, {str(ROOT)!r})
 torch.set_num_threads({threads})
 from transformers import BertConfig, BertModel, HubertConfig, HubertModel
 from gsv_core.features.eres2net import ERes2NetV2, ERes2NetV2Config
-from benchmarks.bench_models import _sovits, _t2s
+from benchmarks.bench_models import DecodeRow, _sovits, _t2s
 shapes = {str(SHAPES)!r}
 t2s = _t2s("cpu"); sovits = _sovits("v2ProPlus", "cpu")
 hubert = HubertModel(HubertConfig(**json.load(open(shapes + "/chinese-hubert-base.json"))["config_assumed"])).eval()
@@ -164,7 +185,7 @@ with torch.inference_mode():
     hubert(torch.randn(1, 16000 * 8))
     bert(torch.randint(0, 21128, (1, 40)), output_hidden_states=True)
     sv.pooled_features(torch.randn(1, 700, 80))
-    t2s.generate([torch.randint(0, 732, (80,))], [torch.randn(1024, 80)], torch.randint(0, 1024, (150,)), max_steps=126)
+    t2s.generate([DecodeRow(torch.randint(0, 732, (80,)), torch.randn(1024, 80), torch.randint(0, 1024, (150,)))], max_steps=126)
     sovits.decode(torch.randint(0, 1024, (1, 1, 125)), torch.randint(0, 732, (1, 60)), torch.randn(1, 1024, 1), generator=torch.Generator().manual_seed(0))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -184,6 +205,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--s1-only", action="store_true", help="only the GPT stage")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     official = json.loads((SHAPES / "perf_real_cpu2threads.json").read_text())
@@ -191,10 +213,13 @@ def main() -> None:
     report["s1"] = bench_t2s(args.device, args.tokens, args.repeats)
     report["s1"]["official_ms_per_token"] = 1000 * official["s1_real"]["per_step_median_s"]
     report["s1"]["official_prefill_s"] = official["s1_real"]["prefill_s"]
+    if args.s1_only:
+        print(json.dumps(report, indent=1))
+        return
     for version in ("v2", "v2ProPlus"):
         report[f"s2_{version}"] = bench_sovits(version, args.device, args.repeats)
     report["s2_v2"]["official_s_per_audio_s"] = official["s2_v2_real"]["seconds_per_second_of_audio"]
-    s1_per_audio_s = report["s1"]["ours"]["ms_per_token"] * 25 / 1000
+    s1_per_audio_s = report["s1"]["batch_1"]["ours"]["ms_per_token_median"] * 25 / 1000
     report["rtf_end_to_end"] = {
         "ours_v2": s1_per_audio_s + report["s2_v2"]["ours"]["s_per_audio_s"],
         "ours_v2ProPlus": s1_per_audio_s + report["s2_v2ProPlus"]["ours"]["s_per_audio_s"],

@@ -35,16 +35,16 @@ class KVCache:
         grown[:, :, :, :, : self.length] = self.buffer[:, :, :, :, : self.length]
         self.buffer = grown
 
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write k, v (B, H, L, Dh) after the cached positions; return all keys and values (B, H, S, Dh).
+    def append(self, layer: int, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write kv (2, B, H, L, Dh), the new keys and values, after the cached positions.
 
-        Call :meth:`reserve` first and :meth:`advance` once every layer has appended.
+        Returns all keys and values of ``layer`` so far, each (B, H, S, Dh). Call
+        :meth:`reserve` first and :meth:`advance` once every layer has appended.
         """
-        end = self.length + k.shape[2]
-        keys, values = self.buffer[layer, 0], self.buffer[layer, 1]
-        keys[:, :, self.length : end] = k
-        values[:, :, self.length : end] = v
-        return keys[:, :, :end], values[:, :, :end]
+        end = self.length + kv.shape[3]
+        cached = self.buffer[layer]
+        cached[:, :, :, self.length : end] = kv
+        return cached[0, :, :, :end], cached[1, :, :, :end]
 
     def advance(self, count: int) -> None:
         """Count ``count`` positions as cached (after every layer wrote them)."""

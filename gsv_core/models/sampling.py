@@ -116,7 +116,9 @@ class RowSampler:
         self.seen = torch.zeros(len(prompts), vocab_size, dtype=torch.bool, device=device)
         for row, prompt in enumerate(prompts):
             self.seen[row, prompt] = True
-        default = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else torch.default_generator
+        default = torch.default_generator
+        if device.type == "cuda":
+            default = torch.cuda.default_generators[torch.cuda.current_device() if device.index is None else device.index]
         self.generators = [default if g is None else g for g in generators]
         self.keep_states = keep_states
         self.states: list[list[torch.Tensor]] = [[] for _ in generators]

@@ -27,6 +27,7 @@ BERT_DIM = 1024
 MIN_STEPS_BEFORE_EOS = 11
 MAX_STEPS = 1500  # the official hard cap of the batched decoder
 EARLY_STOP_TOKENS = 50 * 54  # official: configs.hz (50) * max_sec (54)
+GPU_CHECK_EVERY = 8  # decoding steps between stop checks (host syncs) off the CPU
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,21 @@ def project(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     Decoding steps have one row per live sequence. CPU BLAS runs ``W @ x^T`` as a
     matrix-vector product that reads W once however many rows there are, while
     ``F.linear`` repacks W on every call and costs about 2.5x more at 4 rows (see
-    ``benchmarks/bench_batching.py``). For one row both give the same bits.
+    ``benchmarks/bench_batching.py``). For one row all three give the same bits, and
+    ``addmv`` needs the fewest operations around it. The result is a new tensor.
     """
     rows = x.reshape(-1, x.shape[-1])
-    if rows.shape[0] > SMALL_BATCH_ROWS or rows.device.type != "cpu":
+    count = rows.shape[0]
+    if count > SMALL_BATCH_ROWS or rows.device.type != "cpu":
         return linear(x)
-    if linear.bias is None:
-        out = torch.mm(linear.weight, rows.t())
+    weight, bias = linear.weight, linear.bias
+    if count == 1:
+        out = torch.mv(weight, rows[0]) if bias is None else torch.addmv(bias, weight, rows[0])
+    elif bias is None:
+        out = torch.mm(weight, rows.t()).t().contiguous()
     else:
-        out = torch.addmm(linear.bias.unsqueeze(1), linear.weight, rows.t())
-    return out.t().contiguous().view(*x.shape[:-1], -1)
+        out = torch.addmm(bias.unsqueeze(1), weight, rows.t()).t().contiguous()
+    return out.view(*x.shape[:-1], -1)
 
 
 class Block(nn.Module):
@@ -106,11 +112,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache, layer: int, mask: torch.Tensor | None) -> torch.Tensor:
         """x: (B, L, D) new positions; mask: (B, 1, L, S) additive float mask, or None."""
         batch, length, dim = x.shape
-        q, k, v = project(x, self.qkv).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        k, v = cache.append(layer, k, v)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = self.norm_attn(x + project(attn.transpose(1, 2).reshape(batch, length, dim), self.out))
-        return self.norm_ffn(x + project(F.relu(project(x, self.ffn_in)), self.ffn_out))
+        qkv = project(x, self.qkv).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, L, Dh)
+        k, v = cache.append(layer, qkv[1:])
+        attn = F.scaled_dot_product_attention(qkv[0], k, v, attn_mask=mask)
+        # in-place on the fresh projections: a + x gives the same bits as x + a, with no new tensor
+        x = self.norm_attn(project(attn.transpose(1, 2).reshape(batch, length, dim), self.out).add_(x))
+        return self.norm_ffn(project(F.relu_(project(x, self.ffn_in)), self.ffn_out).add_(x))
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ class Text2Semantic(nn.Module):
         rows: Sequence[DecodeRow],
         max_steps: int = MAX_STEPS,
         early_stop: int = EARLY_STOP_TOKENS,
-        check_every: int = 1,
+        check_every: int | None = None,
     ) -> list[torch.Tensor]:
         """Semantic tokens for each row, all rows decoded as one left-padded batch.
 
@@ -193,17 +200,21 @@ class Text2Semantic(nn.Module):
         exactly the tokens it would get alone. The batch shares the weight reads of each
         step, which is what makes decoding several rows faster than one after another.
 
-        ``check_every`` steps between looks at which rows stopped (a host sync on a GPU).
-        Rows that stopped keep running until the next look without changing their output
-        or their generator, so any value gives the same results; while two live rows
-        share a generator every step is checked, since their next draw depends on it.
+        ``check_every`` steps between looks at which rows stopped (a host sync on a GPU;
+        by default every step on the CPU, where a look costs nothing, and every
+        ``GPU_CHECK_EVERY`` steps elsewhere). Rows that stopped keep running until the next
+        look without changing their output or their generator, so any value gives the same
+        results; while two live rows share a generator every step is checked, since their
+        next draw depends on it.
         Returns per row (N_i,) int64 generated tokens, EOS and prompt removed.
         """
         if not rows:
             return []
+        device = self.semantic_head.weight.device
+        if check_every is None:
+            check_every = 1 if device.type == "cpu" else GPU_CHECK_EVERY
         if check_every < 1:
             raise ValueError("check_every must be at least 1")
-        device = self.semantic_head.weight.device
         prompts = [torch.zeros(0, dtype=torch.long, device=device) if r.prompt is None else r.prompt.to(device)
                    for r in rows]
         hidden, cache, live = self._prefill(rows, prompts, max_steps)
@@ -255,7 +266,7 @@ class Text2Semantic(nn.Module):
         visible = is_text.unsqueeze(1) | (is_token.unsqueeze(1) & is_token.unsqueeze(2) & causal)
         cache = self.new_cache(batch, total + min(max_steps, 256), total + max_steps)
         hidden = self._run(xy, cache, _additive(visible.unsqueeze(1), xy.dtype))[:, -1]
-        padded = bool((starts > 0).any())
+        padded = any(len(s) < total for s in sequences)  # else no mask at all in the steps
         live = _Live(
             rows=list(range(batch)),
             positions=torch.tensor([len(p) for p in prompts], device=device),
