@@ -8,17 +8,20 @@
 # 3. benchmarks/bench_gpu.py --device cuda: the issue-12 benchmark (it saves after each configuration,
 #    so a timeout keeps what was measured).
 # Each step runs under its own timeout; logs and JSON go to $OUT when set (the device machine's output
-# folder), else benchmarks/results. Exits non-zero when any step failed or timed out.
+# folder), else benchmarks/results: 7 files (device.log, and a .log and a .json per step). Exits
+# non-zero when any step failed or timed out.
 #
 # Needs there: the text frontend's packages (requirements.txt: pypinyin, jieba, cn2an, ...; carry them
 # as wheels) and the reference folder at $GSV_REFERENCE_DIR (default ../shared/gsv-reference, which
-# does not travel to the device machine). The benchmarks need only shapes/ and the tokenizer files of
-# models/chinese-roberta-tiny (under 1 MB); the parity check needs the tiny models, data/ and the cases,
-# about 95 MB for all four cases (one s2 file is ~30 MB), so with a 64 MiB carry limit set
-# PARITY_CASES to the cases whose files travelled (e.g. "v2ProPlus_zh").
+# does not travel to the device machine). The benchmarks need only shapes/ and the tokenizer and
+# config files of models/chinese-roberta-tiny (under 1 MB, not its model.safetensors); the parity
+# check needs the tiny models, data/ and the cases, about 95 MB for all four cases (one s2 file is
+# ~30 MB), so with a 64 MiB carry limit set PARITY_CASES to the cases whose files travelled
+# (e.g. "v2ProPlus_zh").
 set -u
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1  # the logs keep what was printed when a timeout stops a step
 RESULTS=${OUT:-benchmarks/results}
 mkdir -p "$RESULTS"
 failed=0
