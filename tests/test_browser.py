@@ -235,6 +235,10 @@ def test_voice_lists_follow_add_rename_and_delete_and_names_stay_text(live_url, 
         page.get_by_role("tab", name="Synthesize").click()
         expect(page.get_by_label("Voice", exact=True).first).to_have_value(re.compile("^Renamed voice"))
         page.get_by_role("tab", name="Add voice").click()
+        page.once("dialog", lambda dialog: dialog.dismiss())  # "Delete the voice ...?" -> Cancel
+        page.get_by_role("button", name="Delete").click()
+        expect_message(page, "Nothing deleted.")
+        page.once("dialog", lambda dialog: dialog.accept())  # -> OK
         page.get_by_role("button", name="Delete").click()
         expect_message(page, "Deleted.")
         page.get_by_role("tab", name="Synthesize").click()
