@@ -74,8 +74,11 @@ def _describe(source: AudioSource) -> str:
     return str(source)
 
 
-def _read_channels(source: AudioSource) -> tuple[np.ndarray, int]:
-    """Decode any format soundfile (then librosa) reads: (channels, samples) float32 and its rate."""
+def _read_channels(source: AudioSource, max_seconds: float = MAX_DECODE_SECONDS) -> tuple[np.ndarray, int]:
+    """Decode any format soundfile (then librosa) reads: (channels, samples) float32 and its rate.
+
+    A file whose header announces more than ``max_seconds`` is refused before decoding.
+    """
     name = _describe(source)
     if not isinstance(source, (bytes, bytearray)):
         path = Path(source)
@@ -89,7 +92,7 @@ def _read_channels(source: AudioSource) -> tuple[np.ndarray, int]:
     def opened():
         return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
 
-    check_header_duration(source, MAX_DECODE_SECONDS, name)
+    check_header_duration(source, max_seconds, name)
     try:
         samples, sample_rate = soundfile.read(opened(), dtype="float32", always_2d=True)
         return np.ascontiguousarray(samples.T), int(sample_rate)
@@ -152,13 +155,14 @@ def check_reference_samples(
         )
 
 
-def load_mono(source: AudioSource) -> tuple[np.ndarray, int]:
-    """Read any audio file (a path or the file's bytes) of any length, checking nothing more.
+def load_mono(source: AudioSource, max_seconds: float = MAX_DECODE_SECONDS) -> tuple[np.ndarray, int]:
+    """Read any audio file (a path or the file's bytes) up to ``max_seconds``, checking nothing more.
 
     Returns ``(samples, sample_rate)``: mono float32 samples of shape (n,) at the file's own
-    rate, channels averaged. Raises AudioError for a missing, empty or undecodable file.
+    rate, channels averaged. Raises AudioError for a missing, empty or undecodable file, or
+    one whose header announces more than ``max_seconds`` (refused before decoding).
     """
-    channels, sample_rate = _read_channels(source)
+    channels, sample_rate = _read_channels(source, max_seconds)
     samples = channels.mean(axis=0, dtype=np.float32) if channels.shape[0] > 1 else channels[0]
     return samples, sample_rate
 

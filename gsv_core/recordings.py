@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from .audio import SILENCE_PEAK, AudioSource, load_mono
+from .audio import SILENCE_PEAK, AudioSource, header_duration, load_mono
 
 MAX_RECORDING_SECONDS = 180.0
 MIN_UTTERANCE_SECONDS = 3.0  # the reference length the models accept (gsv_core.audio)
@@ -166,8 +166,15 @@ def load_recording(source: AudioSource) -> tuple[np.ndarray, int]:
     Returns mono float32 samples (n,) and the file's rate. Raises AudioError for an
     unreadable file and RecordingError (both ValueErrors) for one that cannot be planned.
     """
-    samples, sample_rate = load_mono(source)
+    seconds = header_duration(source)
+    if seconds is not None and seconds > MAX_RECORDING_SECONDS:  # refused before decoding
+        raise RecordingError(_too_long(seconds))
+    samples, sample_rate = load_mono(source, max_seconds=MAX_RECORDING_SECONDS)
     return _check_recording(samples, sample_rate), sample_rate
+
+
+def _too_long(seconds: float) -> str:
+    return f"the recording is {seconds:.0f} s long; recordings of at most {MAX_RECORDING_SECONDS:.0f} s are accepted"
 
 
 def _check_recording(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -178,9 +185,7 @@ def _check_recording(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         raise RecordingError("the recording contains no audio samples")
     seconds = samples.size / sample_rate
     if seconds > MAX_RECORDING_SECONDS:
-        raise RecordingError(
-            f"the recording is {seconds:.0f} s long; recordings of at most {MAX_RECORDING_SECONDS:.0f} s are accepted"
-        )
+        raise RecordingError(_too_long(seconds))
     if not np.isfinite(samples).all():
         raise RecordingError("the recording contains NaN or infinite sample values")
     if float(np.abs(samples).max()) < SILENCE_PEAK:
