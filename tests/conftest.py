@@ -43,3 +43,19 @@ def official_data_dir(reference_dir: Path) -> Path:
 def reference_models_dir(reference_dir: Path) -> Path:
     """Tiny random-weight checkpoints in the official file formats."""
     return _require(reference_dir / "models")
+
+
+@pytest.fixture
+def prepare():
+    """A stand-in for the pipeline's prepare_speaker that records its calls (speaker library tests)."""
+    from speaker_fakes import FakePrepare
+
+    return FakePrepare()
+
+
+@pytest.fixture
+def library(tmp_path: Path):
+    """An empty speaker library in the test's temporary folder."""
+    from gsv_core.speakers import SpeakerLibrary
+
+    return SpeakerLibrary(tmp_path / "speakers")

@@ -7,15 +7,13 @@ clear message where Chromium is not installed. A screenshot lands in tests/artif
 import io
 import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import soundfile as sf
 from browser_page import DESKTOP, PHONE, open_page, require_chromium
+from live_server import start_live_server
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -26,33 +24,11 @@ pytestmark = pytest.mark.browser
 def live(reference_dir, tmp_path_factory):
     """(url, service) of a live app with the tiny models and the two example voices."""
     require_chromium()
-    import uvicorn
-
-    from voice_studio.server import build_server, parse_args
-
-    models, root = reference_dir / "models", tmp_path_factory.mktemp("browser")
+    root = tmp_path_factory.mktemp("browser")
     shutil.copytree(Path(__file__).resolve().parent.parent / "speakers", root / "speakers")  # the two example voices
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = parse_args([
-        "--t2s", str(models / "s1-tiny.ckpt"), "--sovits", str(models / "s2G-tiny-v2.pth"),
-        "--hubert", str(models / "chinese-hubert-tiny"), "--bert", str(models / "chinese-roberta-tiny"),
-        "--speakers-dir", str(root / "speakers"), "--data-dir", str(root / "data"), "--port", str(port),
-    ], environ={})
-    app, service = build_server(args)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(200):
-        try:
-            if httpx.get(url + "api/speakers", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    service.pipeline()
-    yield url, service
-    server.should_exit = True
+    server = start_live_server(reference_dir, root)
+    yield server.base + "/", server.service
+    server.stop()
 
 
 @pytest.fixture(scope="module")

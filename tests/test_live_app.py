@@ -3,8 +3,6 @@
 import io
 import json
 import re
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,43 +10,15 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from live_server import start_live_server
 
 
 @pytest.fixture(scope="module")
 def server(reference_dir, tmp_path_factory):
-    import uvicorn
-
-    from voice_studio.server import build_server, parse_args
-
-    models, root = reference_dir / "models", tmp_path_factory.mktemp("live")
-    port = _free_port()
-    args = parse_args([
-        "--t2s", str(models / "s1-tiny.ckpt"), "--sovits", str(models / "s2G-tiny-v2.pth"),
-        "--hubert", str(models / "chinese-hubert-tiny"), "--bert", str(models / "chinese-roberta-tiny"),
-        "--speakers-dir", str(root / "speakers"), "--data-dir", str(root / "data"),
-        "--official-data", str(reference_dir / "data"), "--port", str(port), "--max-chars", "60",
-    ], environ={})
-    app, service = build_server(args)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(base + "/api/speakers", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    service.pipeline()  # wait for the models
-    yield base, service, reference_dir, root
-    uv.should_exit = True
-    thread.join(timeout=10)
+    root = tmp_path_factory.mktemp("live")
+    live = start_live_server(reference_dir, root, "--official-data", str(reference_dir / "data"), "--max-chars", "60")
+    yield live.base, live.service, reference_dir, root
+    live.stop()
 
 
 def _add(base, reference_dir, name, **headers):

@@ -6,55 +6,32 @@ import io
 import json
 import socket
 import statistics
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 import soundfile as sf
-from test_live_app import _free_port
+from live_server import start_live_server
 
 TOKEN = "s3cret-admin"
 TRANSCRIPT = "今天天气不错，我们一起去公园散步吧。"
 
 
 def _start(reference_dir, root, *extra):
-    import uvicorn
-
-    from voice_studio.server import build_server, parse_args
-
-    models, port = reference_dir / "models", _free_port()
-    args = parse_args([
-        "--t2s", str(models / "s1-tiny.ckpt"), "--sovits", str(models / "s2G-tiny-v2.pth"),
-        "--hubert", str(models / "chinese-hubert-tiny"), "--bert", str(models / "chinese-roberta-tiny"),
-        "--speakers-dir", str(root / "speakers"), "--data-dir", str(root / "data"),
-        "--official-data", str(reference_dir / "data"), "--port", str(port), "--max-chars", "200", *extra,
-    ], environ={})
-    app, service = build_server(args)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(base + "/api/speakers", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    service.pipeline()
-    return base, service, server, thread
+    """The live app with the official dictionaries and room for longer texts, plus ``extra`` flags."""
+    return start_live_server(reference_dir, root, "--official-data", str(reference_dir / "data"), "--max-chars", "200",
+                             *extra)
 
 
 @pytest.fixture(scope="module")
 def guarded(reference_dir, tmp_path_factory):
     """A public-Space setup: an admin token, a small queue (2 requests at once)."""
     root = tmp_path_factory.mktemp("guarded")
-    base, service, server, thread = _start(reference_dir, root, "--admin-token", TOKEN, "--max-batch", "1",
-                                           "--max-waiting", "1", "--max-voices-per-visitor", "2")
-    yield base, service, reference_dir, root
-    server.should_exit = True
-    thread.join(timeout=10)
+    live = _start(reference_dir, root, "--admin-token", TOKEN, "--max-batch", "1", "--max-waiting", "1",
+                  "--max-voices-per-visitor", "2")
+    yield live.base, live.service, reference_dir, root
+    live.stop()
 
 
 def _add(base, reference_dir, name, client=None, **headers):
@@ -80,10 +57,9 @@ def shared_voice(guarded):
 @pytest.fixture(scope="module")
 def open_server(reference_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("load")
-    base, service, server, thread = _start(reference_dir, root)
-    yield base, service, reference_dir, root
-    server.should_exit = True
-    thread.join(timeout=10)
+    live = _start(reference_dir, root)
+    yield live.base, live.service, reference_dir, root
+    live.stop()
 
 
 @pytest.fixture(scope="module")

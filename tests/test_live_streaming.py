@@ -7,9 +7,18 @@ import time
 import httpx
 import numpy as np
 import pytest
-from test_live_app import _add, server  # noqa: F401 - the live server fixture
+from live_server import start_live_server
+from test_live_app import _add
 
 TEXT = "图书馆里非常安静，大家都在认真地看书，只有翻书的声音偶尔响起。"
+
+
+@pytest.fixture(scope="module")
+def server(reference_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("streaming")
+    live = start_live_server(reference_dir, root, "--official-data", str(reference_dir / "data"))
+    yield live.base, live.service, reference_dir, root
+    live.stop()
 
 
 def _stream(base, speaker_id, stream, **extra):
@@ -26,7 +35,7 @@ def _stream(base, speaker_id, stream, **extra):
 
 
 @pytest.mark.parametrize("mode", [True, "fragments"])
-def test_the_voice_arrives_in_pieces_before_the_synthesis_ends(server, mode):  # noqa: F811
+def test_the_voice_arrives_in_pieces_before_the_synthesis_ends(server, mode):
     base, service, reference_dir, root = server
     speaker_id = _add(base, reference_dir, f"Streamer {mode}").json()["id"]
     status, headers, data, arrivals, total = _stream(base, speaker_id, mode)
@@ -42,7 +51,7 @@ def test_the_voice_arrives_in_pieces_before_the_synthesis_ends(server, mode):  #
     assert log["outcome"] == "ok" and log["streamed"] is True
 
 
-def test_a_refused_stream_is_still_a_json_error(server):  # noqa: F811
+def test_a_refused_stream_is_still_a_json_error(server):
     base, *_ = server
     status, headers, data, _, _ = _stream(base, "nobody-here", True)
     assert status == 404 and json.loads(data)["error"].startswith("unknown speaker")

@@ -22,16 +22,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KEY = "v2Pro-0123456789abcdef"
 
 
-@pytest.fixture
-def prepare() -> FakePrepare:
-    return FakePrepare()
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> SpeakerLibrary:
-    return SpeakerLibrary(tmp_path / "speakers")
-
-
 def add(library: SpeakerLibrary, prepare: FakePrepare, name: str = "Alice", frequency: float = 220.0, **kwargs):
     return library.add(clip_bytes(frequency), "hello there", "en", name, prepare=prepare, weights_key=KEY, **kwargs)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +15,6 @@ from speaker_fakes import FakePrepare, clip_bytes, tree_snapshot
 
 KEY = "v2Pro-0123456789abcdef"
 OTHER_KEY = "v2Pro-fedcba9876543210"
-
-
-@pytest.fixture
-def prepare() -> FakePrepare:
-    return FakePrepare()
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> SpeakerLibrary:
-    return SpeakerLibrary(tmp_path / "speakers")
 
 
 def add_with_aux(library: SpeakerLibrary, prepare: FakePrepare, name: str = "Alice"):
