@@ -1,0 +1,249 @@
+"""Synthesis requests, from admission to the log: what the UI and REST share for speaking.
+
+Every request is admitted (bounded), checked completely (text, options, voice, segments after
+normalization) before it joins a batch, served by the queue's worker (or, under ZeroGPU, in
+the calling thread), and logged as one line whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from gsv_core.pipeline import VoicePipeline
+from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
+from gsv_core.synthesis import AudioChunk, SynthesisOptions, SynthesisRequest, SynthesisResult
+from gsv_core.text.errors import TextError
+
+from .access import AccessPolicy
+from .admission import Admission, Ticket
+from .errors import ServiceError, scrub_paths, unexpected
+from .limits import Limits, check_segments, recheck_options
+from .model_host import ModelHost
+from .synthesis_log import SynthesisLog
+from .synthesis_queue import QueueBusy, SynthesisQueue
+
+ProgressFn = Callable[[float, str], None]
+LOGGER = logging.getLogger("voice_studio.synthesis")
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A checked request and its expected seconds of audio (the queue batches similar lengths)."""
+
+    request: SynthesisRequest
+    expected_s: float
+
+
+class SynthesisDesk:
+    """Admits, checks, queues, serves and logs synthesis requests for the service."""
+
+    def __init__(self, models: ModelHost, access: AccessPolicy, library: SpeakerLibrary, log: SynthesisLog,
+                 limits: Limits, max_chars: int, max_batch: int, max_waiting: int, serve_directly: bool) -> None:
+        self.models, self.access, self.library, self.log, self.limits = models, access, library, log, limits
+        self.max_chars = max_chars
+        self.serve_directly = serve_directly
+        # everything admitted has a thread at once and a queue slot: nothing waits unbounded
+        self.admission = Admission(max_waiting + max_batch)
+        self._queue = SynthesisQueue(self._serve, max_batch=max_batch, max_waiting=max_waiting,
+                                     cost=lambda queued: queued.expected_s)
+
+    def pipeline(self) -> VoicePipeline:
+        return self.models.pipeline()
+
+    def admit(self, text: str, speaker_ids: list[str], language: str) -> Ticket:
+        """Admission for these requests, or 503 (logged) when the app holds as many as it may."""
+        try:
+            return self.admission.enter(len(speaker_ids))
+        except ServiceError as error:
+            for speaker_id in speaker_ids:
+                self.log_refusal(text, speaker_id, language, error)
+            raise
+
+    def log_refusal(self, text: object, speaker_id: object, language: object, error: ServiceError) -> None:
+        """Log a synthesis request refused before it was checked (bad body, options, busy)."""
+        record = self.log.record(text if isinstance(text, str) else "", str(speaker_id)[:80] if speaker_id else None,
+                                 str(language)[:20] if language else None)
+        self.log.write(record, time.perf_counter(), outcome="error", status=error.status, error=str(error))
+
+    def synthesize(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
+                   session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
+                   token: str | None = None) -> SynthesisResult:
+        """Speak ``text``; every call is logged as one JSON line, successful or not.
+
+        Requests from concurrent callers are served together (see :class:`SynthesisQueue`).
+        """
+        return self.synthesize_each(text, [speaker_id], language, options, session, progress, ticket, token)[0]
+
+    def synthesize_each(self, text: str, speaker_ids: list[str], language: str, options: SynthesisOptions,
+                        session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
+                        token: str | None = None) -> list[SynthesisResult]:
+        """One text in several voices, queued at once so that they can share a batch (Compare tab).
+
+        Every request is checked completely before it is queued; raises the first failure
+        after every request has finished and been logged.
+        """
+        started = time.perf_counter()
+        with ticket or self.admit(text, speaker_ids, language):
+            pending: list[_Queued | ServiceError] = []
+            for speaker_id in speaker_ids:
+                try:
+                    pending.append(self._checked(text, speaker_id, language, options, session, progress, token))
+                except Exception as error:
+                    pending.append(unexpected(error, "checking a synthesis request"))
+            return self._run(pending, text, speaker_ids, language, started)
+
+    def synthesize_stream(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
+                          session: str | None, mode: str = "chunks", ticket: Ticket | None = None,
+                          token: str | None = None) -> Iterator[AudioChunk]:
+        """Speak ``text`` piece by piece (``mode``: "chunks" or "fragments").
+
+        The request is checked and queued at once, so a refusal raises ServiceError before any
+        audio; the returned iterator then yields the pieces as the queue's worker makes them
+        (streamed requests share GPT batches with the others). A failure during synthesis ends
+        the iteration with a ServiceError; either way the outcome is logged.
+        """
+        started = time.perf_counter()
+        ticket = ticket or self.admit(text, [speaker_id], language)
+        record = self.log.record(text, speaker_id, language)
+        pieces: queue.Queue = queue.Queue()
+        try:
+            item = self._checked(text, speaker_id, language, options, session, None, token)
+            request = dataclasses.replace(item.request, options=dataclasses.replace(item.request.options, stream=mode),
+                                          on_audio=pieces.put)
+            (future,) = self._submit([dataclasses.replace(item, request=request)])
+        except (ServiceError, QueueBusy) as error:
+            ticket.close()
+            refusal = error if isinstance(error, ServiceError) else ServiceError(str(error), status=503,
+                                                                                  headers={"Retry-After": "10"})
+            self.log.write(record, started, outcome="error", status=refusal.status, error=str(refusal))
+            raise refusal from None
+        future.add_done_callback(lambda _: pieces.put(None))
+        return self._pieces(pieces, future, record, started, ticket)
+
+    def _pieces(self, pieces: queue.Queue, future, record: dict, started: float, ticket: Ticket) -> Iterator[AudioChunk]:
+        with ticket:
+            while (piece := pieces.get()) is not None:
+                yield piece
+            try:
+                result = self._outcome(None, iter([future]))
+            except ServiceError as error:
+                self.log.write(record, started, outcome="error", status=error.status, error=str(error),
+                               **({"error_id": error.error_id} if error.error_id else {}))
+                raise
+            self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3), streamed=True,
+                           batch=result.timings.get("requests_in_batch", 1))
+
+    def _run(self, pending: list[_Queued | ServiceError], text: str, speaker_ids: list[str], language: str,
+             started: float) -> list[SynthesisResult]:
+        queued = [item for item in pending if isinstance(item, _Queued)]
+        try:
+            futures = iter(self._submit(queued))
+        except QueueBusy as error:
+            futures, busy = iter(()), ServiceError(str(error), status=503, headers={"Retry-After": "10"})
+            pending = [busy if isinstance(item, _Queued) else item for item in pending]
+        results, failure = [], None
+        for speaker_id, item in zip(speaker_ids, pending):
+            record = self.log.record(text, speaker_id, language)
+            try:
+                result = self._outcome(item, futures)
+            except ServiceError as error:
+                self.log.write(record, started, outcome="error", status=error.status, error=str(error),
+                               **({"error_id": error.error_id} if error.error_id else {}))
+                failure = failure or error
+                continue
+            wall = time.perf_counter() - started
+            self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3),
+                           rtf=round(wall / max(result.duration_s, 1e-6), 3),
+                           batch=result.timings.get("requests_in_batch", 1))
+            results.append(result)
+        if failure is not None:
+            raise failure
+        return results
+
+    @staticmethod
+    def _outcome(item: _Queued | ServiceError | None, futures: Iterator) -> SynthesisResult:
+        if isinstance(item, ServiceError):
+            raise item
+        try:
+            return next(futures).result()
+        except ServiceError:
+            raise
+        except ValueError as error:  # the core refuses in plain English (TextError, bad speaker)
+            raise ServiceError(scrub_paths(str(error))) from error
+        except Exception as error:  # torch and everything else: never shown, logged with an id
+            raise unexpected(error, "synthesizing") from error
+
+    def _checked(self, text: str, speaker_id: str, language: str, options: SynthesisOptions, session: str | None,
+                 progress: ProgressFn | None, token: str | None) -> _Queued:
+        """A request checked completely: text, options, speaker, segments after normalization, conditioning."""
+        if not isinstance(text, str) or not text.strip():
+            raise ServiceError("the text is empty")
+        if len(text) > self.max_chars:
+            raise ServiceError(f"the text has {len(text)} characters; the limit is {self.max_chars}")
+        options = recheck_options(options, self.limits)
+        info = self.access.visible(self.library, speaker_id, session, token)
+        pipeline = self.pipeline()
+        try:  # the pipeline phonemizes again; cheap next to synthesis, and it keeps bad text out of batches
+            sequences = pipeline.frontend.prepare(text, language, pipeline.version_info.symbols, options.split_method)
+        except TextError as error:
+            raise ServiceError(str(error)) from error
+        expected = check_segments([len(s.phone_ids) for s in sequences], [len(s.norm_text) for s in sequences],
+                                  options, self.limits, _bert_chars(pipeline))
+        speaker = self._conditioning(info, pipeline)
+        return _Queued(SynthesisRequest(text, language, speaker, options, progress), expected)
+
+    def _conditioning(self, info: SpeakerInfo, pipeline: VoicePipeline):
+        """The speaker's embeddings (computed on first use); a voice deleted meanwhile is a 404, not a 500."""
+        try:
+            return self.library.conditioning(info.id, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key)
+        except SpeakerNotFound as error:
+            raise ServiceError(f"the voice {info.id!r} was deleted while it was being prepared", status=404) from error
+        except Exception as error:
+            raise unexpected(error, f"preparing the voice {info.id!r}") from error
+
+    def _submit(self, items: list[_Queued]) -> list[Future]:
+        """Futures of the requests' outcomes: from the queue's worker, or (``serve_directly``) served now."""
+        if not self.serve_directly:
+            return self._queue.submit_many(items)
+        futures = [Future() for _ in items]
+        for future, outcome in zip(futures, self._serve(items) if items else []):
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        return futures
+
+    def _serve(self, items: list[_Queued]) -> list[SynthesisResult | Exception]:
+        """One batch through the pipeline; if it fails as a whole, each request alone, so only the culprit fails."""
+        requests = [item.request for item in items]
+        try:
+            outcomes = list(self.pipeline().synthesize_many(requests))
+            if len(outcomes) != len(requests):
+                raise RuntimeError(f"served {len(outcomes)} outcomes for {len(requests)} requests")
+            return outcomes
+        except Exception as error:
+            if len(requests) == 1:
+                return [error]
+            LOGGER.warning("a batch of %d failed as a whole (%r); serving them one by one", len(requests), error)
+            return [self._serve_alone(request) for request in requests]
+
+    def _serve_alone(self, request: SynthesisRequest) -> SynthesisResult | Exception:
+        try:
+            return self.pipeline().synthesize_many([request])[0]
+        except Exception as error:
+            return error
+
+
+
+def _bert_chars(pipeline: VoicePipeline) -> int | None:
+    """Characters one segment may have for the BERT model's position table (None: not known)."""
+    try:
+        return int(pipeline.bert.model.config.max_position_embeddings) - 2
+    except (AttributeError, TypeError, ValueError):
+        return None
