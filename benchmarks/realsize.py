@@ -119,7 +119,8 @@ def in_fresh_thread(run: Callable[[], object]) -> object:
     """``run()`` in a new thread, as ``VoicePipeline.synthesize_stream`` and the app's workers run synthesis.
 
     Timing every mode in the same kind of thread keeps comparisons fair: on a busy shared CPU, a fresh
-    thread decoded the GPT stage about 5x faster than the main thread after ``torch.set_num_threads``.
+    thread decoded the GPT stage 3-8x faster than the main thread after ``torch.set_num_threads(2)``
+    (OpenMP contention; see the commit that added this).
     """
     outcome: dict[str, object] = {}
 
