@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_streaming import time_request  # noqa: E402
 from benchmarks.realsize import (  # noqa: E402
-    PROMPT_TOKENS, RESULTS, TOKENS_PER_SECOND, build_pipeline, clock, peak_memory_gib, random_speaker, results_path,
+    PROMPT_TOKENS, RESULTS, TOKENS_PER_SECOND, build_pipeline, clock, in_fresh_thread, peak_memory_gib, random_speaker,
+    results_path,
 )
 from gsv_core.devices import resolve_device  # noqa: E402
 from gsv_core.models.sampling import SamplingOptions  # noqa: E402
@@ -81,12 +82,12 @@ SMALL = Sizes(gpt_steps=8, sovits_tokens=16, sentence_tokens=40, request_tokens=
 
 
 def median_seconds(run: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median wall seconds of ``run`` over ``repeats`` calls after one warm-up call."""
-    run()
+    """Median wall seconds of ``run`` over ``repeats`` calls after one warm-up call, each in a fresh thread."""
+    in_fresh_thread(run)
     times = []
     for _ in range(repeats):
         started = clock(device)
-        run()
+        in_fresh_thread(run)
         times.append(clock(device) - started)
     return statistics.median(times)
 
@@ -149,9 +150,9 @@ def throughput(pipeline: VoicePipeline, sizes: Sizes) -> dict[str, dict[str, flo
     for count in sizes.concurrency:
         requests = [SynthesisRequest(REQUEST_TEXTS[i % 4], "zh", speakers[i % 4], SynthesisOptions(seed=i, split_method="cut0"))
                     for i in range(count)]
-        pipeline.synthesize_many(requests)
+        in_fresh_thread(lambda: pipeline.synthesize_many(requests))
         started = clock(pipeline.device)
-        outcomes = pipeline.synthesize_many(requests)
+        outcomes = in_fresh_thread(lambda: pipeline.synthesize_many(requests))
         wall = clock(pipeline.device) - started
         failed = [repr(o) for o in outcomes if isinstance(o, Exception)]
         if failed:
