@@ -27,9 +27,9 @@ class SynthesisJob:
     generator: torch.Generator
     conditioning: SpeakerTensors
     sequences: list[PhoneSequence]
-    target_bert: list[torch.Tensor]
     batches: list[list[int]]  # segment indices decoded together, in the order a solo run decodes them
     noise: list[torch.Tensor]  # injected decoder draws still to use
+    target_bert: dict[int, torch.Tensor] = field(default_factory=dict)  # (1024, P) per segment, made when needed
     segments: dict[int, SegmentResult] = field(default_factory=dict)
     decode_calls: int = 0
     streamed: dict[int, list[np.ndarray]] = field(default_factory=dict)  # per segment, the pieces emitted

@@ -225,13 +225,12 @@ class VoicePipeline:
         report = request.progress or (lambda fraction, message: None)
         report(0.0, "reading the text")
         sequences = self.frontend.prepare(request.text, request.language, self.version_info.symbols, options.split_method)
-        target_bert = [self.bert.sequence_features(seq.parts) for seq in sequences]
         split_bucket = options.split_bucket and options.speed == 1.0 and options.stream is None  # as upstream
         batch_size = 1 if options.stream == "chunks" else options.batch_size
         batches = bucket_batches([len(s.norm_text) for s in sequences], batch_size, options.batch_threshold, split_bucket)
         seed, generator = self._seeded(options)
         noise = [torch.as_tensor(np.asarray(draw), device=self.device) for draw in request.decode_noise or ()]
-        return SynthesisJob(request, seed, generator, self._conditioning(request.speaker), sequences, target_bert, batches, noise)
+        return SynthesisJob(request, seed, generator, self._conditioning(request.speaker), sequences, batches, noise)
 
     def _run_wave(self, jobs: dict[int, SynthesisJob], wave: int) -> dict[int, Exception]:
         """The ``wave``-th batch of segments of every job: GPT stage as one batch, then each job's decoder calls.
@@ -273,6 +272,8 @@ class VoicePipeline:
     def _decode_row(self, job: SynthesisJob, segment: int) -> DecodeRow:
         conditioning = job.conditioning
         phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device)
+        if segment not in job.target_bert:  # when the segment's turn comes: the first audio need not wait for all
+            job.target_bert[segment] = self.bert.sequence_features(job.sequences[segment].parts)
         bert = job.target_bert[segment].to(self.device)
         if conditioning.prompt_phones is not None:
             phones = torch.cat([conditioning.prompt_phones, phones])
