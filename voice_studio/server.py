@@ -26,7 +26,7 @@ _FLAGS = (
     ("--host", ("GSV_HOST", "GRADIO_SERVER_NAME"), "interface to listen on (0.0.0.0 on a Hugging Face Space)"),
     ("--port", ("GSV_PORT", "GRADIO_SERVER_PORT", "PORT"), "port to listen on"),
     ("--device", "GSV_DEVICE", "auto, cpu, cuda, cuda:N or mps (auto: CUDA when present)"),
-    ("--precision", "GSV_PRECISION", "auto, fp32, fp16 or bf16 (auto: fp16 on CUDA, else fp32)"),
+    ("--precision", "GSV_PRECISION", "auto, fp32, fp16, bf16 or int8 (auto: fp16 on CUDA, else fp32; int8: the fast CPU mode)"),
     ("--max-chars", "GSV_MAX_CHARS", "characters per request"),
     ("--max-batch", "GSV_MAX_BATCH", "synthesis requests served together (1: one at a time)"),
 )
@@ -52,17 +52,21 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
 def _pipeline_loader(args: argparse.Namespace):
     def load(progress):
         from gsv_core.devices import resolve_placement
+        from gsv_core.fast_cpu import quantize_for_cpu
         from gsv_core.hub import resolve_model_files
         from gsv_core.pipeline import VoicePipeline
 
         official = Path(args.official_data) if args.official_data else None
         placement = resolve_placement(args.device, args.precision)
         if args.t2s and args.sovits and args.hubert and args.bert:
-            return VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
-                                            Path(args.sv) if args.sv else None, device=placement.device,
-                                            dtype=placement.dtype, official_data=official)
-        files = resolve_model_files(args.version, progress=progress)
-        return VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype, official_data=official)
+            pipeline = VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
+                                                Path(args.sv) if args.sv else None, device=placement.device,
+                                                dtype=placement.dtype, official_data=official)
+        else:
+            files = resolve_model_files(args.version, progress=progress)
+            pipeline = VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype,
+                                                official_data=official)
+        return quantize_for_cpu(pipeline) if placement.int8 else pipeline
 
     return load
 
