@@ -16,6 +16,8 @@ its float32 weights:
 
 The wrapper changes modules in place right after loading, before the pipeline is shared;
 it copies no model code. See ``benchmarks/bench_cpu.py`` for speed and agreement figures.
+``torch.ao.quantization`` is marked deprecated in favour of torchao but works in the pinned
+torch (the tests run it); torchao's int8 dynamic quantization is the way on once it goes.
 """
 
 from __future__ import annotations
