@@ -32,6 +32,15 @@ def test_int8_on_a_gpu_is_a_clear_error():
         resolve_precision("int8", torch.device("cuda"))
 
 
+def test_the_app_refuses_int8_on_a_gpu(monkeypatch):
+    from voice_studio.server import main as serve
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SystemExit, match="int8.*CPU only"):
+        serve(["--device", "cuda", "--precision", "int8"])
+
+
 def test_quantize_linears_refuses_half_precision_weights():
     with pytest.raises(ValueError, match="float32"):
         quantize_linears(nn.Sequential(nn.Linear(4, 4)).half())
