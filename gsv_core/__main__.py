@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--official-data", type=Path, help="folder with the official dictionary files")
     synth.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     synth.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when present)")
-    synth.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp16 on CUDA, else fp32)")
+    synth.add_argument("--precision", default="auto",
+                       help="auto, fp32, fp16, bf16 or int8 (auto: fp16 on CUDA, else fp32; int8: the fast CPU mode)")
     synth.add_argument("--out", type=Path, required=True, help="output WAV (16-bit)")
     synth.add_argument("--dump", type=Path, help="write intermediate arrays to this .npz")
     return parser
@@ -77,6 +78,7 @@ def _synth(args: argparse.Namespace) -> None:
 
     from .audio import to_int16
     from .devices import resolve_placement
+    from .fast_cpu import quantize_for_cpu
     from .pipeline import VoicePipeline
     from .synthesis import SynthesisOptions
 
@@ -91,6 +93,8 @@ def _synth(args: argparse.Namespace) -> None:
         args.t2s, args.sovits, args.hubert, args.bert, args.sv, device=placement.device, dtype=placement.dtype,
         official_data=args.official_data,
     )
+    if placement.int8:
+        pipeline = quantize_for_cpu(pipeline)
     speaker = pipeline.prepare_speaker(
         args.ref_audio, args.ref_text, args.ref_lang, sv_embedding=sv_embeddings[0] if sv_embeddings else None,
         aux_audio=args.aux_ref_audio, aux_sv_embeddings=sv_embeddings[1:] if sv_embeddings else None,

@@ -27,7 +27,7 @@ _FLAGS = (
     ("--host", ("GSV_HOST", "GRADIO_SERVER_NAME"), "interface to listen on (0.0.0.0 on a Hugging Face Space)"),
     ("--port", ("GSV_PORT", "GRADIO_SERVER_PORT", "PORT"), "port to listen on"),
     ("--device", "GSV_DEVICE", "auto, cpu, cuda, cuda:N or mps (auto: CUDA when present)"),
-    ("--precision", "GSV_PRECISION", "auto, fp32, fp16 or bf16 (auto: fp16 on CUDA, else fp32)"),
+    ("--precision", "GSV_PRECISION", "auto, fp32, fp16, bf16 or int8 (auto: fp16 on CUDA, else fp32; int8: the fast CPU mode)"),
     ("--max-chars", "GSV_MAX_CHARS", "characters per request"),
     ("--max-batch", "GSV_MAX_BATCH", "synthesis requests served together (1: one at a time)"),
     ("--max-waiting", "GSV_MAX_WAITING", "synthesis requests waiting; past it, 503 busy"),
@@ -107,6 +107,7 @@ def limits_from(args: argparse.Namespace):
 def _pipeline_loader(args: argparse.Namespace):
     def load(progress):
         from gsv_core.devices import resolve_placement
+        from gsv_core.fast_cpu import quantize_for_cpu
         from gsv_core.hub import resolve_model_files
         from gsv_core.pipeline import VoicePipeline
 
@@ -119,9 +120,11 @@ def _pipeline_loader(args: argparse.Namespace):
             if pipeline.version_info.uses_sv and pipeline.speaker_encoder is None:  # else every add would fail
                 raise ValueError(f"{Path(args.sovits).name} is a {pipeline.version} model, which needs the "
                                  "speaker-verification checkpoint: start the app with --sv too")
-            return pipeline
-        files = resolve_model_files(args.version, progress=progress)
-        return VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype, official_data=official)
+        else:
+            files = resolve_model_files(args.version, progress=progress)
+            pipeline = VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype,
+                                                official_data=official)
+        return quantize_for_cpu(pipeline) if placement.int8 else pipeline
 
     return load
 

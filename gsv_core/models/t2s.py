@@ -73,8 +73,8 @@ def sine_positions(start: int, count: int, dim: int) -> torch.Tensor:
 SMALL_BATCH_ROWS = 8
 
 
-def project(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    """``linear(x)`` for x (..., D_in); a few rows on the CPU go as W @ x^T.
+def project(x: torch.Tensor, linear: nn.Module) -> torch.Tensor:
+    """``linear(x)`` for x (..., D_in); a few rows on the CPU go as W @ x^T (plain ``nn.Linear`` only).
 
     Decoding steps have one row per live sequence. CPU BLAS runs ``W @ x^T`` as a
     matrix-vector product that reads W once however many rows there are, while
@@ -84,7 +84,7 @@ def project(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     """
     rows = x.reshape(-1, x.shape[-1])
     count = rows.shape[0]
-    if count > SMALL_BATCH_ROWS or rows.device.type != "cpu":
+    if count > SMALL_BATCH_ROWS or rows.device.type != "cpu" or not isinstance(linear, nn.Linear):
         return linear(x)
     weight, bias = linear.weight, linear.bias
     if count == 1:

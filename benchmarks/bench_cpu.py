@@ -1,0 +1,140 @@
+"""CPU figures in one run: our previous code, float32 now, and the fast CPU mode (int8).
+
+    python benchmarks/bench_cpu.py [--rounds 2] [--threads 2] [--previous c3706a9]
+
+"Our previous code" is the ``gsv_core`` of commit ``--previous`` (c3706a9), unpacked by
+``git archive`` into a temporary folder and measured in this same run; it is not the
+official GPT-SoVITS. Each configuration runs in a fresh subprocess (``cpu_worker.py``),
+configurations alternating round by round so that load from other processes hits all of
+them alike; the best round per figure is reported (the least disturbed; all rounds are
+in the JSON), the median for memory. Per stage: text frontend (cold start,
+warm sentence), BERT (one ~50-character sentence), GPT ms/token at batch 1, SoVITS
+v2ProPlus s per audio s; end to end: one v2ProPlus synthesis of 10 s of audio (RTF), and
+each process's peak resident memory. A last subprocess measures int8 against float32 on
+identical inputs. Models are real-size with random weights built from
+../shared/gsv-reference/shapes; nothing is downloaded. JSON goes to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPES = ROOT.parent / "shared" / "gsv-reference" / "shapes"
+TINY_BERT = ROOT.parent / "shared" / "gsv-reference" / "models" / "chinese-roberta-tiny"
+CONFIGS = ("previous", "fp32", "int8")
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def make_assets(folder: Path) -> None:
+    """Real-size random BERT-large and HuBERT-base folders, the s1/s2 configs and a reference clip.
+
+    The BERT folder takes the tiny golden model's tokenizer (184 entries): the real one
+    is not here, and characters it lacks become [UNK], one token each, as many as before.
+    """
+    import soundfile as sf
+    import torch
+    from transformers import BertConfig, BertModel, HubertConfig, HubertModel
+
+    torch.manual_seed(0)
+    bert_config = json.loads((SHAPES / "chinese-roberta-wwm-ext-large.json").read_text())["config_assumed"]
+    BertModel(BertConfig(**bert_config), add_pooling_layer=False).save_pretrained(folder / "bert")
+    for name in TOKENIZER_FILES:
+        shutil.copy(TINY_BERT / name, folder / "bert" / name)
+    hubert_config = json.loads((SHAPES / "chinese-hubert-base.json").read_text())["config_assumed"]
+    HubertModel(HubertConfig(**hubert_config)).save_pretrained(folder / "hubert")
+    shapes = {"s1": json.loads((SHAPES / "s1_v2.json").read_text())["config"],
+              "s2": json.loads((SHAPES / "s2_v2ProPlus.json").read_text())["config"]}
+    (folder / "shapes.json").write_text(json.dumps(shapes))
+    seconds = np.arange(6 * 32000) / 32000
+    voice = 0.3 * np.sin(2 * np.pi * 180 * seconds) * (1 + np.sin(2 * np.pi * 3 * seconds)) / 2
+    sf.write(folder / "reference.wav", voice.astype(np.float32), 32000)
+
+
+def unpack_previous(commit: str, folder: Path) -> Path:
+    """Our code at ``commit`` (its gsv_core package only), unpacked under ``folder``."""
+    folder.mkdir()
+    archive = subprocess.run(["git", "archive", commit, "gsv_core"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def run_worker(config: str, code: Path, assets: Path, threads: int) -> dict:
+    command = [sys.executable, str(ROOT / "benchmarks" / "cpu_worker.py"), config, "--code", str(code),
+               "--assets", str(assets), "--threads", str(threads)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"{config} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarize(runs: list[dict]) -> dict:
+    """The best round for times (the one other processes disturbed least), the median for memory."""
+    keys = [key for key, value in runs[0].items() if isinstance(value, (int, float))]
+    return {key: (statistics.median if key == "peak_rss_GiB" else min)(run[key] for run in runs) for key in keys}
+
+
+ROWS = (  # (label, key, format)
+    ("text frontend, cold start (s)", "frontend_cold_s", "{:.2f}"),
+    ("text frontend, warm sentence (ms)", "frontend_warm_ms", "{:.1f}"),
+    ("BERT, one sentence (s)", "bert_s", "{:.3f}"),
+    ("GPT, batch 1 (ms/token)", "gpt_ms_per_token", "{:.1f}"),
+    ("SoVITS v2ProPlus (s per audio s)", "sovits_s_per_audio_s", "{:.3f}"),
+    ("whole synthesis, 10 s of audio (s)", "e2e_s", "{:.2f}"),
+    ("whole synthesis RTF", "e2e_rtf", "{:.2f}"),
+    ("peak memory (GiB)", "peak_rss_GiB", "{:.2f}"),
+)
+
+
+def table(results: dict[str, dict]) -> str:
+    header = f"{'':38s}" + "".join(f"{name:>14s}" for name in results)
+    lines = [header]
+    for label, key, fmt in ROWS:
+        lines.append(f"{label:38s}" + "".join(f"{fmt.format(r[key]):>14s}" for r in results.values()))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--previous", default="c3706a9", help="commit of 'our previous code'")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench_cpu_") as temp:
+        assets, previous = Path(temp) / "assets", unpack_previous(args.previous, Path(temp) / "previous")
+        make_assets(assets)
+        code = {"previous": previous, "fp32": ROOT, "int8": ROOT}
+        runs: dict[str, list[dict]] = {config: [] for config in CONFIGS}
+        for round_index in range(args.rounds):
+            for config in CONFIGS:
+                runs[config].append(run_worker(config, code[config], assets, args.threads))
+                print(f"round {round_index + 1}: {config} done", file=sys.stderr)
+        quality = run_worker("quality", ROOT, assets, args.threads)
+    results = {("previous (c3706a9)" if name == "previous" else name): summarize(run) for name, run in runs.items()}
+    report = {"threads": args.threads, "rounds": args.rounds, "previous_commit": args.previous,
+              "load_average_before": load_before, "load_average_after": os.getloadavg(),
+              "cpu_count": os.cpu_count(), "summary": results, "runs": runs, "quality_int8_vs_fp32": quality}
+    print(table(results))
+    print(json.dumps({"quality_int8_vs_fp32": quality, "load_average_before": load_before,
+                      "load_average_after": report["load_average_after"]}, indent=1))
+    out = ROOT / "benchmarks" / "results" / f"bench_cpu_{time.strftime('%Y%m%d_%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""One configuration of ``bench_cpu.py``, measured in a process of its own (for its peak memory).
+
+    python benchmarks/cpu_worker.py CONFIG --code ROOT --assets DIR [--threads 2]
+
+CONFIG is ``previous``, ``fp32`` or ``int8`` (timings of the ``gsv_core`` found under ROOT),
+or ``quality`` (int8 against float32 on the same inputs, current code). Prints one JSON
+object. Models are real-size with random weights: the GPT stage and the v2ProPlus decoder
+from the shape manifests, BERT-large and HuBERT-base from the folders ``bench_cpu.py``
+saved under DIR. Random GPT weights never choose EOS (its head row is set to -1, as in
+``bench_models.py``), so decoding runs a fixed number of steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SENTENCE = "今天的天气非常好，我们一起去公园散步，看看湖边的花草树木，再找一家安静的小店喝杯茶，聊聊最近的生活和工作。"
+REFERENCE_TEXT = "这是一段用来测试的参考音频。"
+E2E_TOKENS = 250  # 10 s of audio at 25 tokens per second
+GPT_TOKENS = 60
+SOVITS_TOKENS = 125  # 5 s of audio
+REPEATS = 3
+
+
+def _median_seconds(run, repeats: int = REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build_pipeline(assets: Path, frontend):
+    """A VoicePipeline of real-size random models, with this code's own feature loaders."""
+    from gsv_core.features.bert import BertFeatures
+    from gsv_core.features.ssl import HubertFeatures
+    from gsv_core.models.sovits import SoVITS, SynthesizerConfig
+    from gsv_core.models.t2s import T2SConfig, Text2Semantic
+    from gsv_core.pipeline import VoicePipeline
+    from gsv_core.versions import VERSIONS
+
+    shapes = json.loads((assets / "shapes.json").read_text())
+    torch.manual_seed(0)
+    t2s = Text2Semantic(T2SConfig.from_checkpoint_config(shapes["s1"])).eval()
+    with torch.no_grad():
+        t2s.semantic_head.weight[t2s.config.eos] = -1.0
+    info = VERSIONS["v2ProPlus"]
+    sovits = SoVITS(SynthesizerConfig.from_checkpoint_config(shapes["s2"], info.uses_sv), info).eval()
+    return VoicePipeline(version=info, t2s=t2s, sovits=sovits, hubert=HubertFeatures(assets / "hubert"),
+                         bert=BertFeatures(assets / "bert"), speaker_encoder=None, frontend=frontend, device="cpu")
+
+
+def gpt_ms_per_token(t2s) -> float:
+    """Decoding time per token at batch 1 (80 phones, 150 prompt tokens, greedy), prefill excluded."""
+    from gsv_core.models.sampling import SamplingOptions
+
+    generator = torch.Generator().manual_seed(1)
+    phones, bert = torch.randint(0, 732, (80,), generator=generator), torch.randn(1024, 80, generator=generator)
+    prompt = torch.randint(0, 1024, (150,), generator=generator)
+    greedy = SamplingOptions(top_k=1)
+    try:
+        from gsv_core.models.t2s import DecodeRow
+    except ImportError:  # our previous code: one request's rows as lists
+        def generate(steps):
+            return t2s.generate([phones], [bert], prompt, greedy, max_steps=steps)
+    else:
+        def generate(steps):
+            return t2s.generate([DecodeRow(phones, bert, prompt, greedy)], max_steps=steps)
+    generate(GPT_TOKENS + 1)  # warm-up
+    prefill = _median_seconds(lambda: generate(1))
+    total = _median_seconds(lambda: generate(GPT_TOKENS + 1))
+    return 1000 * (total - prefill) / GPT_TOKENS
+
+
+def sovits_s_per_audio_s(sovits) -> float:
+    generator = torch.Generator().manual_seed(2)
+    codes = torch.randint(0, 1024, (1, 1, SOVITS_TOKENS), generator=generator)
+    phones = torch.randint(0, 732, (1, 60), generator=generator)
+    ge = torch.randn(1, sovits.config.gin_channels, 1, generator=generator)
+    with torch.inference_mode():
+        decode = functools.partial(sovits.decode, codes, phones, ge, generator=torch.Generator().manual_seed(0))
+        decode()  # warm-up
+        seconds = _median_seconds(decode)
+    return seconds / (SOVITS_TOKENS * sovits.samples_per_token / 32000)
+
+
+def timings(config: str, assets: Path) -> dict:
+    """Per-stage and end-to-end timings of one configuration, and its peak memory."""
+    from gsv_core.synthesis import SynthesisOptions
+    from gsv_core.text.frontend import TextFrontend
+
+    start = time.perf_counter()
+    frontend = TextFrontend.load()
+    sequence = frontend.phonemize(SENTENCE, "zh", "v2")
+    report = {"frontend_cold_s": time.perf_counter() - start,
+              "frontend_warm_ms": 1000 * _median_seconds(lambda: frontend.phonemize(SENTENCE, "zh", "v2"), 5)}
+    pipeline = build_pipeline(assets, frontend)
+    if config == "int8":
+        from gsv_core.fast_cpu import quantize_for_cpu
+
+        quantize_for_cpu(pipeline)
+    pipeline.bert.sequence_features(sequence.parts)  # warm-up
+    report["bert_s"] = _median_seconds(lambda: pipeline.bert.sequence_features(sequence.parts))
+    report["gpt_ms_per_token"] = gpt_ms_per_token(pipeline.t2s)
+    report["sovits_s_per_audio_s"] = sovits_s_per_audio_s(pipeline.sovits)
+    sv = torch.randn(1, 20480, generator=torch.Generator().manual_seed(3)).numpy()
+    speaker = pipeline.prepare_speaker(str(assets / "reference.wav"), REFERENCE_TEXT, "zh", sv_embedding=sv)
+    pipeline.t2s.generate = functools.partial(pipeline.t2s.generate, max_steps=E2E_TOKENS)  # random weights: no EOS
+    options = SynthesisOptions(seed=1, split_method="cut0")
+    start = time.perf_counter()
+    result = pipeline.synthesize(SENTENCE, "zh", speaker, options)
+    elapsed = time.perf_counter() - start
+    report.update(e2e_s=elapsed, e2e_audio_s=result.duration_s, e2e_rtf=elapsed / result.duration_s,
+                  peak_rss_GiB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    return report
+
+
+def quality(assets: Path) -> dict:
+    """int8 against float32 on identical inputs: GPT logits teacher-forced, BERT features."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from gsv_core.fast_cpu import quantize_linears, teacher_forced_logits
+    from gsv_core.models.sampling import SamplingOptions
+    from gsv_core.models.t2s import DecodeRow
+    from gsv_core.text.frontend import TextFrontend
+
+    pipeline = build_pipeline(assets, TextFrontend.load())
+    fp32 = pipeline.t2s
+    int8 = copy.deepcopy(fp32)
+    quantize_linears(int8.layers)
+    generator = torch.Generator().manual_seed(4)
+    phones, bert = torch.randint(0, 732, (80,), generator=generator), torch.randn(1024, 80, generator=generator)
+    prompt = torch.randint(0, 1024, (150,), generator=generator)
+    row = DecodeRow(phones, bert, prompt, SamplingOptions(), torch.Generator().manual_seed(5))
+    tokens = torch.cat([prompt, fp32.generate([row], max_steps=200)[0]])  # what float32 decoding sampled
+    expected, got = (teacher_forced_logits(model, phones, bert, tokens, len(prompt))[:-1] for model in (fp32, int8))
+    parts = pipeline.frontend.phonemize(SENTENCE, "zh", "v2").parts
+    bert_fp32 = pipeline.bert.sequence_features(parts)
+    quantize_linears(pipeline.bert.model.encoder)
+    bert_int8 = pipeline.bert.sequence_features(parts)
+    return {
+        "gpt_steps": len(expected),
+        "gpt_top1_agreement": float((expected.argmax(-1) == got.argmax(-1)).float().mean()),
+        "gpt_logit_cosine_mean": float(F.cosine_similarity(expected, got, dim=-1).mean()),
+        "gpt_logit_cosine_min": float(F.cosine_similarity(expected, got, dim=-1).min()),
+        "bert_feature_cosine_min": float(F.cosine_similarity(bert_fp32, bert_int8, dim=0).min()),
+        "bert_snr_db": float(10 * torch.log10(bert_fp32.pow(2).sum() / (bert_fp32 - bert_int8).pow(2).sum())),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", choices=("previous", "fp32", "int8", "quality"))
+    parser.add_argument("--code", type=Path, required=True, help="project root whose gsv_core is measured")
+    parser.add_argument("--assets", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.code))
+    torch.set_num_threads(args.threads)
+    report = quality(args.assets) if args.config == "quality" else timings(args.config, args.assets)
+    print(json.dumps({"config": args.config, **report}))
+
+
+if __name__ == "__main__":
+    main()

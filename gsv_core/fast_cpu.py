@@ -1,0 +1,78 @@
+"""Fast CPU mode: int8 weights for the Linear layers of the GPT stage and of BERT.
+
+A GPT decoding step at batch 1 reads every weight of the 24 transformer layers once to
+make one token, so on a CPU its time is bounded by memory traffic (about 310 MB of
+float32 per token). PyTorch dynamic quantization stores those Linear weights as int8 (one
+scale per output channel) and quantizes each activation row on the fly, which reads a
+quarter of the bytes; BERT's Linear layers get the same treatment. Everything else keeps
+its float32 weights:
+
+* the GPT stage's embeddings, ``bert_proj`` and ``semantic_head`` (the logits: small, and
+  where rounding would move the sampled token most directly);
+* the SoVITS decoder, HuBERT and the speaker-verification model. The decoder's time is
+  almost all in the convolutions of its generator, which dynamic quantization does not
+  cover (it quantizes Linear layers only) and whose errors would be heard directly; HuBERT
+  and ERes2NetV2 run once per reference voice, not per synthesis.
+
+The wrapper changes modules in place right after loading, before the pipeline is shared;
+it copies no model code. See ``benchmarks/bench_cpu.py`` for speed and agreement figures.
+``torch.ao.quantization`` is marked deprecated in favour of torchao but works in the pinned
+torch (the tests run it); torchao's int8 dynamic quantization is the way on once it goes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .models.t2s import Text2Semantic
+from .pipeline import VoicePipeline
+
+QUANTIZED_DTYPE = torch.qint8
+
+
+def quantize_linears(module: nn.Module) -> nn.Module:
+    """Swap every ``nn.Linear`` inside ``module`` (not ``module`` itself) for a dynamic int8 one, in place."""
+    if any(parameter.device.type != "cpu" for parameter in module.parameters()):
+        raise ValueError("int8 weights run on the CPU only; load the models with device='cpu'")
+    if any(parameter.dtype != torch.float32 for parameter in module.parameters()):
+        raise ValueError("int8 weights are made from float32 models; load the models with dtype=torch.float32")
+    torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=QUANTIZED_DTYPE, inplace=True)
+    return module
+
+
+def quantize_for_cpu(pipeline: VoicePipeline) -> VoicePipeline:
+    """The fast CPU mode: int8 Linear weights in the GPT stage's layers and in BERT, in place.
+
+    Call it once on a freshly loaded float32 CPU pipeline, before any synthesis; the
+    same pipeline is returned. Its outputs then differ slightly from float32 (see the
+    module docstring for what is left in float32 and why).
+    """
+    if pipeline.device.type != "cpu":
+        raise ValueError(f"int8 weights run on the CPU only, not on {pipeline.device}")
+    quantize_linears(pipeline.t2s.layers)
+    quantize_linears(pipeline.bert.model.encoder)
+    return pipeline
+
+
+@torch.inference_mode()
+def teacher_forced_logits(model: Text2Semantic, phones: torch.Tensor, bert: torch.Tensor,
+                          tokens: torch.Tensor, prompt_length: int) -> torch.Tensor:
+    """The GPT stage's logits for every generated position of a given sequence, in one pass.
+
+    phones (P,), bert (1024, P), tokens (T,) = prompt tokens then generated ones; returns
+    (T - prompt_length + 1, vocab): row i is the distribution the model gives for generated
+    token i when tokens before it are fed, which is how decoding sees them. Used to compare
+    int8 with float32 on identical inputs (the model's own embedding and layer calls,
+    mirroring one row of ``Text2Semantic._prefill`` without padding).
+    """
+    text = model._embed_text(phones, bert)
+    semantic = model._embed_semantic(tokens.view(1, -1), 0)[0]
+    xy = torch.cat([text, semantic]).unsqueeze(0)
+    total, text_length = xy.shape[1], len(phones)
+    index = torch.arange(total)
+    is_token = index >= text_length
+    visible = (~is_token).view(1, -1) | (is_token.view(1, -1) & is_token.view(-1, 1) & (index.view(1, -1) <= index.view(-1, 1)))
+    mask = torch.zeros(visible.shape).masked_fill_(~visible, float("-inf")).view(1, 1, total, total)
+    hidden = model._run(xy, model.new_cache(1, total), mask)[0, text_length + prompt_length - 1 :]
+    return model.semantic_head(hidden)

@@ -1,0 +1,111 @@
+"""The fast CPU mode (--precision int8): where it is allowed, what it quantizes, and that it
+decodes the public cases' tokens end to end through the command line."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gsv_core.__main__ import main
+from gsv_core.devices import resolve_placement, resolve_precision
+from gsv_core.fast_cpu import quantize_linears, teacher_forced_logits
+from gsv_core.models.t2s import DecodeRow, T2SConfig, Text2Semantic, load_t2s, project
+from gsv_core.models.sampling import SamplingOptions
+from test_pipeline_parity import CASES, _argv
+
+TINY = T2SConfig(vocab_size=65, phoneme_vocab_size=40, embedding_dim=32, hidden_dim=32, num_heads=2, num_layers=2, eos=64)
+
+
+def test_int8_is_a_cpu_placement_in_float32():
+    placement = resolve_placement("cpu", "int8")
+    assert placement.int8 and placement.dtype == torch.float32 and placement.precision == "int8"
+    assert not resolve_placement("cpu", "fp32").int8
+
+
+def test_int8_on_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="int8.*CPU only"):
+        resolve_precision("int8", torch.device("cuda"))
+
+
+def test_the_app_refuses_int8_on_a_gpu(monkeypatch):
+    from voice_studio.server import main as serve
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SystemExit, match="int8.*CPU only"):
+        serve(["--device", "cuda", "--precision", "int8"])
+
+
+def test_quantize_linears_refuses_half_precision_weights():
+    with pytest.raises(ValueError, match="float32"):
+        quantize_linears(nn.Sequential(nn.Linear(4, 4)).half())
+
+
+def test_quantized_layers_go_through_project_and_decode():
+    torch.manual_seed(0)
+    model = Text2Semantic(TINY).eval()
+    quantize_linears(model.layers)
+    assert not isinstance(model.layers[0].qkv, nn.Linear) and isinstance(model.semantic_head, nn.Linear)
+    x = torch.randn(1, 1, 32)
+    assert project(x, model.layers[0].ffn_in).shape == (1, 1, 128)
+    row = DecodeRow(torch.randint(0, 40, (6,)), torch.randn(1024, 6), torch.randint(0, 64, (4,)), SamplingOptions(top_k=1))
+    tokens = model.generate([row], max_steps=20)[0]
+    assert 0 < len(tokens) <= 20 and int(tokens.max()) < 64
+
+
+# Teacher-forced on the official tokens of the public cases, the tiny GPT (hidden 96, 3
+# layers) in int8 picks the float32 model's top token at 94.4% (v2_zh), 98.1%, 96.5% and
+# 98.8% of the positions, with per-step logit cosines of at least 0.99992 (measured). Its
+# logits are flat (random-like weights), so near-ties flip; the real model's figures are in
+# benchmarks/bench_cpu.py. Floors with some margin:
+TOP1_FLOOR = 0.90
+COSINE_FLOOR = 0.9995
+CASE_NAMES = ["v2_zh", "v2ProPlus_zh", "v2_zh_en_mixed", "v2Pro_zh"]
+
+
+def test_int8_gpt_agrees_with_float32_on_the_public_tokens(reference_dir):
+    fp32 = load_t2s(reference_dir / "models" / "s1-tiny.ckpt")
+    int8 = copy.deepcopy(fp32)
+    quantize_linears(int8.layers)  # what quantize_for_cpu does to the GPT stage
+    for case in CASE_NAMES:
+        golden = np.load(reference_dir / "cases" / case / "intermediates.npz")
+        phones = torch.as_tensor(golden["t2s_all_phoneme_ids"]).view(-1)
+        tokens = torch.as_tensor(golden["t2s_y_full"]).view(-1)
+        bert = torch.cat([torch.as_tensor(golden["prompt_bert"]), torch.as_tensor(golden["target_bert_0"])], dim=1)
+        prompt = golden["prompt_semantic"].size
+        expected, got = (teacher_forced_logits(model, phones, bert, tokens, prompt) for model in (fp32, int8))
+        assert (expected.argmax(-1) == got.argmax(-1)).float().mean() >= TOP1_FLOOR, case
+        assert F.cosine_similarity(expected, got, dim=-1).min() >= COSINE_FLOOR, case
+
+
+# Free-running, a flipped near-tie changes every later token (the int8 CLI's first
+# difference from the official tokens: generated token 23 of v2_zh, 37 of v2ProPlus_zh).
+SAME_PREFIX = 10
+
+
+@pytest.mark.parametrize("case", ["v2_zh", "v2ProPlus_zh"])
+def test_int8_cli_runs_end_to_end(case, reference_dir, tmp_path):
+    case_dir, models = reference_dir / "cases" / case, reference_dir / "models"
+    golden = np.load(case_dir / "intermediates.npz")
+    inputs = json.loads((case_dir / "inputs.json").read_text())["inputs"]
+    np.savez(tmp_path / "noise.npz", decode_noise_0=golden["decode_noise"])
+    argv = _argv(case_dir, models, CASES[case], inputs, tmp_path, reference_dir)
+    noise = argv.index("--noise")  # the official draws fit the official token count only
+    argv = argv[:noise] + argv[noise + 2 :] + ["--precision", "int8", "--device", "cpu"]
+    if "sv_embedding" in golden:
+        np.save(tmp_path / "sv.npy", golden["sv_embedding"])
+        argv += ["--sv-embedding", str(tmp_path / "sv.npy")]
+    assert main(argv) == 0
+    dump = np.load(tmp_path / "dump.npz")
+    np.testing.assert_array_equal(dump["prompt_semantic"], golden["prompt_semantic"])  # HuBERT stays float32
+    # (the tiny BERT keeps no encoder layer once cut at hidden_states[-3], so its features are exact here)
+    prompt = golden["prompt_semantic"].size
+    ours, official = dump["t2s_y_full"].ravel()[prompt:], golden["t2s_y_full"].ravel()[prompt:]
+    np.testing.assert_array_equal(ours[:SAME_PREFIX], official[:SAME_PREFIX])
+    audio, rate = sf.read(tmp_path / "out.wav", dtype="int16")
+    assert rate == 32000 and len(audio) >= len(ours) * 1280 and np.abs(audio).max() > 0  # 1280 samples per token
