@@ -6,6 +6,7 @@ clear message where Chromium is not installed. A screenshot lands in tests/artif
 
 import io
 import re
+import time
 import shutil
 from pathlib import Path
 
@@ -307,3 +308,34 @@ def test_japanese_is_offered_and_spoken(live_url, reference_dir):
         page.get_by_role("button", name="Synthesize").click()
         expect(page.get_by_text("real-time factor")).to_be_visible(timeout=180_000)
         page.screenshot(path=str(ARTIFACTS / "browser_japanese.png"), full_page=True)
+
+
+def test_the_page_plays_the_voice_while_it_is_made(live_url, reference_dir):
+    """The live player receives the voice in several pieces (HLS segments) before the synthesis ends."""
+    from playwright.sync_api import expect
+
+    _add_over_rest(live_url, reference_dir, "Live voice")
+    playlists: list[tuple[float, int]] = []  # (when, how many pieces the live playlist listed)
+    segments: list[tuple[float, str]] = []  # (when, which piece the player fetched)
+
+    def on_response(response) -> None:
+        if "/stream/" in response.url and response.url.endswith(".m3u8"):
+            playlists.append((time.monotonic(), response.text().count(".aac")))
+        elif "/stream/" in response.url and response.url.endswith(".aac"):
+            segments.append((time.monotonic(), response.url))
+
+    text = ("你好，欢迎使用语音合成。今天天气很好，我们一起去公园散步吧！晚上回到家里，妈妈做了饭，大家一起吃。"
+            "第二天早上，我们起得很早，一起去爬山，风景非常美。山顶上的空气特别清新，我们在那里休息了很久。"
+            "下午我们去了图书馆，里面非常安静，大家都在认真地看书。")  # long: the player polls several times
+    with open_page(live_url, locale="en-US") as page:
+        page.on("response", on_response)
+        voice = page.get_by_label("Voice", exact=True)
+        voice.click()
+        page.get_by_role("option", name=re.compile("^Live voice")).click()
+        page.get_by_label("Text", exact=True).fill(text)
+        page.get_by_role("button", name="Synthesize").click()
+        expect(page.get_by_text("real-time factor")).to_be_visible(timeout=180_000)
+        done = time.monotonic()
+    listed = max((count for when, count in playlists if when < done), default=0)
+    fetched = len({url for when, url in segments if when < done})
+    assert max(listed, fetched) >= 2, (playlists, segments)  # several pieces arrived before the synthesis ended

@@ -224,7 +224,8 @@ def test_manage_voices_from_the_ui(server):
     assert str(exported).endswith(".zip")  # deleting from the page: test_browser.py (not a public endpoint)
 
 
-PUBLIC_ENDPOINTS = {"/list_speakers", "/synthesize", "/add_speaker", "/compare", "/rename_voice", "/export_voice"}
+PUBLIC_ENDPOINTS = {"/list_speakers", "/synthesize", "/synthesize_stream", "/add_speaker", "/compare", "/rename_voice",
+                    "/export_voice"}
 
 
 def test_only_documented_endpoints_are_public_and_return_plain_values(server):
@@ -279,3 +280,18 @@ def test_server_log_has_no_traceback_for_user_errors_and_no_audio_conversion_war
     refusals = [r.getMessage() for r in caplog.records if r.name == "voice_studio.ui"]
     assert refusals == ["refused: the text is empty"]  # one line per refusal
     assert not [w for w in caught if "16-bit int" in str(w.message)]  # int16 audio handed to Gradio
+
+
+def test_gradio_client_iterates_the_streamed_pieces(server):
+    from gradio_client import Client
+
+    base, _, reference_dir, _ = server
+    speaker_id = _add(base, reference_dir, "Client stream").json()["id"]
+    client = Client(base + "/", verbose=False)
+    job = client.submit(speaker_id, "你好，欢迎使用语音合成。今天天气很好！", "zh", 1, 1.0, 1.0, 1.0, "cut5", 5,
+                        api_name="/synthesize_stream")
+    pieces = [outputs for outputs in job]
+    assert len(pieces) >= 3  # several live pieces, then the whole clip
+    clip, line = job.outputs()[-1][1:]
+    audio, rate = sf.read(clip)
+    assert rate == 32000 and len(audio) > 0.5 * rate and "real-time factor" in line

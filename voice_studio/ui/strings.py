@@ -34,7 +34,7 @@ _EN = {
     # synthesize
     "examples_zh": "Chinese examples (click one)", "examples_en": "English examples (click one)",
     "advanced": "Advanced", "seed": "Seed (-1: random)", "split_method": "Split method",
-    "synthesize": "Synthesize", "result": "Result", "history": "Your clips in this session (newest first)",
+    "synthesize": "Synthesize", "result": "Result", "live": "Listen while it is made", "history": "Your clips in this session (newest first)",
     "history_empty": "Clips you synthesize appear here, to play again or download.",
     # add voice (speakers_tab)
     "speakers_intro": "Upload or record 3-10 seconds of clean speech and type what is said.",
@@ -85,7 +85,7 @@ _ZH = {
     "reference_clip": "该声音的参考音频",
     "examples_zh": "中文示例（点击使用）", "examples_en": "英文示例（点击使用）",
     "advanced": "高级选项", "seed": "随机种子（-1：随机）", "split_method": "切分方式",
-    "synthesize": "合成", "result": "结果", "history": "本次会话的音频（最新在前）",
+    "synthesize": "合成", "result": "结果", "live": "边合成边播放", "history": "本次会话的音频（最新在前）",
     "history_empty": "合成的音频会出现在这里，可以重听或下载。",
     "speakers_intro": "上传或录制 3-10 秒清晰的语音，并输入其中说的内容。",
     "reference_speech": "参考语音", "transcript": "文本内容", "transcribe": "自动识别",
