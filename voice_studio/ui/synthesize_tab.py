@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -33,37 +34,24 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
     """Lay out the tab inside the current Blocks context."""
     limit = service.config.max_chars
 
-    def checked(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale) -> SynthesisOptions:
-        if not speaker_id:
-            raise user_error(say("msg_pick_voice", locale))
-        return SynthesisOptions(top_k=int(top_k), top_p=float(top_p), temperature=float(temperature), speed=float(speed),
-                                split_method=split_method, seed=None if seed in (None, "", -1) else int(seed))
-
-    def finished(audio, rate, started, history, speaker_id, text, request, locale):
-        """The whole clip for Result, the timing line and the history, once synthesis has ended."""
-        wall, duration = time.perf_counter() - started, len(audio) / rate
-        line = say("msg_timing", locale, audio=duration, wall=wall, rtf=wall / max(duration, 1e-6))
-        clip = (rate, int16_audio(audio))
-        return clip, line, remember(history, clip, _voice_name(service, speaker_id, request), text)
-
     def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed, history,
                    request: gr.Request = None, progress=gr.Progress()):
         """The whole clip at once (the ``/synthesize`` API)."""
         locale = locale_of(request)
-        options = checked(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
+        options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
         started = time.perf_counter()
         try:
             result = service.synthesize(text, speaker_id, language, options, session_of(request),
                                         progress=progress_reporter(progress, locale))
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        return finished(result.audio, result.sample_rate, started, history, speaker_id, text, request, locale)
+        return _finished(service, result.audio, result.sample_rate, started, history, speaker_id, text, request, locale)
 
     def synthesize_live(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed, history,
                         request: gr.Request = None):
         """The page's path: the voice plays while it is made (chunks), the whole clip lands in Result at the end."""
         locale = locale_of(request)
-        options = checked(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
+        options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
         started, pieces, rate = time.perf_counter(), [], 32000
         try:
             for piece in service.synthesize_stream(text, speaker_id, language, options, session_of(request)):
@@ -73,7 +61,7 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-        yield gr.skip(), *finished(audio, rate, started, history, speaker_id, text, request, locale)
+        yield gr.skip(), *_finished(service, audio, rate, started, history, speaker_id, text, request, locale)
 
     with gr.Row():
         with gr.Column(scale=3, min_width=240):
@@ -91,18 +79,45 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
                         api_visibility="private")
     options = _build_options()
     go = gr.Button(ui("synthesize"), variant="primary")
-    live = gr.Audio(label=ui("live"), streaming=True, autoplay=True, interactive=False, elem_id="gsv-live")
+    live_player = shutil.which("ffmpeg") is not None  # Gradio encodes live audio with ffmpeg; without it, no live player
+    live = gr.Audio(label=ui("live"), streaming=True, autoplay=True, interactive=False, elem_id="gsv-live",
+                    visible=live_player)
     audio = gr.Audio(label=ui("result"), type="numpy", interactive=False)
     timing = gr.Markdown()
     history = build_history()
     text.change(lambda t: f"{len(t or '')} / {limit}", text, count, show_progress="hidden", api_visibility="private")
-    inputs = [speaker, text, language, *options, history]
-    busy_while(go, on_gpu(synthesize_live, text_gpu_seconds(1)), inputs, [live, audio, timing, history],
-               api_name="synthesize_stream", concurrency_limit=service.config.max_batch)
-    # the whole clip at once, for gradio_client: the same work without the live player
-    gr.Button(visible=False).click(on_gpu(synthesize, text_gpu_seconds(1)), inputs, [audio, timing, history],
-                                   api_name="synthesize", concurrency_limit=service.config.max_batch)
+    _wire_synthesis(go, [speaker, text, language, *options, history], live, [audio, timing, history],
+                    synthesize, synthesize_live, service.config.max_batch)
     return SynthesizeTab(speaker, refresh, reference, language)
+
+
+def _wire_synthesis(go: gr.Button, inputs: list, live: gr.Audio, outputs: list, synthesize, synthesize_live,
+                    concurrency: int) -> None:
+    """The button plays the voice live (``/synthesize_stream``) when a live player can be encoded;
+    ``/synthesize`` gives the whole clip at once either way."""
+    if not live.visible:
+        busy_while(go, on_gpu(synthesize, text_gpu_seconds(1)), inputs, outputs, api_name="synthesize",
+                   concurrency_limit=concurrency)
+        return
+    busy_while(go, on_gpu(synthesize_live, text_gpu_seconds(1)), inputs, [live, *outputs],
+               api_name="synthesize_stream", concurrency_limit=concurrency)
+    gr.Button(visible=False).click(on_gpu(synthesize, text_gpu_seconds(1)), inputs, outputs, api_name="synthesize",
+                                   concurrency_limit=concurrency)
+
+
+def _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale: str) -> SynthesisOptions:
+    if not speaker_id:
+        raise user_error(say("msg_pick_voice", locale))
+    return SynthesisOptions(top_k=int(top_k), top_p=float(top_p), temperature=float(temperature), speed=float(speed),
+                            split_method=split_method, seed=None if seed in (None, "", -1) else int(seed))
+
+
+def _finished(service: VoiceService, audio, rate: int, started: float, history, speaker_id, text, request, locale: str):
+    """The whole clip for Result, the timing line and the history, once synthesis has ended."""
+    wall, duration = time.perf_counter() - started, len(audio) / rate
+    line = say("msg_timing", locale, audio=duration, wall=wall, rtf=wall / max(duration, 1e-6))
+    clip = (rate, int16_audio(audio))
+    return clip, line, remember(history, clip, _voice_name(service, speaker_id, request), text)
 
 
 def _build_options() -> list[gr.components.Component]:
