@@ -310,10 +310,24 @@ def test_japanese_is_offered_and_spoken(live_url, reference_dir):
         page.screenshot(path=str(ARTIFACTS / "browser_japanese.png"), full_page=True)
 
 
-def test_the_page_plays_the_voice_while_it_is_made(live_url, reference_dir):
-    """The live player receives the voice in several pieces (HLS segments) before the synthesis ends."""
+def test_the_page_plays_the_voice_while_it_is_made(live, reference_dir, monkeypatch):
+    """The live player receives the voice in several pieces (HLS segments) before the synthesis ends.
+
+    The tiny models make a whole clip in about a second, faster than the player polls its
+    playlist; so the pieces are paced here as real-size models on a CPU make them (about one
+    a second), which is what the page is for.
+    """
     from playwright.sync_api import expect
 
+    live_url, service = live
+    stream = service.synthesize_stream
+
+    def paced(*args, **kwargs):
+        for piece in stream(*args, **kwargs):
+            time.sleep(1.0)
+            yield piece
+
+    monkeypatch.setattr(service, "synthesize_stream", paced)
     _add_over_rest(live_url, reference_dir, "Live voice")
     playlists: list[tuple[float, int]] = []  # (when, how many pieces the live playlist listed)
     segments: list[tuple[float, str]] = []  # (when, which piece the player fetched)
