@@ -43,10 +43,6 @@ LANGUAGE_OPTIONS: tuple[LanguageOption, ...] = (
 SUPPORTED_LANGUAGE_MODES: tuple[str, ...] = tuple(option.mode for option in LANGUAGE_OPTIONS)
 LANGUAGE_LABELS: dict[str, str] = {option.mode: option.label for option in LANGUAGE_OPTIONS}
 
-# The modes of the first release (Chinese and English), which the current preview UI lists
-# with labels of its own. New code should use LANGUAGE_OPTIONS / SUPPORTED_LANGUAGE_MODES.
-LANGUAGE_MODES = ("all_zh", "zh", "en")
-
 
 def language_options(version: str | None = None) -> tuple[LanguageOption, ...]:
     """The language modes in menu order; with ``version``, only those that suit it."""
