@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,19 +34,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 
 from gsv_core.quality import character_error_rate, synthesize_checked  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 ZH = "今天天气不错，我们一起去公园散步吧。"
 EN = "The quick brown fox jumps over the lazy dog. "
 TEXT = "你好，欢迎使用语音合成系统。这是一个测试句子。"
-
-
-def _median_s(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _edited(text: str, fraction: float, seed: int = 0) -> str:
@@ -66,7 +56,7 @@ def bench_cer() -> None:
         for length in (10, 50, 150, 300):
             text = (unit * (length // len(unit) + 1))[:length]
             hypothesis = _edited(text, 0.1)
-            seconds = _median_s(lambda: character_error_rate(text, hypothesis), 20)
+            seconds = median_seconds(lambda: character_error_rate(text, hypothesis), 20)
             print(f"  {name} {length:4d} chars: {seconds * 1e3:8.3f} ms")
 
 
@@ -95,7 +85,7 @@ def bench_retries(pipeline, speaker, repeats: int) -> object:
         return result
 
     take = synthesize(1)
-    one_take = _median_s(lambda: synthesize(1), repeats)
+    one_take = median_seconds(lambda: synthesize(1), repeats)
     print(f"one take (tiny v2, {len(take.audio) / take.sample_rate:.2f} s of audio): {one_take:.3f} s")
     scripts = {"passes at once": [TEXT], "fails once": ["错", TEXT], "always fails (3 tries)": ["错"] * 3}
     for name, transcripts in scripts.items():
@@ -120,7 +110,7 @@ def bench_recognizer(take, repeats: int, small_shape: bool) -> None:
         transcriber = Transcriber(load=lambda model, device, size=size, n=max_length: tiny_whisper_pipeline(
             device, size, max_length=n))
         transcriber.transcribe(take.audio, take.sample_rate, "zh")  # loads and warms up
-        seconds = _median_s(lambda: transcriber.transcribe(take.audio, take.sample_rate, "zh"), repeats)
+        seconds = median_seconds(lambda: transcriber.transcribe(take.audio, take.sample_rate, "zh"), repeats)
         print(f"  recognizer per take, {name}, {max_length} tokens max: {seconds:.3f} s")
 
 
@@ -135,7 +125,7 @@ def bench_similarity(reference: Path, take, repeats: int) -> None:
     samples, rate = load_reference_audio(reference / "cases" / "v2_zh" / "ref.wav")
     wav16k = resample(torch.from_numpy(samples)[None], rate, 16000)[0]
     score = voice_similarity(encoder, wav16k, take.audio, take.sample_rate)
-    seconds = _median_s(lambda: voice_similarity(encoder, wav16k, take.audio, take.sample_rate), repeats)
+    seconds = median_seconds(lambda: voice_similarity(encoder, wav16k, take.audio, take.sample_rate), repeats)
     print(f"voice_similarity, tiny ERes2NetV2 (reference + output embeddings): {seconds:.3f} s (score {score:.4f})")
 
 
@@ -153,7 +143,7 @@ def bench_plan(repeats: int) -> None:
         seconds += length + pause
     recording = np.concatenate(pieces)
     plan = plan_recording(recording, rate)
-    elapsed = _median_s(lambda: plan_recording(recording, rate), repeats)
+    elapsed = median_seconds(lambda: plan_recording(recording, rate), repeats)
     print(f"plan_recording, {len(recording) / rate:.0f} s at 16 kHz: {elapsed:.3f} s "
           f"({len(plan.auxiliaries) + len(plan.spare) + 1} usable, {len(plan.dropped)} dropped)")
 

@@ -16,12 +16,13 @@ import argparse
 import functools
 import json
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from timing import median_seconds
 
 SENTENCE = "今天的天气非常好，我们一起去公园散步，看看湖边的花草树木，再找一家安静的小店喝杯茶，聊聊最近的生活和工作。"
 REFERENCE_TEXT = "这是一段用来测试的参考音频。"
@@ -29,15 +30,6 @@ E2E_TOKENS = 250  # 10 s of audio at 25 tokens per second
 GPT_TOKENS = 60
 SOVITS_TOKENS = 125  # 5 s of audio
 REPEATS = 3
-
-
-def _median_seconds(run, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build_pipeline(assets: Path, frontend):
@@ -77,8 +69,8 @@ def gpt_ms_per_token(t2s) -> float:
         def generate(steps):
             return t2s.generate([DecodeRow(phones, bert, prompt, greedy)], max_steps=steps)
     generate(GPT_TOKENS + 1)  # warm-up
-    prefill = _median_seconds(lambda: generate(1))
-    total = _median_seconds(lambda: generate(GPT_TOKENS + 1))
+    prefill = median_seconds(lambda: generate(1), REPEATS)
+    total = median_seconds(lambda: generate(GPT_TOKENS + 1), REPEATS)
     return 1000 * (total - prefill) / GPT_TOKENS
 
 
@@ -90,7 +82,7 @@ def sovits_s_per_audio_s(sovits) -> float:
     with torch.inference_mode():
         decode = functools.partial(sovits.decode, codes, phones, ge, generator=torch.Generator().manual_seed(0))
         decode()  # warm-up
-        seconds = _median_seconds(decode)
+        seconds = median_seconds(decode, REPEATS)
     return seconds / (SOVITS_TOKENS * sovits.samples_per_token / 32000)
 
 
@@ -103,14 +95,14 @@ def timings(config: str, assets: Path) -> dict:
     frontend = TextFrontend.load()
     sequence = frontend.phonemize(SENTENCE, "zh", "v2")
     report = {"frontend_cold_s": time.perf_counter() - start,
-              "frontend_warm_ms": 1000 * _median_seconds(lambda: frontend.phonemize(SENTENCE, "zh", "v2"), 5)}
+              "frontend_warm_ms": 1000 * median_seconds(lambda: frontend.phonemize(SENTENCE, "zh", "v2"), 5)}
     pipeline = build_pipeline(assets, frontend)
     if config == "int8":
         from gsv_core.fast_cpu import quantize_for_cpu
 
         quantize_for_cpu(pipeline)
     pipeline.bert.sequence_features(sequence.parts)  # warm-up
-    report["bert_s"] = _median_seconds(lambda: pipeline.bert.sequence_features(sequence.parts))
+    report["bert_s"] = median_seconds(lambda: pipeline.bert.sequence_features(sequence.parts), REPEATS)
     report["gpt_ms_per_token"] = gpt_ms_per_token(pipeline.t2s)
     report["sovits_s_per_audio_s"] = sovits_s_per_audio_s(pipeline.sovits)
     sv = torch.randn(1, 20480, generator=torch.Generator().manual_seed(3)).numpy()
