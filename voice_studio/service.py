@@ -51,6 +51,7 @@ class ServiceConfig:
     limits: Limits = field(default_factory=Limits)
     # ZeroGPU: serve in the calling thread (inside the GPU call), never through the queue's worker
     serve_directly: bool = False
+    transcriber_device: str = "cpu"  # where Whisper runs: the app's device ("cuda:0", ...)
 
 
 class VoiceService:
@@ -62,7 +63,7 @@ class VoiceService:
         self.access = AccessPolicy(config.admin_token)
         self.library = SpeakerLibrary(config.speakers_dir)
         self.ratings = RatingStore(config.ratings_path) if config.ratings_path else None
-        self.transcriber = Transcriber()
+        self.transcriber = Transcriber(device=config.transcriber_device)
         self.log = SynthesisLog(config.log_file, config.log_text)
         self.sweeper = Sweeper(self.library, self.limits.private_voice_ttl_s)
         self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
@@ -165,7 +166,7 @@ class VoiceService:
                                    "silent, clipped or too quiet")
             utterances, language = [row.to_json() for row in view.utterances], language or view.language
         if language is None:
-            raise ServiceError("say which language the recording is in: the speech recognizer heard none the app reads")
+            raise ServiceError("say which language the recording is in (the speech recognizer heard none the app reads, or did not run)")
         main, aux = chosen_cuts(utterances, samples.size / rate)
 
         def clip(cut: Cut) -> bytes:
