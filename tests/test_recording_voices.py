@@ -264,3 +264,25 @@ def test_whisper_runs_on_the_app_device(tmp_path):
     assert service.transcriber.device == "cuda:0"  # nothing is loaded before the first request
     args = parse_args(["--device", "cpu", "--speakers-dir", str(tmp_path / "s")], environ={})
     assert _transcriber_device(args) == "cpu"
+
+
+def test_sentences_roles_and_table_edits_without_audio():
+    from voice_studio.recording_plan import PlannedUtterance, split_sentences, with_main
+    from voice_studio.ui.recording_panel import edited_rows
+
+    assert split_sentences(' Hello there. "How are you?" Fine! ') == ["Hello there.", '"How are you?"', "Fine!"]
+    assert split_sentences("你好。我很好！还有") == ["你好。", "我很好！", "还有"] and split_sentences("") == []
+    rows = (PlannedUtterance(1, 0.0, 4.0, "a.", (), 0.9, "main"), PlannedUtterance(2, 4.5, 5.0, "b.", ("too short",), 0, "dropped"),
+            *(PlannedUtterance(n, 5.0 * n, 5.0 * n + 4, f"{n}.", (), 0.1 * n, "aux") for n in (3, 4, 5, 6)))
+    picked = with_main(rows, 3)
+    assert [row.role for row in picked] == ["aux", "dropped", "main", "spare", "aux", "aux"]  # the best-scored others aid
+    with pytest.raises(ServiceError, match="utterance 2 cannot be the main reference \\(too short\\)"):
+        with_main(rows, 2)
+    with pytest.raises(ServiceError, match="there is no utterance 9"):
+        with_main(rows, 9)
+    plan = {"path": "x.wav", "rows": [row.to_json() for row in rows]}
+    table = [[1, 0.0, 4.0, " Edited. ", "", "main"], ["", None, None, "a row the visitor added", "", ""], [7, 0, 0, "?", "", ""]]
+    edited = edited_rows(plan, table)
+    assert [row.transcript for row in edited] == ["Edited.", "b.", "3.", "4.", "5.", "6."]
+    with pytest.raises(ServiceError, match="cut the recording into utterances first"):
+        edited_rows(None, table)

@@ -155,8 +155,9 @@ def _role(row: Any, number: int) -> str:
         raise ServiceError(f"utterance {number} must be a JSON object")
     missing, unknown = sorted(_REQUIRED - set(row)), sorted(set(row) - _ALLOWED)
     if missing or unknown:
-        raise ServiceError(f"utterance {number}: " + "; ".join(
-            ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(unknown)[:100]}"] if unknown else [])))
+        wrong = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(unknown)[:100]}"]
+                                                                           if unknown else [])
+        raise ServiceError(f"utterance {number}: " + "; ".join(wrong))
     if row["role"] not in ROLES:
         raise ServiceError(f"utterance {number}: role must be one of {', '.join(ROLES)}")
     return row["role"]
@@ -171,7 +172,8 @@ def _cut(row: Mapping, number: int, duration_s: float) -> Cut:
         times.append(float(value))
     start, end = times
     if not 0.0 <= start < end <= duration_s + 1e-3:
-        raise ServiceError(f"utterance {number}: {start:g}-{end:g} s is not a stretch of the {duration_s:.2f} s recording")
+        raise ServiceError(f"utterance {number}: {start:g}-{end:g} s is not a stretch of the "
+                           f"{duration_s:.2f} s recording")
     transcript = row.get("transcript", "")
     if not isinstance(transcript, str):
         raise ServiceError(f"utterance {number}: transcript must be a string")

@@ -166,7 +166,8 @@ class VoiceService:
                                    "silent, clipped or too quiet")
             utterances, language = [row.to_json() for row in view.utterances], language or view.language
         if language is None:
-            raise ServiceError("say which language the recording is in (the speech recognizer heard none the app reads, or did not run)")
+            raise ServiceError("say which language the recording is in (the speech recognizer heard none "
+                               "the app reads, or did not run)")
         main, aux = chosen_cuts(utterances, samples.size / rate)
 
         def clip(cut: Cut) -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..errors import ServiceError
-from ..recording_plan import PlannedUtterance, with_main
+from ..recording_plan import PlannedUtterance, RecordingView, with_main
 from ..service import VoiceService
 from .common import LANGUAGE_CODES, on_gpu, session_of
 from .feedback import busy_while, int16_audio, user_error
@@ -95,14 +95,8 @@ def wire_recording_panel(service: VoiceService, panel: RecordingPanel, save: gr.
             view = service.plan_recording_upload(Path(path), text or None, chosen_language if text else None)
         except ServiceError as error:
             raise user_error(str(error)) from error
-        rows, main = view.utterances, view.main
-        usable = [row for row in rows if row.role != "dropped"]
-        message = view.note or (say("msg_cut", locale, count=len(rows), main=main.id, aux=sum(r.role == "aux" for r in rows))
-                                if main else say("msg_no_main", locale))
         heard = view.language if view.language in LANGUAGE_CODES else chosen_language
-        return (rows_table(rows, locale), gr.update(choices=[_choice(row) for row in usable], value=main.id if main else None),
-                gr.update(choices=[_choice(row) for row in rows], value=None), message,
-                {"path": path, "rows": [row.to_json() for row in rows]}, heard)
+        return (*_plan_outputs(view, locale), {"path": path, "rows": [row.to_json() for row in view.utterances]}, heard)
 
     def choose_main(main_id, table, plan, request: gr.Request = None):
         if not plan or main_id is None:
@@ -146,6 +140,17 @@ def wire_recording_panel(service: VoiceService, panel: RecordingPanel, save: gr.
     panel.play.input(play, [panel.play, panel.plan], panel.player, api_visibility="private")
     return busy_while(save, on_gpu(store), [panel.plan, panel.table, panel.main, *shared], added,
                       api_visibility="private")
+
+
+def _plan_outputs(view: RecordingView, locale: str) -> tuple:
+    """The table, the main-reference and player choices, and the message for a new plan."""
+    rows, main = view.utterances, view.main
+    usable = [row for row in rows if row.role != "dropped"]
+    aux = sum(row.role == "aux" for row in rows)
+    message = view.note or (say("msg_cut", locale, count=len(rows), main=main.id, aux=aux) if main
+                            else say("msg_no_main", locale))
+    return (rows_table(rows, locale), gr.update(choices=[_choice(row) for row in usable], value=main.id if main else None),
+            gr.update(choices=[_choice(row) for row in rows], value=None), message)
 
 
 def _choice(row: PlannedUtterance) -> tuple[str, int]:
