@@ -286,3 +286,25 @@ def test_sentences_roles_and_table_edits_without_audio():
     assert [row.transcript for row in edited] == ["Edited.", "b.", "3.", "4.", "5.", "6."]
     with pytest.raises(ServiceError, match="cut the recording into utterances first"):
         edited_rows(None, table)
+
+
+def test_visitors_are_checked_before_whisper_runs(tmp_path, recording, whisper):
+    from dataclasses import replace
+
+    from voice_studio.limits import Limits
+
+    pipeline = types.SimpleNamespace(prepare_speaker=FakePrepare(), weights_key="v2Pro-0000000000000000")
+    config = ServiceConfig(speakers_dir=tmp_path / "speakers", admin_token="secret",
+                           limits=replace(Limits(), max_voices_per_visitor=1))
+    service = VoiceService(config, load_pipeline=lambda progress: pipeline)
+    service.transcriber = Transcriber(load=lambda model, device: whisper)
+    with pytest.raises(ServiceError, match="a private voice needs a visitor key"):
+        service.add_speaker_from_recording(recording[0], "en", "No key", session=None)
+    private = service.add_speaker_from_recording(recording[0], "en", "Mine", session="visitor-1")
+    assert not private.shared and private.owner_session == "visitor-1" and len(private.aux_clips) == 3
+    calls = len(whisper.calls)
+    with pytest.raises(ServiceError, match="you have 1 voices") as error:
+        service.add_speaker_from_recording(recording[0], "en", "Second", session="visitor-1")
+    assert error.value.status == 429 and len(whisper.calls) == calls  # refused before transcribing
+    shared = service.add_speaker_from_recording(recording[0], "en", "Shared", session=None, token="secret")
+    assert shared.shared

@@ -152,7 +152,8 @@ class VoiceService:
         role, transcript); without them the automatic plan is used. ``language`` defaults to
         the one Whisper heard.
         """
-        self._adder(session, token)  # before the costly transcription
+        shared = self._adder(session, token)  # who may add, and whether there is room: before the costly transcription
+        check_room(self.library, self.limits, session, shared)
         if utterances is not None and transcript:
             raise ServiceError("send either a transcript of the whole recording or the utterances, not both")
         samples, rate = self._checked_recording(audio)
