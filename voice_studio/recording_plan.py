@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from gsv_core.recordings import DROPPING, MAX_AUXILIARIES, SENTENCE_ENDS, RecordingPlan, Utterance
 from gsv_core.speakers.records import MAX_AUX_CLIPS
 
@@ -80,6 +82,10 @@ class Cut:
     start_s: float
     end_s: float
     transcript: str
+
+    def samples(self, recording: np.ndarray, sample_rate: int) -> np.ndarray:
+        """This cut's samples (n,) out of the whole ``recording`` (N,)."""
+        return recording[int(round(self.start_s * sample_rate)):int(round(self.end_s * sample_rate))]
 
 
 def plan_rows(plan: RecordingPlan) -> tuple[PlannedUtterance, ...]:

@@ -12,12 +12,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
 
-from gsv_core.audio import AudioError, check_header_duration, header_duration, load_reference_audio, trimmed_wav, wav_bytes
+from gsv_core.audio import (
+    AudioError, check_header_duration, header_duration, load_reference_audio, trimmed_wav, wav_bytes,
+)
 from gsv_core.pipeline import VoicePipeline
 from gsv_core.recordings import RecordingError, load_recording, plan_cuts, plan_recording
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
@@ -30,7 +31,7 @@ from .housekeeping import Sweeper, all_speakers, check_room, private_speaker_id
 from .limits import Limits
 from .model_host import ModelHost, PipelineLoader
 from .ratings import RatingStore
-from .recording_plan import Cut, RecordingView, chosen_cuts, plan_rows, split_sentences, spread_note
+from .recording_plan import RecordingView, chosen_cuts, plan_rows, split_sentences, spread_note
 from .synthesis_log import SynthesisLog
 from .synthesis_desk import SynthesisDesk
 from .transcriber import Transcriber, TranscriptionError
@@ -152,7 +153,7 @@ class VoiceService:
         role, transcript); without them the automatic plan is used. ``language`` defaults to
         the one Whisper heard.
         """
-        shared = self._adder(session, token)  # who may add, and whether there is room: before the costly transcription
+        shared = self._adder(session, token)  # who may add and whether there is room, before transcribing
         check_room(self.library, self.limits, session, shared)
         if utterances is not None and transcript:
             raise ServiceError("send either a transcript of the whole recording or the utterances, not both")
@@ -170,18 +171,14 @@ class VoiceService:
             raise ServiceError("say which language the recording is in (the speech recognizer heard none "
                                "the app reads, or did not run)")
         main, aux = chosen_cuts(utterances, samples.size / rate)
-
-        def clip(cut: Cut) -> bytes:
-            return wav_bytes(samples[int(round(cut.start_s * rate)):int(round(cut.end_s * rate))], rate)
-
-        return self.add_speaker(clip(main), main.transcript, language, name, session, token,
-                                aux_audio=[clip(cut) for cut in aux])
+        return self.add_speaker(wav_bytes(main.samples(samples, rate), rate), main.transcript, language, name, session,
+                                token, aux_audio=[wav_bytes(cut.samples(samples, rate), rate) for cut in aux])
 
     def recording_clip(self, audio: bytes | Path, start_s: float, end_s: float) -> tuple[int, np.ndarray]:
         """(rate, samples (n,)) of one stretch of a recording, to play an utterance."""
         samples, rate = self._checked_recording(audio)
         cut = chosen_cuts([{"start_s": start_s, "end_s": end_s, "role": "main"}], samples.size / rate)[0]
-        return rate, samples[int(round(cut.start_s * rate)):int(round(cut.end_s * rate))]
+        return rate, cut.samples(samples, rate)
 
     def _plan(self, samples: np.ndarray, rate: int, transcript: str | None, language: str | None) -> RecordingView:
         duration = round(samples.size / rate, 3)
