@@ -308,3 +308,21 @@ def test_visitors_are_checked_before_whisper_runs(tmp_path, recording, whisper):
     assert error.value.status == 429 and len(whisper.calls) == calls  # refused before transcribing
     shared = service.add_speaker_from_recording(recording[0], "en", "Shared", session=None, token="secret")
     assert shared.shared
+
+
+def test_the_plan_runs_through_the_real_transformers_pipeline(tmp_path, recording):
+    """A tiny random Whisper (``tiny_whisper``: its words are noise) behind the real ASR pipeline, long-form."""
+    pytest.importorskip("transformers")
+    from tiny_whisper import tiny_whisper_pipeline
+
+    audio, bounds = recording
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers"), load_pipeline=None)
+    service.transcriber = Transcriber("tiny-random-whisper", load=lambda model, device: tiny_whisper_pipeline(device))
+    plan = service.plan_recording_upload(audio, language="en").to_json()
+    rows = plan["utterances"]
+    assert (plan["transcribed_by"], plan["language"]) == ("whisper", "en") and rows
+    assert [row["id"] for row in rows] == list(range(1, len(rows) + 1))
+    assert all(0.0 <= row["start_s"] < row["end_s"] <= plan["duration_s"] for row in rows)
+    assert [row["start_s"] for row in rows] == sorted(row["start_s"] for row in rows)
+    assert all(row["role"] in ("main", "aux", "spare", "dropped") for row in rows)
+    assert sum(row["role"] == "main" for row in rows) <= 1
