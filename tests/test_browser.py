@@ -366,7 +366,8 @@ RECORDING_SENTENCES = {
 
 
 def test_a_voice_from_a_long_recording(live, tmp_path, monkeypatch):
-    """Upload ~35 s of espeak-ng speech, cut it, correct the main transcript, play an utterance, save, synthesize.
+    """Upload ~31 s of espeak-ng speech, cut it, pick another main and correct its words, play an utterance,
+    save, synthesize.
 
     Whisper is a stand-in with the real pipeline interface that hears each sentence where it was said.
     """
@@ -392,12 +393,18 @@ def test_a_voice_from_a_long_recording(live, tmp_path, monkeypatch):
         expect(table.get_by_test_id("cell-1-4")).to_have_text("too short")  # "Yes." is dropped, with its reason
         roles = [table.get_by_test_id(f"cell-{row}-5").inner_text().strip() for row in range(6)]
         assert roles.count("main") == 1 and roles.count("auxiliary") == 3 and roles[1] == "dropped", roles
-        cell = table.get_by_test_id(f"cell-{roles.index('main')}-3")
+        assert roles[0] != "main"  # the visitor picks the first sentence instead: the old main becomes an aid
+        page.get_by_label("Main reference").click()
+        page.get_by_role("option", name="#1 ", exact=False).click()
+        expect(table.get_by_test_id("cell-0-5")).to_have_text("main")
+        expect(table.get_by_test_id(f"cell-{roles.index('main')}-5")).to_have_text("auxiliary")
+        cell = table.get_by_test_id("cell-0-3")
         cell.dblclick()
         page.keyboard.press("ControlOrMeta+a")
         page.keyboard.type("Corrected main sentence.")
         page.keyboard.press("Enter")
         expect(cell).to_contain_text("Corrected main sentence.")
+        expect(page.get_by_label("Main reference")).to_have_value(re.compile("Corrected main sentence"))
         page.get_by_label("Play utterance").click()
         page.get_by_role("option", name="#3", exact=False).click()
         expect(page.locator('[data-testid="audio-player-Utterance"]')).to_have_count(1, timeout=30_000)

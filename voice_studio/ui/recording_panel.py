@@ -98,15 +98,6 @@ def wire_recording_panel(service: VoiceService, panel: RecordingPanel, save: gr.
         heard = view.language if view.language in LANGUAGE_CODES else chosen_language
         return (*_plan_outputs(view, locale), {"path": path, "rows": [row.to_json() for row in view.utterances]}, heard)
 
-    def choose_main(main_id, table, plan, request: gr.Request = None):
-        if not plan or main_id is None:
-            return gr.update(), plan
-        try:
-            rows = with_main(edited_rows(plan, table), int(main_id))
-        except ServiceError as error:
-            raise user_error(str(error)) from error
-        return rows_table(rows, locale_of(request)), {**plan, "rows": [row.to_json() for row in rows]}
-
     def play(number, plan):
         row = next((r for r in (plan or {}).get("rows", []) if r["id"] == number), None)
         if row is None:
@@ -138,8 +129,31 @@ def wire_recording_panel(service: VoiceService, panel: RecordingPanel, save: gr.
                [panel.table, panel.main, panel.play, panel.note, panel.plan, language], api_visibility="private")
     panel.main.input(choose_main, [panel.main, panel.table, panel.plan], [panel.table, panel.plan], api_visibility="private")
     panel.play.input(play, [panel.play, panel.plan], panel.player, api_visibility="private")
+    panel.table.input(relabel, [panel.table, panel.plan, panel.main, panel.play], [panel.main, panel.play],
+                      api_visibility="private", show_progress="hidden")
     return busy_while(save, on_gpu(store), [panel.plan, panel.table, panel.main, *shared], added,
                       api_visibility="private")
+
+
+def choose_main(main_id, table, plan, request: gr.Request = None):
+    """The table and plan with the picked main reference; the auxiliaries follow (the best others)."""
+    if not plan or main_id is None:
+        return gr.update(), plan
+    try:
+        rows = with_main(edited_rows(plan, table), int(main_id))
+    except ServiceError as error:
+        raise user_error(str(error)) from error
+    return rows_table(rows, locale_of(request)), {**plan, "rows": [row.to_json() for row in rows]}
+
+
+def relabel(table, plan, main_id, number):
+    """The pickers name the utterances by their corrected words."""
+    if not plan:
+        return gr.update(), gr.update()
+    rows = edited_rows(plan, table)
+    usable = [row for row in rows if row.role != "dropped"]
+    return (gr.update(choices=[_choice(row) for row in usable], value=main_id),
+            gr.update(choices=[_choice(row) for row in rows], value=number))
 
 
 def _plan_outputs(view: RecordingView, locale: str) -> tuple:
