@@ -160,6 +160,26 @@ def plan_recording(
     return _choose(utterances, max_auxiliaries)
 
 
+def plan_cuts(
+    samples: np.ndarray,
+    sample_rate: int,
+    cuts: Sequence[Piece],
+    max_auxiliaries: int = MAX_AUXILIARIES,
+) -> RecordingPlan:
+    """Assess and rank utterances whose cuts are already fixed, e.g. a plan's own cuts once a
+    person has typed their transcripts: each (start_s, end_s, text) of ``samples`` (N,) becomes
+    one utterance as it is (no merging, splitting or padding). Raises RecordingError as
+    :func:`plan_recording` does, and for a cut outside the recording or of no length.
+    """
+    samples = _check_recording(samples, sample_rate)
+    duration = samples.size / sample_rate
+    for start, end, _ in cuts:
+        if not 0.0 <= start < end <= duration + 1e-6:
+            raise RecordingError(f"the cut {start:.2f}-{end:.2f} s lies outside the {duration:.2f} s recording")
+    spans = [_Span(((float(start), float(end), str(text)),)) for start, end, text in cuts]
+    return _choose([_assess(span, samples, sample_rate, 0.0) for span in spans], max_auxiliaries)
+
+
 def load_recording(source: AudioSource) -> tuple[np.ndarray, int]:
     """Read an uploaded recording (any format ``gsv_core.audio`` reads; a path or bytes).
 

@@ -353,3 +353,72 @@ def test_the_page_plays_the_voice_while_it_is_made(live, reference_dir, monkeypa
     listed = max((count for when, count in playlists if when < done), default=0)
     fetched = len({url for when, url in segments if when < done})
     assert max(listed, fetched) >= 2, (playlists, segments)  # several pieces arrived before the synthesis ended
+
+
+RECORDING_SENTENCES = {
+    "fox": "The quick brown fox jumps over the lazy dog near the river bank today.",
+    "yes": "Yes.",
+    "shells": "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
+    "rain": "The rain in Spain stays mainly in the plain, or so they say.",
+    "wood": "How much wood would a woodchuck chuck if it could chuck wood?",
+    "piper": "Peter Piper picked a peck of pickled peppers from the garden this morning.",
+}
+
+
+def test_a_voice_from_a_long_recording(live, tmp_path, monkeypatch):
+    """Upload ~31 s of espeak-ng speech, cut it, pick another main and correct its words, play an utterance,
+    save, synthesize.
+
+    Whisper is a stand-in with the real pipeline interface that hears each sentence where it was said.
+    """
+    from espeak_speech import espeak_recording, whisper_chunks
+    from playwright.sync_api import expect
+    from whisper_fakes import FakeWhisperPipeline
+
+    from voice_studio.transcriber import Transcriber
+
+    live_url, service = live
+    path, bounds = espeak_recording(tmp_path / "speech", RECORDING_SENTENCES)
+    whisper = FakeWhisperPipeline(whisper_chunks(RECORDING_SENTENCES, bounds))
+    monkeypatch.setattr(service, "transcriber", Transcriber("fake/whisper", load=lambda model, device: whisper))
+    with open_page(live_url, locale="en-US") as page:
+        page.get_by_role("tab", name="Add voice").click()
+        page.get_by_text("Or: a long recording").click()
+        page.locator("#gsv-recording input[type=file]").set_input_files(str(path))
+        expect(page.locator('#gsv-recording [data-testid="waveform-controls"], #gsv-recording audio').first).to_be_attached(timeout=30_000)
+        page.get_by_role("button", name="Cut into utterances").click()
+        expect_message(page, "Cut into 6 utterances", timeout=60_000)
+        table = page.locator("#gsv-utterances")
+        expect(table.get_by_role("row")).to_have_count(7)  # the header and six utterances
+        expect(table.get_by_test_id("cell-1-4")).to_have_text("too short")  # "Yes." is dropped, with its reason
+        roles = [table.get_by_test_id(f"cell-{row}-5").inner_text().strip() for row in range(6)]
+        assert roles.count("main") == 1 and roles.count("auxiliary") == 3 and roles[1] == "dropped", roles
+        assert roles[0] != "main"  # the visitor picks the first sentence instead: the old main becomes an aid
+        page.get_by_label("Main reference").click()
+        page.get_by_role("option", name="#1 ", exact=False).click()
+        expect(table.get_by_test_id("cell-0-5")).to_have_text("main")
+        expect(table.get_by_test_id(f"cell-{roles.index('main')}-5")).to_have_text("auxiliary")
+        cell = table.get_by_test_id("cell-0-3")
+        cell.dblclick()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type("Corrected main sentence.")
+        page.keyboard.press("Enter")
+        expect(cell).to_contain_text("Corrected main sentence.")
+        expect(page.get_by_label("Main reference")).to_have_value(re.compile("Corrected main sentence"))
+        page.get_by_label("Play utterance").click()
+        page.get_by_role("option", name="#3", exact=False).click()
+        expect(page.locator('[data-testid="audio-player-Utterance"]')).to_have_count(1, timeout=30_000)
+        page.get_by_label("Name").fill("Recorded voice")
+        page.get_by_label("I have the right to use this voice", exact=False).check()
+        page.get_by_role("button", name="Save the recording's voice").click()
+        expect_message(page, "Added Recorded voice (", timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "browser_recording.png"), full_page=True)
+        page.get_by_role("tab", name="Synthesize").click()
+        expect(page.get_by_label("Voice", exact=True)).to_have_value(re.compile("^Recorded voice"))
+        page.get_by_label("Text", exact=True).fill("Hello, this voice was cut from a long recording.")
+        page.get_by_role("button", name="Synthesize").click()
+        expect(page.get_by_text("real-time factor")).to_be_visible(timeout=180_000)
+    stored = next(s for s in httpx.get(live_url + "api/speakers").json() if s["name"] == "Recorded voice")
+    assert stored["transcript"] == "Corrected main sentence." and stored["language"] == "en"
+    assert len(stored["aux_clips"]) == 3 and all(1.0 <= clip["duration_s"] <= 10.0 for clip in stored["aux_clips"])
+    assert 3.0 <= stored["duration_s"] <= 10.0

@@ -137,6 +137,28 @@ def test_bad_text_is_explained_in_the_ui(server, text, message):
         client.predict("nobody", "你好。", "zh", 1, 1.0, 1.0, 1.0, "cut1", 5, api_name="/synthesize")
 
 
+def test_add_speaker_takes_auxiliary_clips_as_an_optional_seventh_argument(server, tmp_path):
+    """Over gradio_client as over REST, and the tiny models condition on every clip (speak with the voice)."""
+    from gradio_client import Client, handle_file
+
+    base, _, reference_dir, _ = server
+    upload = tmp_path / "ref.wav"
+    upload.write_bytes((reference_dir / "cases" / "v2_zh" / "ref.wav").read_bytes())
+    clip, rate = sf.read(upload)
+    aux = []
+    for number, (start, seconds) in enumerate([(0.0, 1.5), (1.0, 2.5)], 1):  # stretches of the same voice
+        aux.append(tmp_path / f"aux-{number}.wav")
+        sf.write(aux[-1], clip[int(start * rate):int((start + seconds) * rate)], rate)
+    client = Client(base + "/", verbose=False)
+    message, _ = client.predict(handle_file(str(upload)), "今天天气不错，我们一起去公园散步吧。", "zh", "With aux", True, "",
+                                [handle_file(str(path)) for path in aux], api_name="/add_speaker")
+    assert message.startswith("Added With aux (")
+    stored = next(s for s in httpx.get(base + "/api/speakers").json() if s["name"] == "With aux")
+    assert [c["duration_s"] for c in stored["aux_clips"]] == pytest.approx([1.5, 2.5], abs=0.05)
+    tts = httpx.post(base + "/api/tts", json={"text": "你好。", "speaker_id": stored["id"], "language": "zh"}, timeout=120)
+    assert tts.status_code == 200 and len(tts.content) > 1000
+
+
 def test_html_in_a_name_is_stored_as_text_and_shown_escaped(server, tmp_path):
     from gradio_client import Client, handle_file
 

@@ -157,3 +157,18 @@ def test_load_recording_reads_long_uploads_and_refuses_overlong_ones(tmp_path):
         load_recording(wav_bytes(np.full(int((MAX_RECORDING_SECONDS + 1) * rate), 0.1, np.float32), rate))
     with pytest.raises(AudioError, match="not a readable audio file"):
         load_recording(b"not audio")
+
+
+def test_fixed_cuts_are_assessed_as_they_are(recording):
+    from gsv_core.recordings import plan_cuts
+
+    samples, bounds = recording
+    cuts = [(bounds[name][0], bounds[name][1], SENTENCES[name]) for name in ("fox", "short", "rain")]
+    cuts[2] = (*cuts[2][:2], "The rain in Spain stays mainly in the plain, or so they")  # no sentence end
+    plan = plan_cuts(samples, RATE, cuts)
+    assert (plan.main.start_s, plan.main.transcript) == (round(bounds["fox"][0], 3), SENTENCES["fox"])
+    assert plan.main.end_s == round(bounds["fox"][1], 3)  # no padding, merging or splitting
+    assert [u.transcript for u in plan.auxiliaries] == [cuts[2][2]] and Problem.INCOMPLETE in plan.auxiliaries[0].problems
+    assert [u.problems[0] for u in plan.dropped] == [Problem.TOO_SHORT]
+    with pytest.raises(RecordingError, match="lies outside"):
+        plan_cuts(samples, RATE, [(5.0, 500.0, "")])

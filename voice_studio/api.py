@@ -1,4 +1,5 @@
-"""REST endpoints on the app's own server: speakers (list, add, rename, delete, export, import), synthesis, ratings.
+"""REST endpoints on the app's own server: speakers (list, add, rename, delete, export, import), long recordings
+(plan), synthesis, ratings.
 
 Errors come back as 4xx/5xx with JSON ``{"error": "..."}``: handlers raise
 :class:`ServiceError` and one exception handler (:func:`add_error_handlers`) answers;
@@ -27,7 +28,7 @@ from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
 
 from .errors import ServiceError, unexpected
 from .http_guard import BodyTooLarge, visitor_key_of
-from .limits import check_options
+from .limits import Limits, check_options
 from .service import VoiceService
 from .zerogpu import gpu_task, synthesis_gpu_seconds
 
@@ -107,6 +108,23 @@ async def _json_object(request: Request, expected: str, max_depth: int) -> dict:
     return body
 
 
+def _json_list(text: str, name: str, limits: Limits) -> list:
+    """A form field holding a JSON list, bounded like a JSON body (size, nesting, no NaN)."""
+    if len(text.encode("utf-8")) > limits.max_json_bytes:
+        raise ServiceError(f"'{name}' is over {limits.max_json_bytes // 2**10} KB")
+    if not json_depth_ok(text, limits.max_json_depth):
+        raise ServiceError(f"'{name}' nests deeper than {limits.max_json_depth} levels")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ServiceError:
+        raise
+    except ValueError:
+        value = None
+    if not isinstance(value, list):
+        raise ServiceError(f"'{name}' must be a JSON list")
+    return value
+
+
 def build_router(service: VoiceService) -> APIRouter:
     router = APIRouter(prefix="/api")
     limits = service.limits
@@ -118,15 +136,39 @@ def build_router(service: VoiceService) -> APIRouter:
         return service.list_speakers(_visitor(request, x_session), _token(authorization), everything=everything)
 
     @router.post("/speakers", status_code=201)
-    async def add_speaker(request: Request, audio: UploadFile = File(...), transcript: str = Form(""),
-                          language: str = Form("zh"), name: str = Form(...),
+    async def add_speaker(request: Request, audio: UploadFile | None = File(None),
+                          aux_audio: list[UploadFile] | None = File(None), recording: UploadFile | None = File(None),
+                          utterances: str | None = Form(None), transcript: str = Form(""),
+                          language: str | None = Form(None), name: str = Form(...),
                           authorization: str | None = Header(default=None),
                           x_session: str | None = Header(default=None)) -> JSONResponse:
-        visitor = _visitor(request, x_session)
-        data = await audio.read(limits.max_upload_bytes + 1)
-        info = await asyncio.to_thread(service.add_speaker, data, transcript, language, name, visitor,
-                                       _token(authorization))
+        visitor, token = _visitor(request, x_session), _token(authorization)
+        if (audio is None) == (recording is None):
+            raise ServiceError("send either 'audio' (a 3-10 s reference) or 'recording' (up to "
+                               f"{limits.max_recording_s:.0f} s), not both")
+        if recording is None:
+            if utterances is not None:
+                raise ServiceError("'utterances' come with a 'recording', not with 'audio'")
+            clips = [await clip.read(limits.max_upload_bytes + 1) for clip in aux_audio or []]
+            data = await audio.read(limits.max_upload_bytes + 1)
+            language = "zh" if language is None else language
+            info = await asyncio.to_thread(service.add_speaker, data, transcript, language, name, visitor, token,
+                                           aux_audio=clips)
+        else:
+            if aux_audio:
+                raise ServiceError("a recording's auxiliary clips are cut from it: send no 'aux_audio' with it")
+            chosen = None if utterances is None else _json_list(utterances, "utterances", limits)
+            data = await recording.read(limits.max_upload_bytes + 1)
+            info = await asyncio.to_thread(service.add_speaker_from_recording, data, language, name, visitor, token,
+                                           utterances=chosen, transcript=transcript or None)
         return JSONResponse(info.to_json(visitor), status_code=201, headers={"X-Session": visitor or ""})
+
+    @router.post("/recordings/plan")
+    async def plan_recording(recording: UploadFile = File(...), transcript: str = Form(""),
+                             language: str | None = Form(None)) -> dict:
+        data = await recording.read(limits.max_upload_bytes + 1)
+        view = await asyncio.to_thread(service.plan_recording_upload, data, transcript or None, language or None)
+        return view.to_json()
 
     @router.patch("/speakers/{speaker_id}")
     async def rename_speaker(speaker_id: str, request: Request, authorization: str | None = Header(default=None),

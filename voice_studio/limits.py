@@ -41,6 +41,7 @@ class Limits:
     max_json_bytes: int = 64 * 2**10
     max_json_depth: int = 8
     max_decoded_audio_s: float = 30.0  # header duration past which an upload is not decoded
+    max_recording_s: float = 180.0  # the same for a long recording (gsv_core.recordings refuses past 180 s itself)
     # library
     max_voices_per_visitor: int = 5
     max_voices: int = 500

@@ -129,6 +129,19 @@ def _pipeline_loader(args: argparse.Namespace):
     return load
 
 
+def _transcriber_device(args: argparse.Namespace) -> str:
+    """Whisper runs where the models run; on the CPU under ZeroGPU (its GPU exists only inside a GPU
+    call) and when the models' placement is refused (the status line reports that)."""
+    from gsv_core.devices import resolve_placement
+
+    from .zerogpu import on_zero_gpu
+
+    try:
+        return "cpu" if on_zero_gpu() else str(resolve_placement(args.device, args.precision).device)
+    except ValueError:
+        return "cpu"
+
+
 def build_server(args: argparse.Namespace):
     """The FastAPI app with the REST routes and the Gradio UI mounted at /."""
     import gradio as gr
@@ -148,7 +161,7 @@ def build_server(args: argparse.Namespace):
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
                       max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits,
-                      serve_directly=on_zero_gpu()),
+                      serve_directly=on_zero_gpu(), transcriber_device=_transcriber_device(args)),
         _pipeline_loader(args),
     )
     if on_zero_gpu():  # at start, outside any GPU call: the models go to cuda here

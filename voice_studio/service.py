@@ -8,14 +8,22 @@ models in :class:`ModelHost`, who may do what in :class:`AccessPolicy`, every bo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from gsv_core.audio import AudioError, check_header_duration, load_reference_audio, trimmed_wav
+import numpy as np
+
+from gsv_core.audio import (
+    AudioError, check_header_duration, header_duration, load_reference_audio, trimmed_wav, wav_bytes,
+)
 from gsv_core.pipeline import VoicePipeline
+from gsv_core.recordings import RecordingError, load_recording, plan_cuts, plan_recording
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
+from gsv_core.speakers.records import MAX_AUX_CLIPS
+from gsv_core.text.languages import check_language
 
 from .access import AccessPolicy
 from .errors import ServiceError, scrub_paths, unexpected
@@ -23,6 +31,7 @@ from .housekeeping import Sweeper, all_speakers, check_room, private_speaker_id
 from .limits import Limits
 from .model_host import ModelHost, PipelineLoader
 from .ratings import RatingStore
+from .recording_plan import RecordingView, chosen_cuts, plan_rows, split_sentences, spread_note
 from .synthesis_log import SynthesisLog
 from .synthesis_desk import SynthesisDesk
 from .transcriber import Transcriber, TranscriptionError
@@ -43,6 +52,7 @@ class ServiceConfig:
     limits: Limits = field(default_factory=Limits)
     # ZeroGPU: serve in the calling thread (inside the GPU call), never through the queue's worker
     serve_directly: bool = False
+    transcriber_device: str = "cpu"  # where Whisper runs: the app's device ("cuda:0", ...)
 
 
 class VoiceService:
@@ -54,7 +64,7 @@ class VoiceService:
         self.access = AccessPolicy(config.admin_token)
         self.library = SpeakerLibrary(config.speakers_dir)
         self.ratings = RatingStore(config.ratings_path) if config.ratings_path else None
-        self.transcriber = Transcriber()
+        self.transcriber = Transcriber(device=config.transcriber_device)
         self.log = SynthesisLog(config.log_file, config.log_text)
         self.sweeper = Sweeper(self.library, self.limits.private_voice_ttl_s)
         self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
@@ -92,22 +102,127 @@ class VoiceService:
         return [info.to_json(session) for info in self.library.list(session)]
 
     def add_speaker(self, audio: bytes | Path, transcript: str, language: str, name: str,
-                    session: str | None, token: str | None = None) -> SpeakerInfo:
-        """Validate and store a new voice; shared unless a token is configured and not given."""
-        shared = self.access.is_admin(token)  # a wrong token is a 401, never a private add
-        if not shared and not session:
-            raise ServiceError("a private voice needs a visitor key: keep the cookie the server sets, "
-                               "or send an X-Session header")
+                    session: str | None, token: str | None = None, aux_audio: Sequence[bytes | Path] = ()) -> SpeakerInfo:
+        """Validate and store a new voice; shared unless a token is configured and not given.
+
+        ``aux_audio``: up to MAX_AUX_CLIPS auxiliary clips (1-10 s each, checked like the main
+        one); their embeddings are fused with the main one's, the prompt is the main clip alone.
+        """
+        shared = self._adder(session, token)
+        if len(aux_audio) > MAX_AUX_CLIPS:
+            raise ServiceError(f"a voice takes at most {MAX_AUX_CLIPS} auxiliary clips, got {len(aux_audio)}")
         data = self._checked_audio(audio)
+        aux = [self._checked_audio(clip, auxiliary=f"auxiliary clip {number}") for number, clip in enumerate(aux_audio, 1)]
         self.sweeper.maybe_sweep()
         check_room(self.library, self.limits, session, shared)
         pipeline = self.pipeline()
         with self._library_errors("adding a voice"):
             return self.library.add(
                 data, transcript, language, name, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key,
-                shared=shared, owner_session=None if shared else session,
+                shared=shared, owner_session=None if shared else session, aux_audio=aux,
                 speaker_id=None if shared else private_speaker_id(name if isinstance(name, str) else ""),
             )
+
+    def _adder(self, session: str | None, token: str | None) -> bool:
+        """Whether the caller adds a shared voice (the admin) or a private one (needs a visitor key)."""
+        shared = self.access.is_admin(token)  # a wrong token is a 401, never a private add
+        if not shared and not session:
+            raise ServiceError("a private voice needs a visitor key: keep the cookie the server sets, "
+                               "or send an X-Session header")
+        return shared
+
+    # -- long recordings --------------------------------------------------------------------
+
+    def plan_recording_upload(self, audio: bytes | Path, transcript: str | None = None,
+                              language: str | None = None) -> RecordingView:
+        """A recording of up to ``limits.max_recording_s`` cut into utterances, a main and auxiliaries chosen.
+
+        Whisper transcribes it with timestamps (``language`` forced when given, else detected)
+        unless ``transcript`` is given: then it is cut at silences and the transcript's
+        sentences spread over the utterances (see :mod:`voice_studio.recording_plan`).
+        """
+        samples, rate = self._checked_recording(audio)
+        return self._plan(samples, rate, transcript, self._language_or_none(language))
+
+    def add_speaker_from_recording(self, audio: bytes | Path, language: str | None, name: str, session: str | None,
+                                   token: str | None = None, utterances: list[Any] | None = None,
+                                   transcript: str | None = None) -> SpeakerInfo:
+        """Store a voice cut from a long recording: its main reference and auxiliary clips, in one add.
+
+        ``utterances``: the plan's rows as the visitor edited them (parsed JSON: start_s, end_s,
+        role, transcript); without them the automatic plan is used. ``language`` defaults to
+        the one Whisper heard.
+        """
+        shared = self._adder(session, token)  # who may add and whether there is room, before transcribing
+        check_room(self.library, self.limits, session, shared)
+        if utterances is not None and transcript:
+            raise ServiceError("send either a transcript of the whole recording or the utterances, not both")
+        samples, rate = self._checked_recording(audio)
+        language = self._language_or_none(language)
+        if utterances is None:
+            view = self._plan(samples, rate, transcript, language)
+            if view.note:
+                raise ServiceError(f"{view.note} (send them as utterances)")
+            if view.main is None:
+                raise ServiceError("no utterance of the recording can be a reference: each is too short, too long, "
+                                   "silent, clipped or too quiet")
+            utterances, language = [row.to_json() for row in view.utterances], language or view.language
+        if language is None:
+            raise ServiceError("say which language the recording is in (the speech recognizer heard none "
+                               "the app reads, or did not run)")
+        main, aux = chosen_cuts(utterances, samples.size / rate)
+        return self.add_speaker(wav_bytes(main.samples(samples, rate), rate), main.transcript, language, name, session,
+                                token, aux_audio=[wav_bytes(cut.samples(samples, rate), rate) for cut in aux])
+
+    def recording_clip(self, audio: bytes | Path, start_s: float, end_s: float) -> tuple[int, np.ndarray]:
+        """(rate, samples (n,)) of one stretch of a recording, to play an utterance."""
+        samples, rate = self._checked_recording(audio)
+        cut = chosen_cuts([{"start_s": start_s, "end_s": end_s, "role": "main"}], samples.size / rate)[0]
+        return rate, cut.samples(samples, rate)
+
+    def _plan(self, samples: np.ndarray, rate: int, transcript: str | None, language: str | None) -> RecordingView:
+        duration = round(samples.size / rate, 3)
+        try:
+            if transcript and transcript.strip():
+                rows = plan_rows(plan_recording(samples, rate))
+                sentences = split_sentences(transcript)
+                note = spread_note(len(sentences), len(rows))
+                if note is None:
+                    cuts = [(row.start_s, row.end_s, sentence) for row, sentence in zip(rows, sentences)]
+                    rows = plan_rows(plan_cuts(samples, rate, cuts))
+                return RecordingView(duration, rows, language, "visitor", note)
+            heard = self.transcriber.transcribe_segments(samples, rate, language)
+            rows = plan_rows(plan_recording(samples, rate, heard.segments))
+        except RecordingError as error:
+            raise ServiceError(str(error)) from error
+        except TranscriptionError as error:
+            raise ServiceError(str(error), status=503) from error
+        return RecordingView(duration, rows, language or heard.language, "whisper")
+
+    @staticmethod
+    def _language_or_none(language: str | None) -> str | None:
+        """A known language mode, or None for "let Whisper say" (it is also Whisper's forced language)."""
+        try:
+            if language:
+                check_language(language)
+            return language or None
+        except ValueError as error:
+            raise ServiceError(str(error)) from error
+
+    def _checked_recording(self, audio: bytes | Path) -> tuple[np.ndarray, int]:
+        """Mono samples (n,) and rate of an upload, refused by size, then by its header before decoding."""
+        data = self._upload_bytes(audio)
+        limit = self.limits.max_recording_s
+        seconds = header_duration(data)
+        try:
+            if seconds is None or seconds <= limit:
+                samples, rate = load_recording(data)
+                seconds = samples.size / rate
+        except (AudioError, RecordingError) as error:
+            raise ServiceError(str(error)) from error
+        if seconds > limit:
+            raise ServiceError(f"the recording is {seconds:.0f} s long; recordings of at most {limit:.0f} s are accepted")
+        return samples, rate
 
     def rename_speaker(self, speaker_id: str, name: str, session: str | None, token: str | None = None) -> SpeakerInfo:
         self.access.changeable(self.library, speaker_id, session, token)
@@ -165,8 +280,22 @@ class VoiceService:
             raise ServiceError(str(error), status=503) from error
         return heard.text, heard.language
 
-    def _checked_audio(self, audio: bytes | Path, trim: bool = True) -> bytes:
-        """The upload's bytes, refused by size before reading and by its header before decoding."""
+    def _checked_audio(self, audio: bytes | Path, trim: bool = True, auxiliary: str | None = None) -> bytes:
+        """The upload's bytes, refused by size before reading and by its header before decoding.
+
+        ``auxiliary``: the clip's name when it is an auxiliary reference (1-10 s, not 3-10 s).
+        """
+        data = self._upload_bytes(audio)
+        try:
+            check_header_duration(data, self.limits.max_decoded_audio_s, auxiliary or "the uploaded audio")
+            data = trimmed_wav(data) if trim else data
+            load_reference_audio(data, auxiliary=auxiliary is not None)  # length, not silent, decodable: before storing
+        except AudioError as error:
+            message = str(error)
+            raise ServiceError(message.replace("the uploaded audio", auxiliary) if auxiliary else message) from error
+        return data
+
+    def _upload_bytes(self, audio: bytes | Path) -> bytes:
         limit = self.limits.max_upload_bytes
         size = audio.stat().st_size if isinstance(audio, Path) else len(audio)
         if size > limit:
@@ -174,12 +303,6 @@ class VoiceService:
         data = audio.read_bytes() if isinstance(audio, Path) else audio
         if not data:
             raise ServiceError("the audio file is empty")
-        try:
-            check_header_duration(data, self.limits.max_decoded_audio_s, "the uploaded audio")
-            data = trimmed_wav(data) if trim else data
-            load_reference_audio(data)  # 3-10 s, not silent, decodable: before anything is stored
-        except AudioError as error:
-            raise ServiceError(str(error)) from error
         return data
 
     @contextmanager

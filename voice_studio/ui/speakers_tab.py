@@ -1,4 +1,5 @@
-"""The Add voice tab: upload or record a reference, transcribe it, store it; manage voices; the admin panel."""
+"""The Add voice tab: upload or record a reference (with optional auxiliary clips), transcribe it, store it,
+or build a voice from a long recording (``recording_panel``); manage voices; the admin panel."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..errors import ServiceError
 from ..service import VoiceService
 from .common import LANGUAGE_CODES, LANGUAGES, on_gpu, session_of, speaker_choices
 from .feedback import busy_while, user_error
+from .recording_panel import layout_recording_panel, wire_recording_panel
 from .strings import locale_of, say, ui
 
 # Runs in the browser before Delete reaches the server; a cancelled delete sends no id.
@@ -50,14 +52,16 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
             raise user_error(str(error)) from error
         return text, heard if heard in LANGUAGE_CODES else language
 
-    def add_speaker(audio_path, transcript, language, name, consent, token="", request: gr.Request = None):
+    def add_speaker(audio_path, transcript, language, name, consent, token="", aux_paths=None,
+                    request: gr.Request = None):
         if not consent:
             raise user_error(say("msg_consent", locale_of(request)))
         if not audio_path:
             raise user_error(say("msg_upload_first", locale_of(request)))
         session = session_of(request)
         try:
-            info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", session, token or None)
+            info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", session, token or None,
+                                       aux_audio=[Path(path) for path in aux_paths or []])
             stored = str(service.reference_path(info.id, session, token or None))
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
@@ -71,20 +75,27 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
     with gr.Row():
         transcript = gr.Textbox(label=ui("transcript"), scale=4)
         transcribe_button = gr.Button(ui("transcribe"), scale=1)
+    aux_files = gr.File(label=ui("aux_clips"), file_count="multiple", file_types=["audio"], type="filepath")
+    with gr.Accordion(ui("long_recording"), open=False):
+        recording = layout_recording_panel()
     ref_language = gr.Dropdown(label=ui("language"), choices=LANGUAGES, value="zh")
     name = gr.Textbox(label=ui("name"), max_length=80)
     consent = gr.Checkbox(label=ui("consent"))
-    add = gr.Button(ui("add_speaker"), variant="primary")
+    with gr.Row():
+        add = gr.Button(ui("add_speaker"), variant="primary")
+        add_recording = gr.Button(ui("save_recording"))
     added = gr.Textbox(show_label=False, interactive=False, container=False)
     stored = gr.Audio(label=ui("stored_reference"), interactive=False, type="filepath")
     new_voice = gr.State(None)
     token = _build_admin_panel(service)
     transcribe_button.click(on_gpu(transcribe), [ref_audio, ref_language], [transcript, ref_language], api_visibility="private")
-    adding = busy_while(add, on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent, token],
+    adding = busy_while(add, on_gpu(add_speaker), [ref_audio, transcript, ref_language, name, consent, token, aux_files],
                         [added, stored, new_voice], api_name="add_speaker")
+    from_recording = wire_recording_panel(service, recording, add_recording, [ref_language, name, consent, token],
+                                          [added, stored, new_voice])
     with gr.Accordion(ui("manage_voices"), open=False):
         managed, changes = _build_manage_voices(service, token)
-    return managed, [adding, *changes], new_voice
+    return managed, [adding, from_recording, *changes], new_voice
 
 
 def _build_admin_panel(service: VoiceService) -> gr.Textbox:
