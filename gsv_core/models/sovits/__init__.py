@@ -12,8 +12,8 @@ audio side).
 
 from .config import SynthesizerConfig, SynthesizerConfigError
 from .loader import load_sovits
-from .model import SoVITS, StreamingChunk, fuse_global_embeddings
+from .model import DecodeItem, SoVITS, StreamingChunk, fuse_global_embeddings
 
 __all__ = [
-    "SoVITS", "StreamingChunk", "SynthesizerConfig", "SynthesizerConfigError", "fuse_global_embeddings", "load_sovits",
+    "DecodeItem", "SoVITS", "StreamingChunk", "SynthesizerConfig", "SynthesizerConfigError", "fuse_global_embeddings", "load_sovits",
 ]
