@@ -77,6 +77,19 @@ class VoicePipeline:
         self._sovits_stage = SovitsStage(sovits, self.sample_rate, self.device, batched)
 
     @property
+    def batch_decoder(self) -> bool:
+        """Whether a wave's decoder calls of all requests go through SoVITS as one batch."""
+        return self._sovits_stage.batched
+
+    def with_batch_decoder(self, batch_decoder: bool | None) -> "VoicePipeline":
+        """A pipeline over these same models (nothing is copied) with another ``batch_decoder`` setting."""
+        return VoicePipeline(
+            version=self.version_info, t2s=self.t2s, sovits=self.sovits, hubert=self.hubert, bert=self.bert,
+            speaker_encoder=self.speaker_encoder, frontend=self.frontend, weights_key=self.weights_key,
+            device=self.device, batch_decoder=batch_decoder,
+        )
+
+    @property
     def version(self) -> str:
         return self.version_info.name
 

@@ -16,15 +16,6 @@ from gsv_core.synthesis import SynthesisOptions, SynthesisRequest
 ATOL = 1e-5
 
 
-def _sibling(pipeline: VoicePipeline, batch_decoder: bool | None) -> VoicePipeline:
-    """The same models in a pipeline with another decoder setting."""
-    return VoicePipeline(
-        version=pipeline.version_info, t2s=pipeline.t2s, sovits=pipeline.sovits, hubert=pipeline.hubert,
-        bert=pipeline.bert, speaker_encoder=pipeline.speaker_encoder, frontend=pipeline.frontend,
-        weights_key=pipeline.weights_key, device=pipeline.device, batch_decoder=batch_decoder,
-    )
-
-
 def _load(reference_dir, dtype=torch.float32) -> VoicePipeline:
     models = reference_dir / "models"
     return VoicePipeline.from_paths(
@@ -40,7 +31,7 @@ def batched(reference_dir):
 
 @pytest.fixture(scope="module")
 def solo(batched):
-    return _sibling(batched, batch_decoder=False)
+    return batched.with_batch_decoder(False)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +141,8 @@ def test_a_failing_gpt_batch_is_retried_request_by_request(batched, solo, speake
 
 
 def test_the_cpu_default_decodes_call_by_call(batched, speakers, monkeypatch):
-    auto = _sibling(batched, batch_decoder=None)
+    auto = batched.with_batch_decoder(None)
+    assert batched.batch_decoder and not auto.batch_decoder
     spy = DecodeBatchSpy(monkeypatch, batched.sovits)
     auto.synthesize_many(_requests(speakers)[:2])
     assert spy.items == []
@@ -166,7 +158,7 @@ def test_half_precision_pipelines_decode_batches(reference_dir, dtype, min_snr_d
     requests = [SynthesisRequest(text, "zh", speaker, SynthesisOptions(top_k=1, seed=seed, speed=speed))
                 for text, seed, speed in (("你好。", 1, 1.0), ("欢迎使用语音合成。", 2, 1.25))]
     together = pipeline.synthesize_many(requests)
-    call_by_call = _sibling(pipeline, batch_decoder=False).synthesize_many(requests)
+    call_by_call = pipeline.with_batch_decoder(False).synthesize_many(requests)
     for ours, theirs in zip(together, call_by_call):
         assert np.isfinite(ours.audio).all() and ours.audio.shape == theirs.audio.shape
         error = np.sum((ours.audio - theirs.audio).astype(np.float64) ** 2)
