@@ -6,8 +6,9 @@
 
 Several references: ``model.fused_global_embedding(specs, svs)``, or store the rows of
 ``model.reference_embeddings(specs, svs)`` and join them with ``fuse_global_embeddings``.
-Streaming: ``model.decode_streaming`` per chunk (see ``gsv_core.streaming_audio`` for the
-audio side).
+Several requests at once: ``model.decode_batch([DecodeItem(codes, phones, ge, ...), ...])``
+(items of any lengths; each comes out as it does alone). Streaming: ``model.decode_streaming``
+per chunk (see ``gsv_core.streaming_audio`` for the audio side).
 """
 
 from .config import SynthesizerConfig, SynthesizerConfigError

@@ -177,10 +177,10 @@ class SoVITS(nn.Module):
         Batching: codes are laid out (num_quantizers, batch, tokens) as upstream, and item b
         is conditioned on ``ge[b]`` (a speaker per item). There is no padding mask, so every
         item must have the same number of tokens and the same number of phones; each item
-        then decodes exactly as it would alone. The prior is sampled as
-        z_p = m_p + noise * exp(logs_p) * noise_scale: ``noise`` (B, inter, frames) is used
-        as given, otherwise it is drawn from ``generator``; one of the two is required, so
-        the global RNG is never touched. ``ge`` and ``noise`` may be float32 whatever the
+        then decodes exactly as it would alone (items of different lengths: :meth:`decode_batch`).
+        The prior is sampled as z_p = m_p + noise * exp(logs_p) * noise_scale: ``noise``
+        (B, inter, frames) is used as given, otherwise it is drawn from ``generator``; one of
+        the two is required, so the global RNG is never touched. ``ge`` and ``noise`` may be float32 whatever the
         model's dtype: they are cast on entry.
         """
         self._check_inputs(codes, phones, ge, speed)
