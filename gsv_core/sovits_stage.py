@@ -61,7 +61,13 @@ class SovitsStage:
         for index, job_calls in calls.items():
             job = jobs[index]
             try:
-                audio = together[index] if together is not None else [self._decode_alone(job, call) for call in job_calls]
+                if together is None:
+                    audio = [self._decode_alone(job, call) for call in job_calls]
+                else:
+                    audio = together[index]
+                    del job.noise[: len(job_calls)]  # the injected draws it used
+                    for call_audio in audio:
+                        self._record_audio(job, call_audio)
                 self._store(job, job.batches[wave], tokens[index], audio)
             except Exception as error:  # noqa: BLE001 - this request's failure only
                 failures[index] = error
@@ -107,7 +113,7 @@ class SovitsStage:
         """Every call of every job as one batched decode; None if it fails, with every job as before it.
 
         A job's calls draw from its generator in order and take its injected noise in order,
-        as alone; the injected noise is used up and the dumps made only once all succeeded.
+        as alone; the caller uses the noise up and makes the dumps once all succeeded.
         """
         states = {index: job.generator.get_state() for index, job in jobs.items()}
         items = []
@@ -124,13 +130,7 @@ class SovitsStage:
             for index, job in jobs.items():
                 job.generator.set_state(states[index])
             return None
-        decoded = {}
-        for index, job in jobs.items():
-            decoded[index] = [next(audio) for _ in calls[index]]
-            del job.noise[: len(calls[index])]
-            for call_audio in decoded[index]:
-                self._record_audio(job, call_audio)
-        return decoded
+        return {index: [next(audio) for _ in calls[index]] for index in jobs}
 
     def _record_audio(self, job: SynthesisJob, audio: torch.Tensor) -> None:
         job.inspect(f"decode_out_{job.decode_calls}", to_numpy(audio).reshape(1, 1, -1))

@@ -123,6 +123,18 @@ def test_a_request_whose_decode_fails_in_the_batch_fails_alone(batched, solo, sp
         np.testing.assert_array_equal(outcome.audio, solo.synthesize_many([request])[0].audio)
 
 
+def test_a_failing_dump_after_a_batched_decode_fails_only_its_request(batched, solo, speakers):
+    def broken_dump(name, array):
+        if name.startswith("decode_out_"):
+            raise OSError("disk full (simulated)")
+
+    good = SynthesisRequest("你好，世界。", "zh", speakers[0], SynthesisOptions(top_k=1, seed=1))
+    broken = SynthesisRequest("再见。", "zh", speakers[1], SynthesisOptions(seed=3), inspect=broken_dump)
+    outcomes = batched.synthesize_many([broken, good])
+    assert isinstance(outcomes[0], OSError)
+    np.testing.assert_allclose(outcomes[1].audio, solo.synthesize_many([good])[0].audio, rtol=0, atol=ATOL)
+
+
 def test_a_failing_gpt_batch_is_retried_request_by_request(batched, solo, speakers, monkeypatch):
     generate = batched.t2s.generate
 
