@@ -14,6 +14,12 @@ weights never choose EOS). Three ways to serve the same requests, measured in th
 
 Prints audio seconds per wall second and the mean latency of a request for each, and
 the ratios to one_at_a_time.
+
+Then the SoVITS decoder alone (``--decoder-only`` runs just this): ``--decoder-items`` items
+of different lengths around ``--tokens`` and different speakers, decoded one call at a time
+(``SoVITS.decode``, what the pipeline does on a CPU) and as one padded batch
+(``SoVITS.decode_batch``, what it does on a GPU), median of ``--repeats`` runs each, with the
+largest difference between the two waveforms.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.bench_models import _sovits, _t2s  # noqa: E402
+from benchmarks.timing import median_seconds  # noqa: E402
 from gsv_core.conditioning import SpeakerConditioning  # noqa: E402
 from gsv_core.features.bert import BertFeatures  # noqa: E402
+from gsv_core.models.sovits import DecodeItem, SoVITS  # noqa: E402
 from gsv_core.pipeline import VoicePipeline  # noqa: E402
 from gsv_core.synthesis import SynthesisOptions, SynthesisRequest  # noqa: E402
 from gsv_core.text.frontend import TextFrontend  # noqa: E402
@@ -78,14 +86,54 @@ def _measure(name: str, run) -> dict:
             "audio_s_per_wall_s": round(audio_s / wall, 3), "mean_latency_s": round(float(np.mean(latencies)), 2)}
 
 
+def decoder_batching(sovits: SoVITS, count: int, tokens: int, repeats: int) -> dict:
+    """Seconds to decode ``count`` items (lengths spread over 0.7-1.3 x ``tokens``) call by call and as one batch."""
+    device, draw = sovits.text_encoder.proj.weight.device, torch.Generator().manual_seed(0)
+    lengths = [round(tokens * (0.7 + 0.6 * i / max(count - 1, 1))) for i in range(count)]
+    items = [DecodeItem(torch.randint(0, 1024, (1, n), generator=draw).to(device),
+                        torch.randint(0, 732, (n // 2,), generator=draw).to(device),
+                        torch.randn(1, sovits.config.gin_channels, 1, generator=draw).to(device),
+                        noise=torch.randn(1, sovits.config.inter_channels, 2 * n, generator=draw).to(device))
+             for n in lengths]
+
+    def call_by_call() -> list[torch.Tensor]:
+        return [sovits.decode(i.codes.unsqueeze(1), i.phones.view(1, -1), i.ge, noise=i.noise)[0, 0] for i in items]
+
+    with torch.inference_mode():
+        difference = max(float((a - b).abs().max()) for a, b in zip(call_by_call(), sovits.decode_batch(items)))
+        solo_cpu, batched_cpu = _cpu_seconds(call_by_call), _cpu_seconds(lambda: sovits.decode_batch(items))
+        solo_s = median_seconds(call_by_call, repeats)
+        batched_s = median_seconds(lambda: sovits.decode_batch(items), repeats)
+    audio_s = sum(lengths) * sovits.samples_per_token / sovits.version.audio.sampling_rate
+    return {"items": count, "tokens": lengths, "audio_s": round(audio_s, 2), "call_by_call_s": round(solo_s, 2),
+            "batched_s": round(batched_s, 2), "batched_vs_call_by_call_speed": round(solo_s / batched_s, 2),
+            "call_by_call_cpu_s": round(solo_cpu, 2), "batched_cpu_s": round(batched_cpu, 2),
+            "max_abs_difference": difference}
+
+
+def _cpu_seconds(run) -> float:
+    """CPU seconds of this process (all threads) for one call: steadier than wall time on a shared machine
+    (run with OMP_WAIT_POLICY=PASSIVE, or OpenMP's spin-waiting counts too)."""
+    started = time.process_time()
+    run()
+    return time.process_time() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=75, help="semantic tokens per segment (25 per second)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--decoder-items", type=int, default=4, help="items of the decoder-only measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per mode of the decoder-only measurement")
+    parser.add_argument("--decoder-only", action="store_true", help="only the decoder measurement")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.decoder_only:
+        decoder = decoder_batching(_sovits("v2", args.device), args.decoder_items, args.tokens, args.repeats)
+        print(json.dumps({"device": args.device, "threads": args.threads, "decoder": decoder}, indent=2))
+        return
     pipeline = _pipeline(args.device, args.tokens)
     requests = [
         SynthesisRequest(TEXTS[i % len(TEXTS)], "zh" if i % 2 == 0 else "en", _speaker(pipeline, i),
@@ -123,8 +171,9 @@ def main() -> None:
     for row in rows:
         row["throughput_vs_one_at_a_time"] = round(row["audio_s_per_wall_s"] / base["audio_s_per_wall_s"], 2)
         row["latency_vs_one_at_a_time"] = round(row["mean_latency_s"] / base["mean_latency_s"], 2)
+    decoder = decoder_batching(pipeline.sovits, args.decoder_items, args.tokens, args.repeats)
     print(json.dumps({"device": args.device, "threads": args.threads, "requests": args.requests,
-                      "tokens_per_segment": args.tokens, "results": rows}, indent=2))
+                      "tokens_per_segment": args.tokens, "results": rows, "decoder": decoder}, indent=2))
 
 
 if __name__ == "__main__":

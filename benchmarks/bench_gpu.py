@@ -16,7 +16,10 @@ GPT layers and the SoVITS generator are wrapped, not copied), it measures:
 * ``first_audio_s``: the same sentence streamed in chunks mode (min 16 tokens, overlap 2),
   time to the first piece (``synthesize_stream``);
 * ``throughput``: 1, 4 and 16 concurrent 3-second requests served by
-  ``VoicePipeline.synthesize_many`` (GPT rows of all requests batched), audio s per wall s;
+  ``VoicePipeline.synthesize_many`` (GPT rows of all requests batched, and on CUDA the SoVITS
+  decoder calls of a wave too: ``batch_decoder``), audio s per wall s;
+* ``decoder_batching``: the 16 requests again with the decoder calls batched and call by call
+  (the same models, warm from ``throughput``; one run each), and the ratio;
 * ``peak_memory``: ``torch.cuda.max_memory_allocated`` per configuration on CUDA, the
   process's peak RSS elsewhere (monotone over the run).
 
@@ -142,23 +145,45 @@ def sentence_timings(pipeline: VoicePipeline, sizes: Sizes) -> dict[str, float]:
             "first_audio_s": statistics.median(run["first_audio_s"] for run in runs["chunks"])}
 
 
+def concurrent_requests(pipeline: VoicePipeline, count: int) -> list[SynthesisRequest]:
+    """``count`` 3-second requests of four speakers, each segment ``request_tokens`` long."""
+    speakers = [random_speaker(pipeline, seed) for seed in range(4)]
+    return [SynthesisRequest(REQUEST_TEXTS[i % 4], "zh", speakers[i % 4], SynthesisOptions(seed=i, split_method="cut0"))
+            for i in range(count)]
+
+
+def served_together(pipeline: VoicePipeline, requests: list[SynthesisRequest]) -> dict[str, float]:
+    """Wall and audio seconds of one ``synthesize_many`` over ``requests``; any failed request raises."""
+    started = clock(pipeline.device)
+    outcomes = in_fresh_thread(lambda: pipeline.synthesize_many(requests))
+    wall = clock(pipeline.device) - started
+    failed = [repr(o) for o in outcomes if isinstance(o, Exception)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(requests)} requests failed: {failed[0]}")
+    audio = sum(o.duration_s for o in outcomes)
+    return {"wall_s": wall, "audio_s": audio, "audio_s_per_wall_s": audio / wall}
+
+
 def throughput(pipeline: VoicePipeline, sizes: Sizes) -> dict[str, dict[str, float]]:
     """Audio seconds per wall second for each number of concurrent requests (one warm-up each)."""
     pipeline.t2s.tokens = sizes.request_tokens
-    speakers = [random_speaker(pipeline, seed) for seed in range(4)]
     results = {}
     for count in sizes.concurrency:
-        requests = [SynthesisRequest(REQUEST_TEXTS[i % 4], "zh", speakers[i % 4], SynthesisOptions(seed=i, split_method="cut0"))
-                    for i in range(count)]
+        requests = concurrent_requests(pipeline, count)
         in_fresh_thread(lambda: pipeline.synthesize_many(requests))
-        started = clock(pipeline.device)
-        outcomes = in_fresh_thread(lambda: pipeline.synthesize_many(requests))
-        wall = clock(pipeline.device) - started
-        failed = [repr(o) for o in outcomes if isinstance(o, Exception)]
-        if failed:
-            raise RuntimeError(f"{len(failed)} of {count} requests failed: {failed[0]}")
-        audio = sum(o.duration_s for o in outcomes)
-        results[str(count)] = {"wall_s": wall, "audio_s": audio, "audio_s_per_wall_s": audio / wall}
+        results[str(count)] = served_together(pipeline, requests)
+    return results
+
+
+def decoder_batching(pipeline: VoicePipeline, sizes: Sizes) -> dict[str, dict[str, float] | float]:
+    """The most concurrent requests served with the wave's decoder calls one by one and as one batch."""
+    pipeline.t2s.tokens = sizes.request_tokens
+    requests = concurrent_requests(pipeline, max(sizes.concurrency))
+    results: dict = {"requests": len(requests)}
+    for name, batched in (("call_by_call", False), ("batched", True)):
+        results[name] = served_together(pipeline.with_batch_decoder(batched), requests)
+    results["batched_vs_call_by_call"] = (results["batched"]["audio_s_per_wall_s"]
+                                          / results["call_by_call"]["audio_s_per_wall_s"])
     return results
 
 
@@ -180,10 +205,11 @@ def measure(pipeline: VoicePipeline, sizes: Sizes) -> dict:
         "sovits_s_per_audio_s": lambda: sovits_s_per_audio_s(pipeline, sizes),
         "sentence": lambda: sentence_timings(pipeline, sizes),
         "throughput": lambda: throughput(pipeline, sizes),
+        "decoder_batching": lambda: decoder_batching(pipeline, sizes),
     }
     if pipeline.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(pipeline.device)
-    report: dict = {}
+    report: dict = {"batch_decoder": pipeline.batch_decoder}  # what throughput used (the device's default)
     for name, section in sections.items():
         started = time.perf_counter()
         try:
@@ -229,7 +255,8 @@ COLUMNS = {  # header -> path in a configuration's report
     "GPT ms/tok b1": ("gpt_ms_per_token", "batch_1"), "GPT ms/tok b8": ("gpt_ms_per_token", "batch_8"),
     "SoVITS s/s": ("sovits_s_per_audio_s",), "RTF": ("sentence", "rtf"), "1st audio s": ("sentence", "first_audio_s"),
     "thr x1": ("throughput", "1", "audio_s_per_wall_s"), "thr x4": ("throughput", "4", "audio_s_per_wall_s"),
-    "thr x16": ("throughput", "16", "audio_s_per_wall_s"), "peak GiB": ("peak_memory", "gib"),
+    "thr x16": ("throughput", "16", "audio_s_per_wall_s"), "dec b/c x16": ("decoder_batching", "batched_vs_call_by_call"),
+    "peak GiB": ("peak_memory", "gib"),
 }
 
 
@@ -246,7 +273,8 @@ def print_table(configurations: dict) -> None:
     print(f"{'configuration':22s}" + "".join(f"{name:>14s}" for name in COLUMNS))
     for name, report in configurations.items():
         print(f"{name:22s}" + "".join(f"{_cell(report, path):>14s}" for path in COLUMNS.values()))
-    print("thr = audio seconds per wall second with N concurrent requests; err: see the JSON")
+    print("thr = audio seconds per wall second with N concurrent requests; dec b/c x16 = the 16 requests' throughput "
+          "with the decoder batched over call by call; err: see the JSON")
 
 
 def main() -> None:
@@ -268,6 +296,7 @@ def main() -> None:
         if device.type == "cuda" else "cpu", "torch": torch.__version__, "threads": args.threads, "version": args.version,
         "weights": "random, " + ("tiny sizes" if args.small else "real size"), "sizes": asdict(sizes),
         "baselines": {"gpt batch_8": "batch_1", "throughput 4, 16": "throughput 1",
+                      "decoder_batching batched": "call_by_call",
                       "every configuration": "fp32_eager", "cuda_graphs": "eager of the same precision"},
         "cuda_graphs_note": CUDA_GRAPHS_NOTE,
     }

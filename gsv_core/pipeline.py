@@ -27,10 +27,11 @@ from .features.bert import BertFeatures
 from .features.ssl import HubertFeatures
 from .features.sv import SpeakerEncoder, check_sv_fits
 from .hub import ModelFiles
-from .jobs import SynthesisJob, segment_message, segment_result, silence, to_numpy
+from .jobs import SynthesisJob, segment_message, to_numpy
 from .models.sovits import load_sovits
 from .models.t2s import DecodeRow, load_t2s
 from .references import ReferenceEncoder
+from .sovits_stage import SovitsStage
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
 from .streaming import SegmentStream
 from .synthesis import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
@@ -55,7 +56,11 @@ class VoicePipeline:
         frontend: TextFrontend,
         weights_key: str = "",
         device: torch.device | str = "cpu",
+        batch_decoder: bool | None = None,
     ) -> None:
+        """``batch_decoder``: decode the calls of all requests of a wave as one padded SoVITS batch
+        (each gets what it gets alone, up to float reassociation); None: on CUDA only, where it
+        pays (on a 2-core CPU it does not)."""
         self.version_info = version
         self.t2s = t2s
         self.sovits = sovits
@@ -68,6 +73,21 @@ class VoicePipeline:
         self._device_speakers = DeviceSpeakers(self.device, capacity=16)
         self._mute_similarity = mute_similarity(t2s.semantic_embedding.weight)  # for streaming chunk splits
         self._references = ReferenceEncoder(version, sovits, hubert, bert, speaker_encoder, frontend, self.device)
+        batched = self.device.type == "cuda" if batch_decoder is None else batch_decoder
+        self._sovits_stage = SovitsStage(sovits, self.sample_rate, self.device, batched)
+
+    @property
+    def batch_decoder(self) -> bool:
+        """Whether a wave's decoder calls of all requests go through SoVITS as one batch."""
+        return self._sovits_stage.batched
+
+    def with_batch_decoder(self, batch_decoder: bool | None) -> "VoicePipeline":
+        """A pipeline over these same models (nothing is copied) with another ``batch_decoder`` setting."""
+        return VoicePipeline(
+            version=self.version_info, t2s=self.t2s, sovits=self.sovits, hubert=self.hubert, bert=self.bert,
+            speaker_encoder=self.speaker_encoder, frontend=self.frontend, weights_key=self.weights_key,
+            device=self.device, batch_decoder=batch_decoder,
+        )
 
     @property
     def version(self) -> str:
@@ -85,11 +105,12 @@ class VoicePipeline:
         dtype: torch.dtype = torch.float32,
         frontend: TextFrontend | None = None,
         official_data: Path | None = None,
+        batch_decoder: bool | None = None,
     ) -> "VoicePipeline":
         """Load every model of ``files`` (see :func:`gsv_core.hub.resolve_model_files`)."""
         pipeline = cls.from_paths(
             files.t2s, files.sovits, files.hubert_dir, files.bert_dir, files.sv,
-            device=device, dtype=dtype, frontend=frontend, official_data=official_data,
+            device=device, dtype=dtype, frontend=frontend, official_data=official_data, batch_decoder=batch_decoder,
         )
         if pipeline.version != files.version:
             raise ValueError(f"{files.sovits} is a {pipeline.version} SoVITS file, but {files.version} was asked for")
@@ -107,6 +128,7 @@ class VoicePipeline:
         dtype: torch.dtype = torch.float32,
         frontend: TextFrontend | None = None,
         official_data: Path | None = None,
+        batch_decoder: bool | None = None,
     ) -> "VoicePipeline":
         """Load from explicit files; the version comes from the SoVITS file.
 
@@ -128,6 +150,7 @@ class VoicePipeline:
             frontend=frontend or TextFrontend.load(official_data=official_data),
             weights_key=compute_weights_key(version.name, weight_files),
             device=device,
+            batch_decoder=batch_decoder,
         )
 
     # -- speakers -------------------------------------------------------------------------
@@ -233,7 +256,8 @@ class VoicePipeline:
         return SynthesisJob(request, seed, generator, self._conditioning(request.speaker), sequences, batches, noise)
 
     def _run_wave(self, jobs: dict[int, SynthesisJob], wave: int) -> dict[int, Exception]:
-        """The ``wave``-th batch of segments of every job: GPT stage as one batch, then each job's decoder calls.
+        """The ``wave``-th batch of segments of every job: GPT stage as one batch, then the jobs' decoder calls
+        (:class:`SovitsStage`: one by one, or as one batch on a GPU).
 
         Returns the jobs that failed. When the shared GPT batch itself fails, each job is
         retried alone from its generator's state before the wave, so only the culprit fails.
@@ -246,17 +270,18 @@ class VoicePipeline:
                 return {next(iter(jobs)): error}
             tokens = None
         failures: dict[int, Exception] = {}
+        wave_tokens: dict[int, list[torch.Tensor]] = {}
         for position, (index, job) in enumerate(jobs.items()):
             try:
                 if tokens is None:
                     job.generator.set_state(states[index])
-                    job_tokens = self._generate_wave([job], wave)
+                    wave_tokens[index] = self._generate_wave([job], wave)[0]
                 else:
-                    job_tokens = tokens[position]
-                self._decode_batch(job, job.batches[wave], job_tokens)
+                    wave_tokens[index] = tokens[position]
             except Exception as error:  # noqa: BLE001 - this request's failure only
                 failures[index] = error
-        return failures
+        decoded = {index: jobs[index] for index in wave_tokens}
+        return failures | self._sovits_stage.decode_wave(decoded, wave, wave_tokens)
 
     def _generate_wave(self, jobs: list[SynthesisJob], wave: int) -> list[list[torch.Tensor]]:
         """Semantic tokens of each job's ``wave``-th batch, per job a list in batch order."""
@@ -304,52 +329,6 @@ class VoicePipeline:
             emit=lambda audio: job.emit(segment, to_numpy(audio), self.sample_rate),
         )
         return job.streams[segment]
-
-    def _decode_batch(self, job: SynthesisJob, batch: list[int], tokens: list[torch.Tensor]) -> None:
-        """Decode one batch of a job's segments to audio and store them as the job's results.
-
-        At normal speed the batch is decoded in one call over the concatenated tokens and
-        cut back into segments (as the official parallel decoder does); with a speed
-        change each segment is decoded alone.
-        """
-        phones = [torch.tensor(job.sequences[i].phone_ids, dtype=torch.long, device=self.device) for i in batch]
-        prompt = job.conditioning.prompt_semantic
-        options = job.request.options
-        for segment, segment_tokens in zip(batch, tokens):
-            full = segment_tokens if prompt is None else torch.cat([prompt, segment_tokens])
-            job.inspect(f"t2s_y_full_{segment}", to_numpy(full))
-        if options.stream == "chunks":  # voiced while the tokens came; close each segment with its pause
-            for segment, segment_tokens in zip(batch, tokens):
-                chunks = job.streams[segment].chunks
-                job.inspect(f"stream_generated_tokens_{segment}", to_numpy(segment_tokens))
-                job.inspect(f"stream_chunk_bounds_{segment}", np.asarray([[c.start, c.end] for c in chunks], np.int64))
-                job.emit(segment, silence(self.sample_rate, options.fragment_interval), self.sample_rate)
-                audio = np.concatenate(job.streamed[segment][:-1] or [np.zeros(0, np.float32)])
-                job.segments[segment] = segment_result(job.sequences[segment], segment_tokens, torch.from_numpy(audio))
-            return
-        if options.speed != 1.0:
-            fragments = [self._decode(job, t, p) for t, p in zip(tokens, phones)]
-        else:
-            audio = self._decode(job, torch.cat(tokens), torch.cat(phones))
-            bounds = np.cumsum([0] + [len(t) * self.sovits.samples_per_token for t in tokens])
-            fragments = [audio[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
-        for segment, segment_tokens, fragment in zip(batch, tokens, fragments):
-            job.segments[segment] = segment_result(job.sequences[segment], segment_tokens, fragment)
-        if options.stream == "fragments":  # the batch's segments as one piece, as upstream yields them
-            piece = join_fragments([job.segments[i].audio for i in batch], self.sample_rate, options.fragment_interval)
-            job.emit(batch[0], piece, self.sample_rate)
-
-    def _decode(self, job: SynthesisJob, tokens: torch.Tensor, phones: torch.Tensor) -> torch.Tensor:
-        """One decoder call: (T,) tokens and (P,) phones -> (samples,) waveform."""
-        options = job.request.options
-        noise = job.noise.pop(0) if job.noise else None
-        audio = self.sovits.decode(
-            tokens.view(1, 1, -1), phones.view(1, -1), job.conditioning.global_embedding,
-            speed=options.speed, noise_scale=options.noise_scale, noise=noise, generator=job.generator,
-        )[0, 0]
-        job.inspect(f"decode_out_{job.decode_calls}", to_numpy(audio).reshape(1, 1, -1))
-        job.decode_calls += 1
-        return audio
 
     def _check_speaker(self, speaker: SpeakerConditioning) -> None:
         if speaker.version != self.version:

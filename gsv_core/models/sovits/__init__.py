@@ -6,14 +6,15 @@
 
 Several references: ``model.fused_global_embedding(specs, svs)``, or store the rows of
 ``model.reference_embeddings(specs, svs)`` and join them with ``fuse_global_embeddings``.
-Streaming: ``model.decode_streaming`` per chunk (see ``gsv_core.streaming_audio`` for the
-audio side).
+Several requests at once: ``model.decode_batch([DecodeItem(codes, phones, ge, ...), ...])``
+(items of any lengths; each comes out as it does alone). Streaming: ``model.decode_streaming``
+per chunk (see ``gsv_core.streaming_audio`` for the audio side).
 """
 
 from .config import SynthesizerConfig, SynthesizerConfigError
 from .loader import load_sovits
-from .model import SoVITS, StreamingChunk, fuse_global_embeddings
+from .model import DecodeItem, SoVITS, StreamingChunk, fuse_global_embeddings
 
 __all__ = [
-    "SoVITS", "StreamingChunk", "SynthesizerConfig", "SynthesizerConfigError", "fuse_global_embeddings", "load_sovits",
+    "DecodeItem", "SoVITS", "StreamingChunk", "SynthesizerConfig", "SynthesizerConfigError", "fuse_global_embeddings", "load_sovits",
 ]

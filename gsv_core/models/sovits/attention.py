@@ -1,7 +1,9 @@
 """The attention encoders of the SoVITS text encoder (VITS style, channels-first).
 
-Self-attention layers add learned relative-position terms for offsets within +-window;
-masks are omitted because inference always runs one unpadded sequence.
+Self-attention layers add learned relative-position terms for offsets within +-window.
+A single sequence needs no mask; a batch of padded sequences (``SoVITS.decode_batch``) passes
+one, so padded keys get zero attention weight and the convolutions see zeros past each
+item's end, as the item alone would.
 """
 
 from __future__ import annotations
@@ -54,8 +56,12 @@ class MultiHeadAttention(nn.Module):
         batch, _, length = x.shape
         return x.view(batch, self.num_heads, self.head_dim, length).transpose(2, 3)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, Tq) queries; context: (B, C, Tk) keys and values -> (B, C_out, Tq)."""
+    def forward(self, x: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C, Tq) queries; context: (B, C, Tk) keys and values -> (B, C_out, Tq).
+
+        ``key_mask`` (B, 1, Tk), 0 on padded keys: their scores become -inf, so their softmax
+        weights (and their relative-position value terms) are exactly 0. Every item needs a real key.
+        """
         query = self._heads(self.conv_q(x)) / math.sqrt(self.head_dim)
         key, value = self._heads(self.conv_k(context)), self._heads(self.conv_v(context))
         scores = query @ key.transpose(-2, -1)
@@ -63,6 +69,8 @@ class MultiHeadAttention(nn.Module):
             slots, in_band = _band_indices(x.shape[2], self.window, x.device)
             relative = query @ self.emb_rel_k[0].transpose(0, 1)  # (B, H, T, 2w+1)
             scores = scores + torch.gather(relative, 3, slots.expand(*relative.shape[:2], -1, -1)) * in_band
+        if key_mask is not None:
+            scores = scores.masked_fill(key_mask.unsqueeze(1) == 0, float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         output = weights @ value
         if self.window is not None:
@@ -83,8 +91,13 @@ class FeedForward(nn.Module):
         self.conv_1 = nn.Conv1d(channels, filter_channels, kernel_size)
         self.conv_2 = nn.Conv1d(filter_channels, channels, kernel_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, T) -> (B, C, T); ``mask`` (B, 1, T) zeroes padded frames before each convolution."""
+        if mask is not None:
+            x = x * mask
         x = torch.relu(self.conv_1(F.pad(x, self.padding)))
+        if mask is not None:
+            x = x * mask
         return self.conv_2(F.pad(x, self.padding))
 
 
@@ -98,9 +111,10 @@ class AttentionEncoder(nn.Module):
         self.ffn_layers = nn.ModuleList(FeedForward(channels, filter_channels, kernel_size) for _ in range(num_layers))
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(num_layers))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) -> (B, C, T)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, T) -> (B, C, T); with ``mask`` (B, 1, T) the padded frames never reach real ones
+        (their own outputs are left as they come: the caller ignores or masks them)."""
         for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
-            x = norm1(x + attn(x, x))
-            x = norm2(x + ffn(x))
+            x = norm1(x + attn(x, x, mask))
+            x = norm2(x + ffn(x, mask))
         return x

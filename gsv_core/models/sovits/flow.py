@@ -1,4 +1,8 @@
-"""The normalizing flow, run in reverse: prior sample z_p -> latent z, conditioned on ge."""
+"""The normalizing flow, run in reverse: prior sample z_p -> latent z, conditioned on ge.
+
+A padded batch passes a mask (B, 1, T): the WaveNet's convolutions then see zeros past each
+item's end, as the item alone would, and only the padded frames' own outputs differ.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ class WaveNet(nn.Module):
             nn.Conv1d(channels, 2 * channels if i < num_layers - 1 else channels, 1) for i in range(num_layers)
         )
 
-    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """x (B, C, T), g (B, gin, 1) -> (B, C, T), the sum of the skip outputs."""
+    def forward(self, x: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, T), g (B, gin, 1) -> (B, C, T), the sum of the skip outputs; ``mask`` (B, 1, T) or None."""
+        if mask is not None:
+            x = x * mask
         output = torch.zeros_like(x)
         conditions = self.cond_layer(g).split(2 * self.channels, dim=1)
         last = len(self.in_layers) - 1
@@ -30,6 +36,8 @@ class WaveNet(nn.Module):
             acts = res_skip(torch.tanh(gate[:, : self.channels]) * torch.sigmoid(gate[:, self.channels :]))
             if i < last:
                 x = x + acts[:, : self.channels]
+                if mask is not None:
+                    x = x * mask
                 output = output + acts[:, self.channels :]
             else:
                 output = output + acts
@@ -46,10 +54,10 @@ class CouplingLayer(nn.Module):
         self.enc = WaveNet(hidden_channels, kernel_size, num_layers, gin_channels)
         self.post = nn.Conv1d(hidden_channels, self.half, 1)
 
-    def reverse(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def reverse(self, x: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, T) -> (B, C, T): undo the shift of the second half."""
         x0, x1 = x.split(self.half, dim=1)
-        shift = self.post(self.enc(self.pre(x0), g))
+        shift = self.post(self.enc(self.pre(x0), g, mask))
         return torch.cat([x0, x1 - shift], dim=1)
 
 
@@ -63,9 +71,9 @@ class Flow(nn.Module):
             CouplingLayer(channels, hidden_channels, kernel_size, num_layers, gin_channels) for _ in range(num_couplings)
         )
 
-    def reverse(self, z_p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) prior sample, g (B, gin, 1) -> (B, C, T) latent."""
+    def reverse(self, z_p: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, T) prior sample, g (B, gin, 1) -> (B, C, T) latent; ``mask`` (B, 1, T) for a padded batch."""
         x = z_p
         for coupling in reversed(self.couplings):
-            x = coupling.reverse(torch.flip(x, [1]), g)
+            x = coupling.reverse(torch.flip(x, [1]), g, mask)
         return x

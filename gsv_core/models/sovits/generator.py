@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SynthesizerConfig
+from .padding import conv_output_length, padding_mask
 
 LRELU_SLOPE = 0.1
 
@@ -53,12 +54,20 @@ class ResBlock(nn.Module):
             nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2) for _ in dilations
         )
 
-    def forward(self, x: torch.Tensor, activated: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, 1, T) channels-last -> the same; ``activated`` = leaky_relu(x) if already computed."""
+    def forward(self, x: torch.Tensor, activated: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, 1, T) channels-last -> the same; ``activated`` = leaky_relu(x) if already computed.
+
+        ``mask`` (B, 1, 1, T) zeroes a padded batch's padded frames before every convolution
+        (a given ``activated`` must already be zero there).
+        """
         for conv1, conv2 in zip(self.convs1, self.convs2):
             if activated is None:
                 activated = F.leaky_relu(x, LRELU_SLOPE)
+                if mask is not None:
+                    activated.mul_(mask)
             hidden = F.leaky_relu_(conv_nhwc(conv1, activated), LRELU_SLOPE)
+            if mask is not None:
+                hidden.mul_(mask)
             x = conv_nhwc(conv2, hidden).add_(x)
             activated = None
         return x
@@ -91,17 +100,47 @@ class Generator(nn.Module):
             reordered = layer.weight.detach().permute(0, 2, 1).contiguous().permute(0, 2, 1)
             layer.weight = nn.Parameter(reordered, requires_grad=layer.weight.requires_grad)
 
-    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """latent (B, inter, T), g (B, gin, 1) -> waveform (B, 1, T * prod(upsample_rates)) in [-1, 1]."""
+    def forward(self, x: torch.Tensor, g: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """latent (B, inter, T), g (B, gin, 1) -> waveform (B, 1, T * prod(upsample_rates)) in [-1, 1].
+
+        ``lengths``: the real frames of each item of a padded batch. Their padded frames are
+        then zeroed before every convolution, at every rate, so item b's first
+        lengths[b] * prod(upsample_rates) samples are exactly what it gives alone.
+        """
+        masks = None if lengths is None else self._padding_masks(lengths, x)
+        if masks is not None:
+            x = x * masks[0].squeeze(2)
         x = self.conv_pre(x).add_(self.cond(g))
         x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         for stage, up in enumerate(self.ups):
-            x = conv_nhwc(up, F.leaky_relu_(x, LRELU_SLOPE))
+            mask = None if masks is None else masks[stage + 1]
+            x = F.leaky_relu_(x, LRELU_SLOPE)
+            if masks is not None:
+                x.mul_(masks[stage])
+            x = conv_nhwc(up, x)
+            if mask is not None:
+                x.mul_(mask)
             activated = F.leaky_relu(x, LRELU_SLOPE)  # the first layer of every block starts with it
             blocks = self.resblocks[stage * self.num_kernels : (stage + 1) * self.num_kernels]
-            total = blocks[0](x, activated)
+            total = blocks[0](x, activated, mask)
             for block in blocks[1:]:
-                total.add_(block(x, activated))
+                total.add_(block(x, activated, mask))
             x = total.div_(self.num_kernels)
-        audio = torch.tanh_(conv_nhwc(self.conv_post, F.leaky_relu_(x)))
+        x = F.leaky_relu_(x)
+        if masks is not None:
+            x.mul_(masks[-1])
+        audio = torch.tanh_(conv_nhwc(self.conv_post, x))
         return audio.squeeze(2).contiguous()
+
+    def frame_lengths(self, frames: int) -> list[int]:
+        """The signal's length at the latent rate and after each upsampling stage, for ``frames`` latent frames."""
+        lengths = [frames]
+        for up in self.ups:
+            lengths.append(conv_output_length(lengths[-1], up))
+        return lengths
+
+    def _padding_masks(self, lengths: Sequence[int], x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 1, 1, T_s) masks of a padded batch (B, C, T) at the latent rate and after each upsampling."""
+        per_item = [self.frame_lengths(n) for n in lengths]
+        totals = self.frame_lengths(x.shape[-1])
+        return [padding_mask([item[s] for item in per_item], total, x).unsqueeze(2) for s, total in enumerate(totals)]

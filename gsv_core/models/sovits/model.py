@@ -20,6 +20,7 @@ from ...versions import VersionInfo
 from .config import CODEBOOK_SIZE, FRAMES_PER_TOKEN, SynthesizerConfig
 from .flow import Flow
 from .generator import Generator
+from .padding import pad_right, padding_mask
 from .quantizer import SemanticCodec
 from .speaker_projection import SpeakerProjection
 from .style_encoder import MelStyleEncoder
@@ -32,6 +33,19 @@ class StreamingChunk:
 
     audio: torch.Tensor  # (B, 1, samples) float32 waveform of this chunk
     latent: torch.Tensor  # (B, hidden, frames) float32 text-encoder latent; its tail is the next overlap_frames
+
+
+@dataclass(frozen=True)
+class DecodeItem:
+    """One item of :meth:`SoVITS.decode_batch`: the arguments of a :meth:`SoVITS.decode` call of batch 1."""
+
+    codes: torch.Tensor  # (num_quantizers, tokens) semantic codes
+    phones: torch.Tensor  # (phones,) phone ids
+    ge: torch.Tensor  # (1, gin, 1) speaker conditioning, any float dtype
+    speed: float = 1.0
+    noise_scale: float = 0.5
+    noise: torch.Tensor | None = None  # (1, inter, frames'), or None: drawn from ``generator``
+    generator: torch.Generator | None = None
 
 
 def fuse_global_embeddings(per_reference: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -163,15 +177,61 @@ class SoVITS(nn.Module):
         Batching: codes are laid out (num_quantizers, batch, tokens) as upstream, and item b
         is conditioned on ``ge[b]`` (a speaker per item). There is no padding mask, so every
         item must have the same number of tokens and the same number of phones; each item
-        then decodes exactly as it would alone. The prior is sampled as
-        z_p = m_p + noise * exp(logs_p) * noise_scale: ``noise`` (B, inter, frames) is used
-        as given, otherwise it is drawn from ``generator``; one of the two is required, so
-        the global RNG is never touched. ``ge`` and ``noise`` may be float32 whatever the
+        then decodes exactly as it would alone (items of different lengths: :meth:`decode_batch`).
+        The prior is sampled as z_p = m_p + noise * exp(logs_p) * noise_scale: ``noise``
+        (B, inter, frames) is used as given, otherwise it is drawn from ``generator``; one of
+        the two is required, so the global RNG is never touched. ``ge`` and ``noise`` may be float32 whatever the
         model's dtype: they are cast on entry.
         """
         self._check_inputs(codes, phones, ge, speed)
         m_p, logs_p = self.prior(codes, phones, ge, speed)
         return self._synthesize(m_p, logs_p, self._enter(ge), noise_scale, noise, generator)
+
+    def decode_batch(self, items: Sequence[DecodeItem]) -> list[torch.Tensor]:
+        """Decode items of different lengths, speakers, speeds and noise as one padded batch.
+
+        Returns per item its (samples_b,) float32 waveform: what :meth:`decode` gives for it
+        alone, up to float reassociation (a batch's matrix products may sum in another
+        order). Padded keys get zero attention weight and padded frames are zeroed before
+        every convolution (text encoder, flow, generator), so no real frame ever sees
+        padding. The speed stretch and the prior sample run per item, so item b draws its
+        noise from its generator exactly as alone, in item order (items may share one).
+        """
+        if not items:
+            raise ValueError("decode_batch needs at least one item")
+        for item in items:
+            self._check_item(item)
+        ge = self._enter(torch.cat([item.ge for item in items]))
+        z_p = self._prior_samples(items, ge)
+        frames = [sample.shape[-1] for sample in z_p]
+        z_p = pad_right(z_p)
+        z = self.flow.reverse(z_p, ge, padding_mask(frames, z_p.shape[-1], ge))
+        audio = self.generator(z, ge, frames).float()
+        return [audio[b, 0, : self.generator.frame_lengths(n)[-1]] for b, n in enumerate(frames)]
+
+    def _prior_samples(self, items: Sequence[DecodeItem], ge: torch.Tensor) -> list[torch.Tensor]:
+        """Each item's z_p (1, inter, frames_b): the text encoder over the padded batch, then per item
+        the speed stretch, projection and noise (as :meth:`decode` does alone)."""
+        codes = pad_right([item.codes.unsqueeze(1) for item in items], dim=1)  # (n_q, B, T)
+        phones = pad_right([item.phones.view(1, -1) for item in items])  # (B, P)
+        content = self.content(codes)
+        frames = [FRAMES_PER_TOKEN * item.codes.shape[-1] for item in items]
+        content_mask = padding_mask(frames, content.shape[-1], ge)
+        text_mask = padding_mask([item.phones.shape[-1] for item in items], phones.shape[-1], ge)
+        hidden = self.text_encoder.hidden(content, phones, self.text_ge(ge), content_mask, text_mask)
+        samples = []
+        for b, (item, length) in enumerate(zip(items, frames)):
+            m_p, logs_p = self.text_encoder.project(hidden[b : b + 1, :, :length], item.speed)
+            samples.append(self._sample_prior(m_p, logs_p, item.noise_scale, item.noise, item.generator))
+        return samples
+
+    def _check_item(self, item: DecodeItem) -> None:
+        if item.codes.dim() != 2 or item.phones.dim() != 1 or item.ge.dim() != 3 or item.ge.shape[0] != 1:
+            raise ValueError(
+                "a DecodeItem holds codes (num_quantizers, tokens), phones (phones,) and ge (1, gin, 1); got "
+                f"{tuple(item.codes.shape)}, {tuple(item.phones.shape)}, {tuple(item.ge.shape)}"
+            )
+        self._check_inputs(item.codes.unsqueeze(1), item.phones.view(1, -1), item.ge, item.speed)
 
     def decode_streaming(
         self,
@@ -221,14 +281,21 @@ class SoVITS(nn.Module):
         noise: torch.Tensor | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
         """Sample the prior, run the flow in reverse and the generator -> (B, 1, samples) float32."""
+        z_p = self._sample_prior(m_p, logs_p, noise_scale, noise, generator)
+        return self.generator(self.flow.reverse(z_p, ge), ge).float()
+
+    def _sample_prior(
+        self, m_p: torch.Tensor, logs_p: torch.Tensor, noise_scale: float, noise: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """z_p = m_p + noise * exp(logs_p) * noise_scale, (B, inter, frames); ``noise`` drawn when not given."""
         if noise is None and generator is None:
             raise ValueError("decode needs either a noise tensor or a torch.Generator to draw it from")
         if noise is None:
             noise = torch.randn(m_p.shape, generator=generator, device=m_p.device, dtype=torch.float32)
         elif noise.shape != m_p.shape:
             raise ValueError(f"noise must have the prior's shape {tuple(m_p.shape)}, got {tuple(noise.shape)}")
-        z_p = m_p + noise.to(m_p) * torch.exp(logs_p) * noise_scale
-        return self.generator(self.flow.reverse(z_p, ge), ge).float()
+        return m_p + noise.to(m_p) * torch.exp(logs_p) * noise_scale
 
     def _check_inputs(self, codes: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, speed: float) -> None:
         if codes.dim() != 3 or codes.shape[-1] == 0:

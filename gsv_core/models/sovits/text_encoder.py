@@ -24,10 +24,10 @@ class MRTE(nn.Module):
         self.text_pre = nn.Conv1d(channels, MRTE_WIDTH, 1)
         self.c_post = nn.Conv1d(MRTE_WIDTH, channels, 1)
 
-    def forward(self, content: torch.Tensor, text: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
-        """content (B, C, T), text (B, C, P), ge (B, 512, 1) -> (B, C, T)."""
+    def forward(self, content: torch.Tensor, text: torch.Tensor, ge: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """content (B, C, T), text (B, C, P), ge (B, 512, 1) -> (B, C, T); ``text_mask`` (B, 1, P) hides padded phones."""
         content = self.c_pre(content)
-        return self.c_post(self.cross_attention(content, self.text_pre(text)) + content + ge)
+        return self.c_post(self.cross_attention(content, self.text_pre(text), text_mask) + content + ge)
 
 
 class TextEncoder(nn.Module):
@@ -44,15 +44,19 @@ class TextEncoder(nn.Module):
         self.encoder2 = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, half_depth, c.kernel_size)
         self.proj = nn.Conv1d(c.hidden_channels, 2 * c.inter_channels, 1)
 
-    def hidden(self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
+    def hidden(
+        self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor,
+        content_mask: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """content (B, 768, T) at 50 Hz, phones (B, P) ids, ge (B, 512, 1) -> (B, hidden, T).
 
         The encoder output before the projection: the latent that streaming decode carries
-        from one chunk to the next.
+        from one chunk to the next. Padded batches pass ``content_mask`` (B, 1, T) and
+        ``text_mask`` (B, 1, P); the padded frames' outputs are then meaningless.
         """
-        x = self.encoder_ssl(self.ssl_proj(content))
-        text = self.encoder_text(self.text_embedding(phones).transpose(1, 2))
-        return self.encoder2(self.mrte(x, text, ge))
+        x = self.encoder_ssl(self.ssl_proj(content), content_mask)
+        text = self.encoder_text(self.text_embedding(phones).transpose(1, 2), text_mask)
+        return self.encoder2(self.mrte(x, text, ge, text_mask), content_mask)
 
     def project(self, hidden: torch.Tensor, speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, hidden, T) -> m_p, logs_p (B, inter, T').
