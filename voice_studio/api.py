@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
+from gsv_core.synthesis import SynthesisResult
 
 from .errors import ServiceError, unexpected
 from .http_guard import BodyTooLarge, visitor_key_of
@@ -207,7 +208,7 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav", headers=result_headers(result))
 
 
-def result_headers(result) -> dict[str, str]:
+def result_headers(result: SynthesisResult) -> dict[str, str]:
     """What a /tts answer reports besides the audio: ``X-Seed`` (replays the take), ``X-Voice-Similarity``
     (4 decimals, or ``n/a`` without an SV model or for audio under half a second) and, when the
     quality check ran, ``X-Quality-CER`` (``n/a`` when it could not run, ``X-Quality-Note`` says why)

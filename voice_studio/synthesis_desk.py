@@ -96,7 +96,8 @@ class SynthesisDesk:
             record = self.log.record(text, speaker_id, language)
             try:
                 item = self._checked(text, speaker_id, language, options, session, progress, token)
-                result = self.quality.run(partial(self._take, item), text, language, options.seed, progress)
+                result = self.quality.run(partial(self._take, item), text, language, item.request.options.seed,
+                                          progress)
             except Exception as error:
                 refusal = error if isinstance(error, ServiceError) else unexpected(error, "checking a synthesis")
                 self.log.write(record, started, outcome="error", status=refusal.status, error=str(refusal),
