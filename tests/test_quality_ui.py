@@ -73,7 +73,9 @@ def test_compare_shows_each_voices_similarity_and_ratings_record_it(tmp_path):
     *clips, compared = _handler(app, "compare")(TEXT, "zh", [first, second], request=None, progress=_no_progress)
     assert compared["similarities"] == [0.8123, None]
     shown = _handler(app, "show_compared")(compared, request=None)
-    assert shown[4:6] == (say("msg_similarity", "en", value=0.8123), say("msg_similarity_na", "en"))
+    rating_labels = [update["label"] for update in shown[4:6]]  # the rating right under each clip
+    assert rating_labels == [f"Rating · {say('msg_similarity', 'en', value=0.8123)}",
+                             f"Rating · {say('msg_similarity_na', 'en')}"]
     _handler(app, "save_ratings")(None, compared, 4, 2, 3, 3, "", "", "", "")
     settings = [json.loads(row[8]) for row in service.ratings.rows()]
     assert [entry["similarity"] for entry in settings] == [0.8123, None]

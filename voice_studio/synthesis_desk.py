@@ -207,9 +207,10 @@ class SynthesisDesk:
 
     def _finish(self, record: dict, started: float, info: SpeakerInfo, result: SynthesisResult,
                 streamed: bool = False) -> SynthesisResult:
-        """``result`` with its speaker similarity, logged as the request's "ok" line."""
-        result = dataclasses.replace(result, similarity=self.scorer.score(self.pipeline(), info, result))
+        """``result`` with its speaker similarity, logged as the request's "ok" line (``rtf``: synthesis
+        alone, every take of a checked request included; ``wall_s``: the scoring too)."""
         wall = time.perf_counter() - started
+        result = dataclasses.replace(result, similarity=self.scorer.score(self.pipeline(), info, result))
         timing = {"streamed": True} if streamed else {"rtf": round(wall / max(result.duration_s, 1e-6), 3)}
         self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3), **timing,
                        batch=result.timings.get("requests_in_batch", 1), **outcome_fields(result))

@@ -53,14 +53,16 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
                          "similarities": [result.similarity for result in results]})
 
     def show_compared(compared, request: gr.Request = None):
-        """Each clip labelled by its voice, its similarity beside it; the rating blocks of unused
-        slots hidden (compact on a phone)."""
+        """Each clip labelled by its voice, its similarity in the label of its rating right under it
+        (no block of its own: compact on a phone); the rating blocks of unused slots hidden."""
         locale, names = locale_of(request), voice_names(service, session_of(request))
         ids = (compared or {}).get("speaker_ids", [])
         similarities = (compared or {}).get("similarities", [None] * len(ids))
-        labels = [gr.update(label=names.get(i, i)) for i in ids] + [gr.update()] * (MAX_COMPARED - len(ids))
-        shown = [similarity_text(value, locale) for value in similarities] + [""] * (MAX_COMPARED - len(ids))
-        return (*labels, *shown, *[gr.update(visible=number < len(ids)) for number in range(MAX_COMPARED)])
+        unused = [gr.update()] * (MAX_COMPARED - len(ids))
+        labels = [gr.update(label=names.get(i, i)) for i in ids] + unused
+        ratings = [gr.update(label=f"{say('rating', locale)} · {similarity_text(value, locale)}")
+                   for value in similarities] + unused
+        return (*labels, *ratings, *[gr.update(visible=number < len(ids)) for number in range(MAX_COMPARED)])
 
     def save_ratings(request: gr.Request, compared, *scores_and_notes):  # request first: Gradio injects it only there
         locale = locale_of(request)
@@ -87,7 +89,7 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
         speakers = gr.Dropdown(label=ui("compare_voices"), choices=speaker_choices(service, None), multiselect=True,
                                max_choices=MAX_COMPARED, allow_custom_value=True, scale=3, min_width=240)
     go = gr.Button(ui("compare"), variant="primary")
-    columns, clips, similarities, scores, notes = _build_clip_columns()
+    columns, clips, scores, notes = _build_clip_columns()
     compared = gr.State(None)
     save = gr.Button(ui("save_ratings"))
     saved = gr.Markdown()
@@ -97,7 +99,7 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
     csv_file = gr.File(label=ui("ratings_csv"), interactive=False, visible=False)
     made = busy_while(go, on_gpu(compare, text_gpu_seconds(0, 2)), [text, language, speakers], [*clips, compared], api_name="compare",
                       concurrency_limit=service.config.max_batch)
-    made.success(show_compared, compared, [*clips, *similarities, *columns], api_visibility="private",
+    made.success(show_compared, compared, [*clips, *scores, *columns], api_visibility="private",
                  show_progress="hidden")
     busy_while(save, save_ratings, [compared, *scores, *notes], [saved, table], api_name="save_ratings",
                api_visibility="undocumented")
@@ -113,20 +115,18 @@ def ranking(service: VoiceService, session: str | None, locale: str = "en") -> d
     return {"headers": [say(key, locale) for key in ("col_voice", "col_count", "col_mean")], "data": rows}
 
 
-def _build_clip_columns() -> tuple[list[gr.Column], list[gr.Audio], list[gr.Markdown], list[gr.Slider],
-                                  list[gr.Textbox]]:
-    """One column per compared voice (clip, its similarity, rating, note), hidden until it holds a clip."""
-    columns, clips, similarities, scores, notes = [], [], [], [], []
+def _build_clip_columns() -> tuple[list[gr.Column], list[gr.Audio], list[gr.Slider], list[gr.Textbox]]:
+    """One column per compared voice (clip, rating, note), hidden until it holds a clip."""
+    columns, clips, scores, notes = [], [], [], []
     with gr.Row():
         for number in range(MAX_COMPARED):
             with gr.Column(min_width=160, visible=False) as column:
                 columns.append(column)
                 clips.append(gr.Audio(label=f"{number + 1}", interactive=False, type="numpy",
                                       elem_classes=["gsv-compare-clip"]))
-                similarities.append(gr.Markdown(elem_classes=["gsv-compare-similarity"]))
                 scores.append(gr.Slider(1, 5, value=3, step=1, label=ui("rating")))
                 notes.append(gr.Textbox(label=ui("note"), max_length=2000))
-    return columns, clips, similarities, scores, notes
+    return columns, clips, scores, notes
 
 
 def _export(service: VoiceService) -> dict:
