@@ -188,13 +188,14 @@ def test_streaming_without_an_explicit_check_streams_even_when_the_default_is_on
 # -- server flags and ZeroGPU ---------------------------------------------------------------
 
 def test_flags_set_the_default_and_the_limits_of_the_check():
-    from voice_studio.server import parse_args, quality_check_default
+    from voice_studio.server import parse_args, quality_check_default, transcriber_device
 
     assert quality_check_default(parse_args(["--device", "cpu"], environ={})) is False  # auto: off on the CPU
     assert quality_check_default(parse_args(["--quality-check", "on"], environ={})) is True
     assert quality_check_default(parse_args([], environ={"GSV_QUALITY_CHECK": "off"})) is False
     args = parse_args(["--quality-max-tries", "5", "--quality-max-cer", "0.1"], environ={})
     assert (args.limits.quality_max_tries, args.limits.quality_max_cer) == (5, 0.1)
+    assert transcriber_device(parse_args(["--device", "cpu"], environ={})) == "cpu"  # Whisper follows CUDA only
     for bad in (["--quality-max-tries", "0"], ["--quality-max-cer", "2"], ["--quality-check", "maybe"]):
         with pytest.raises(SystemExit):
             parse_args(bad, environ={})
