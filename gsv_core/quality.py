@@ -83,6 +83,18 @@ class CheckedResult(Generic[Result]):
     transcript: str
 
 
+@dataclass(frozen=True)
+class QualityReport:
+    """What a quality check found, for the response and the log: the kept take's CER (None when
+    it could not be measured; ``note`` says why), the takes made and the seed of the kept one."""
+
+    cer: float | None
+    tries: int
+    seed: int
+    transcript: str = ""
+    note: str = ""
+
+
 def synthesize_checked(
     synthesize: Callable[[int], Result],
     transcribe: Callable[[Result], str],

@@ -6,6 +6,8 @@ cosine of two embeddings is the usual speaker-similarity score (1: same directio
 clips go to 16 kHz through ``gsv_core.audio.resample``, the resampler the pipeline uses for
 the SV input, so the reference is seen exactly as the model sees it when preparing a speaker.
 v2 ships no SV model: callers pass ``encoder=None`` and get None ("not available").
+A service keeps :func:`reference_embedding` per speaker and scores each output with
+:func:`output_similarity`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .audio import SV_SAMPLE_RATE, resample
+from .audio import SV_SAMPLE_RATE, resample, spec_audio, sv_input
 from .features.sv import SpeakerEncoder
 
 # Below this the filterbank has too few frames for a meaningful embedding.
@@ -64,3 +66,26 @@ def voice_similarity(
     reference = speaker_embedding(encoder, reference_wav16k, SV_SAMPLE_RATE)
     output = speaker_embedding(encoder, output_audio, output_rate)
     return cosine_similarity(reference, output)
+
+
+def reference_embedding(encoder: SpeakerEncoder, samples: np.ndarray, sample_rate: int,
+                        model_sample_rate: int) -> np.ndarray:
+    """The verification embedding (embedding_size,) of a reference clip (n,) at ``sample_rate``,
+    seen as the pipeline sees it when preparing a speaker: peak-normalised at the model's rate
+    (``spec_audio``), then resampled to 16 kHz (``sv_input``).
+
+    Not the stored conditioning's ``sv_embedding``: that is the 20480-wide time-averaged map the
+    decoder takes (``SpeakerEncoder.sv_embedding``), while similarity compares the 192-wide
+    verification embedding (mean and std pooling, then ``seg_1``), so it is computed here once.
+    """
+    wav16k = sv_input(spec_audio(samples, sample_rate, model_sample_rate), model_sample_rate)[0]
+    return speaker_embedding(encoder, wav16k, SV_SAMPLE_RATE)
+
+
+def output_similarity(encoder: SpeakerEncoder, reference: np.ndarray, audio: np.ndarray,
+                      sample_rate: int) -> float | None:
+    """Cosine similarity of a reference embedding (D,) and the output audio (n,) at ``sample_rate``;
+    None for output shorter than ``MIN_SECONDS`` (a score of too few frames means nothing)."""
+    if len(audio) < MIN_SECONDS * sample_rate:
+        return None
+    return cosine_similarity(reference, speaker_embedding(encoder, audio, sample_rate))

@@ -1,4 +1,5 @@
-"""The GPU session's scripts run on the CPU: the small GPU benchmark and the parity check.
+"""Benchmark scripts as smoke tests: the GPU session's scripts (the small GPU benchmark and the
+parity check) on the CPU, and the quality check's cost on the tiny models.
 
 Each script runs as a subprocess (as ``benchmarks/gpu_session.sh`` runs it on a GPU) and must
 exit 0 and write a JSON report with the expected keys.
@@ -44,3 +45,12 @@ def test_parity_script_passes_on_the_cpu(reference_dir, tmp_path):
     assert report["passed"]
     assert set(report["cases"]) == {"v2_zh", "v2_zh_en_mixed", "v2Pro_zh", "v2ProPlus_zh"}
     assert all(case["tokens_equal"] and case["decode_out_max_abs_diff"] <= 1e-3 for case in report["cases"].values())
+
+
+@pytest.mark.slow
+def test_the_check_cost_benchmark_runs_on_the_tiny_models(reference_dir, tmp_path):
+    report = _run("bench_check_cost.py", "--sizes", "tiny", "--repeats", "1", results=tmp_path)
+    figures = report["sizes"]["tiny"]
+    assert {"one_take_s", "recognizer_per_take_s", "similarity_per_take_s", "checked_pass_at_once_s",
+            "checked_fail_once_s"} <= set(figures)
+    assert all(value > 0 for value in figures["ratios_to_one_take"].values())

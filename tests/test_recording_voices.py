@@ -258,12 +258,12 @@ def test_rest_refuses_mixed_or_malformed_requests(client, recording, tmp_path):
 
 
 def test_whisper_runs_on_the_app_device(tmp_path):
-    from voice_studio.server import _transcriber_device, parse_args
+    from voice_studio.server import transcriber_device, parse_args
 
     service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers", transcriber_device="cuda:0"), None)
     assert service.transcriber.device == "cuda:0"  # nothing is loaded before the first request
     args = parse_args(["--device", "cpu", "--speakers-dir", str(tmp_path / "s")], environ={})
-    assert _transcriber_device(args) == "cpu"
+    assert transcriber_device(args) == "cpu"
 
 
 def test_sentences_roles_and_table_edits_without_audio():

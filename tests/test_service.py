@@ -28,6 +28,7 @@ class FakePipeline:
     version = "v2"
     weights_key = "v2-0000000000000000"
     version_info = types.SimpleNamespace(symbols="v2")
+    speaker_encoder = None  # v2: no speaker-verification model, so similarity is "not available"
     frontend = FakeFrontend()
 
     def __init__(self, serve_s: float = 0.0) -> None:

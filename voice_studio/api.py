@@ -25,10 +25,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
+from gsv_core.synthesis import SynthesisResult
 
 from .errors import ServiceError, unexpected
 from .http_guard import BodyTooLarge, visitor_key_of
-from .limits import Limits, check_options
+from .limits import Limits, check_options, check_quality_flag
 from .service import VoiceService
 from .zerogpu import gpu_task, synthesis_gpu_seconds
 
@@ -212,8 +213,9 @@ def build_router(service: VoiceService) -> APIRouter:
 
 def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
     limits = service.limits
-    # under ZeroGPU, REST synthesis takes the same GPU path as the page's handlers
-    synthesize = gpu_task(service.synthesize, lambda text, *_, **__: synthesis_gpu_seconds(text)) \
+    # under ZeroGPU, REST synthesis takes the same GPU path as the page's handlers (each take of a checked one counted)
+    synthesize = gpu_task(service.synthesize, lambda text, *_, quality_check=False, **__: synthesis_gpu_seconds(
+        text, checked_takes=limits.quality_max_tries if quality_check else 0)) \
         if service.config.serve_directly else service.synthesize
 
     @router.post("/tts")
@@ -221,7 +223,8 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
                   x_session: str | None = Header(default=None)) -> Response:
         body: dict = {}
         try:  # a request refused before synthesis is logged too
-            body = await _json_object(request, '{"text", "speaker_id", "language", "options"?}', limits.max_json_depth)
+            body = await _json_object(request, '{"text", "speaker_id", "language", "options"?, "stream"?, '
+                                               '"quality_check"?}', limits.max_json_depth)
             text, speaker_id, language = body.get("text"), body.get("speaker_id"), body.get("language", "zh")
             if not isinstance(text, str) or not isinstance(speaker_id, str):
                 raise ServiceError("'text' and 'speaker_id' are required strings")
@@ -229,6 +232,10 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
                 raise ServiceError("'language' must be a string such as 'zh' or 'en'")
             options = check_options(body.get("options"), limits)
             stream = _stream_mode(body.get("stream", False))
+            quality_check = check_quality_flag(body.get("quality_check"))
+            if stream is not None and quality_check:
+                raise ServiceError("a streamed answer cannot be quality-checked (audio already sent cannot be "
+                                   'taken back): send "stream": false, or leave out "quality_check"')
         except ServiceError as error:
             service.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
             raise
@@ -236,10 +243,27 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
         visitor, token = _visitor(request, x_session), _token(authorization)
         if stream is not None:
             return await _streamed(service, text, speaker_id, language, options, visitor, stream, ticket, token)
-        job = partial(synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token)
+        job = partial(synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token,
+                      quality_check=service.synthesis.quality_wanted(quality_check))
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
         result = await asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
-        return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav")
+        return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav", headers=result_headers(result))
+
+
+def result_headers(result: SynthesisResult) -> dict[str, str]:
+    """What a /tts answer reports besides the audio: ``X-Seed`` (replays the take), ``X-Voice-Similarity``
+    (4 decimals, or ``n/a`` without an SV model or for audio under half a second) and, when the
+    quality check ran, ``X-Quality-CER`` (``n/a`` when it could not run, ``X-Quality-Note`` says why)
+    and ``X-Quality-Tries``."""
+    headers = {"X-Seed": str(result.seed),
+               "X-Voice-Similarity": "n/a" if result.similarity is None else f"{result.similarity:.4f}"}
+    report = result.quality
+    if report is not None:
+        headers["X-Quality-CER"] = "n/a" if report.cer is None else f"{report.cer:.4f}"
+        headers["X-Quality-Tries"] = str(report.tries)
+        if report.note:
+            headers["X-Quality-Note"] = report.note
+    return headers
 
 
 def _stream_mode(raw: Any) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gsv_core.quality import DEFAULT_CER_THRESHOLD, DEFAULT_MAX_TRIES
 from gsv_core.synthesis import SynthesisOptions
 from gsv_core.text.split import SPLIT_METHODS
 
@@ -21,6 +22,8 @@ from .errors import ServiceError
 SEED_MAX = 2**32 - 1
 # What an average phone lasts when spoken (generous, for the output-duration estimate).
 SECONDS_PER_PHONE = 0.12
+# Each take of a checked request costs a whole synthesis and a transcription.
+MAX_QUALITY_TRIES = 10
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,16 @@ class Limits:
     max_voices: int = 500
     min_free_disk_bytes: int = 200 * 2**20
     private_voice_ttl_s: float = 7 * 24 * 3600
+    # the quality check (voice_studio.quality_check): takes per request at most, and the largest
+    # character error rate a take may have to be kept without another try
+    quality_max_tries: int = DEFAULT_MAX_TRIES
+    quality_max_cer: float = DEFAULT_CER_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.quality_max_tries <= MAX_QUALITY_TRIES:
+            raise ValueError(f"quality_max_tries must be between 1 and {MAX_QUALITY_TRIES}, got {self.quality_max_tries}")
+        if not 0 <= self.quality_max_cer <= 1:
+            raise ValueError(f"quality_max_cer must be between 0 and 1, got {self.quality_max_cer}")
 
 
 _FLOAT_OPTIONS = ("top_p", "temperature", "repetition_penalty", "speed", "fragment_interval")
@@ -108,6 +121,13 @@ def check_options(raw: Mapping[str, Any] | None, limits: Limits) -> SynthesisOpt
         return SynthesisOptions(**values)
     except (TypeError, ValueError) as error:  # the core's own checks, plain English
         raise ServiceError(f"bad options: {error}") from error
+
+
+def check_quality_flag(raw: Any) -> bool | None:
+    """``quality_check`` of a request: true, false, or absent (None: the server's default); nothing else."""
+    if raw is None or isinstance(raw, bool):
+        return raw
+    raise ServiceError(f"quality_check must be true or false, got {raw!r}"[:120])
 
 
 def recheck_options(options: SynthesisOptions, limits: Limits) -> SynthesisOptions:

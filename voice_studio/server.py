@@ -31,6 +31,8 @@ _FLAGS = (
     ("--max-chars", "GSV_MAX_CHARS", "characters per request"),
     ("--max-batch", "GSV_MAX_BATCH", "synthesis requests served together (1: one at a time)"),
     ("--max-waiting", "GSV_MAX_WAITING", "synthesis requests waiting; past it, 503 busy"),
+    ("--quality-check", "GSV_QUALITY_CHECK", "auto, on or off: the default of the quality check (auto: on when "
+     "synthesis runs on CUDA); each request may still choose"),
 )
 # The hard limits (voice_studio.limits.Limits): (flag, environment variable, Limits field, type, help)
 _LIMIT_FLAGS = (
@@ -52,11 +54,16 @@ _LIMIT_FLAGS = (
      "adds are refused (507) below this free disk space"),
     ("--private-voice-days", "GSV_PRIVATE_VOICE_DAYS", "private_voice_ttl_s", lambda v: float(v) * 86400,
      "days a visitor's private voice (and visitor cookie) lives"),
+    ("--quality-max-tries", "GSV_QUALITY_MAX_TRIES", "quality_max_tries", int,
+     "takes a quality-checked request may make (1-10)"),
+    ("--quality-max-cer", "GSV_QUALITY_MAX_CER", "quality_max_cer", float,
+     "character error rate above which the quality check tries the next seed (0-1)"),
 )
 MAX_UI_BODY_BYTES = 64 * 2**20  # the Gradio routes (file uploads from the page)
 _MODEL_FLAGS = ("t2s", "sovits", "hubert", "bert")
 _DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860",
-             "max_chars": "150", "max_batch": "4", "max_waiting": "32", "device": "auto", "precision": "auto"}
+             "max_chars": "150", "max_batch": "4", "max_waiting": "32", "device": "auto", "precision": "auto",
+             "quality_check": "auto"}
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -74,6 +81,8 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
     for flag, variable, field_name, _, text in _LIMIT_FLAGS:
         parser.add_argument(flag, default=environ.get(variable), help=f"{text} (env {variable}; default: see README)")
     args = parser.parse_args(argv)
+    if args.quality_check not in ("auto", "on", "off"):
+        parser.error(f"--quality-check must be auto, on or off, got {args.quality_check!r}")
     given = [name for name in _MODEL_FLAGS if getattr(args, name)]
     if given and len(given) < len(_MODEL_FLAGS):  # never fall back to the Hub silently
         missing = ", ".join(f"--{name}" for name in _MODEL_FLAGS if not getattr(args, name))
@@ -129,9 +138,21 @@ def _pipeline_loader(args: argparse.Namespace):
     return load
 
 
-def _transcriber_device(args: argparse.Namespace) -> str:
-    """Whisper runs where the models run; on the CPU under ZeroGPU (its GPU exists only inside a GPU
-    call) and when the models' placement is refused (the status line reports that)."""
+def quality_check_default(args: argparse.Namespace) -> bool:
+    """Whether requests that do not say are quality-checked: ``--quality-check``, or (auto) on CUDA."""
+    if args.quality_check != "auto":
+        return args.quality_check == "on"
+    from gsv_core.devices import resolve_placement
+
+    try:
+        return resolve_placement(args.device, args.precision).device.type == "cuda"
+    except ValueError:  # the placement is refused: the status line says so, and nothing is checked
+        return False
+
+
+def transcriber_device(args: argparse.Namespace) -> str:
+    """Whisper runs where the models run (reference transcripts, recordings, the quality check); on the
+    CPU under ZeroGPU (its GPU exists only inside a GPU call) and when the models' placement is refused."""
     from gsv_core.devices import resolve_placement
 
     from .zerogpu import on_zero_gpu
@@ -161,7 +182,8 @@ def build_server(args: argparse.Namespace):
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
                       max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits,
-                      serve_directly=on_zero_gpu(), transcriber_device=_transcriber_device(args)),
+                      serve_directly=on_zero_gpu(), quality_check_default=quality_check_default(args),
+                      sv_checkpoint=Path(args.sv) if args.sv else None, transcriber_device=transcriber_device(args)),
         _pipeline_loader(args),
     )
     if on_zero_gpu():  # at start, outside any GPU call: the models go to cuda here

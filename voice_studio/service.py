@@ -34,7 +34,9 @@ from .ratings import RatingStore
 from .recording_plan import RecordingView, chosen_cuts, plan_rows, split_sentences, spread_note
 from .synthesis_log import SynthesisLog
 from .synthesis_desk import SynthesisDesk
+from .quality_check import QualityCheck
 from .transcriber import Transcriber, TranscriptionError
+from .voice_similarity import SimilarityScorer
 
 MAX_UPLOAD_BYTES = Limits().max_upload_bytes
 
@@ -52,7 +54,11 @@ class ServiceConfig:
     limits: Limits = field(default_factory=Limits)
     # ZeroGPU: serve in the calling thread (inside the GPU call), never through the queue's worker
     serve_directly: bool = False
-    transcriber_device: str = "cpu"  # where Whisper runs: the app's device ("cuda:0", ...)
+    # requests that do not say whether to run the quality check (voice_studio.quality_check) get this
+    quality_check_default: bool = False
+    # a speaker-verification checkpoint for scoring similarity when the pipeline has none (v2)
+    sv_checkpoint: Path | None = None
+    transcriber_device: str = "cpu"  # Whisper's device: reference transcripts and the quality check
 
 
 class VoiceService:
@@ -68,7 +74,9 @@ class VoiceService:
         self.log = SynthesisLog(config.log_file, config.log_text)
         self.sweeper = Sweeper(self.library, self.limits.private_voice_ttl_s)
         self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
-                                       config.max_batch, config.max_waiting, config.serve_directly)
+                                       config.max_batch, config.max_waiting, config.serve_directly,
+                                       SimilarityScorer(self.library, config.sv_checkpoint),
+                                       QualityCheck(self.transcriber, self.limits), config.quality_check_default)
         # speaking is the desk's: these are its entry points, named as the UI and REST call them
         self.admission = self.synthesis.admission
         self.admit, self.log_refusal = self.synthesis.admit, self.synthesis.log_refusal

@@ -2,7 +2,10 @@
 
 Every request is admitted (bounded), checked completely (text, options, voice, segments after
 normalization) before it joins a batch, served by the queue's worker (or, under ZeroGPU, in
-the calling thread), and logged as one line whatever its outcome.
+the calling thread), scored for speaker similarity, and logged as one line whatever its outcome.
+A quality-checked request holds one admission ticket for all its takes; each take joins the
+queue like any request, and its one log line carries the takes made (``tries``), the kept
+``seed`` and its character error rate (``cer``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 from gsv_core.pipeline import VoicePipeline
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
@@ -25,8 +29,10 @@ from .admission import Admission, Ticket
 from .errors import ServiceError, scrub_paths, unexpected
 from .limits import Limits, check_segments, recheck_options
 from .model_host import ModelHost
+from .quality_check import QualityCheck
 from .synthesis_log import SynthesisLog
 from .synthesis_queue import QueueBusy, SynthesisQueue
+from .voice_similarity import SimilarityScorer
 
 ProgressFn = Callable[[float, str], None]
 LOGGER = logging.getLogger("voice_studio.synthesis")
@@ -34,18 +40,21 @@ LOGGER = logging.getLogger("voice_studio.synthesis")
 
 @dataclass(frozen=True)
 class _Queued:
-    """A checked request and its expected seconds of audio (the queue batches similar lengths)."""
+    """A checked request, its voice and its expected seconds of audio (the queue batches similar lengths)."""
 
     request: SynthesisRequest
     expected_s: float
+    info: SpeakerInfo
 
 
 class SynthesisDesk:
     """Admits, checks, queues, serves and logs synthesis requests for the service."""
 
     def __init__(self, models: ModelHost, access: AccessPolicy, library: SpeakerLibrary, log: SynthesisLog,
-                 limits: Limits, max_chars: int, max_batch: int, max_waiting: int, serve_directly: bool) -> None:
+                 limits: Limits, max_chars: int, max_batch: int, max_waiting: int, serve_directly: bool,
+                 scorer: SimilarityScorer, quality: QualityCheck, quality_default: bool = False) -> None:
         self.models, self.access, self.library, self.log, self.limits = models, access, library, log, limits
+        self.scorer, self.quality, self.quality_default = scorer, quality, quality_default
         self.max_chars = max_chars
         self.serve_directly = serve_directly
         # everything admitted has a thread at once and a queue slot: nothing waits unbounded
@@ -73,12 +82,42 @@ class SynthesisDesk:
 
     def synthesize(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
                    session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
-                   token: str | None = None) -> SynthesisResult:
+                   token: str | None = None, quality_check: bool | None = None) -> SynthesisResult:
         """Speak ``text``; every call is logged as one JSON line, successful or not.
 
         Requests from concurrent callers are served together (see :class:`SynthesisQueue`).
+        ``quality_check`` (None: the server's default) transcribes each take and tries the next
+        seed while it reads wrong; the result's ``quality`` says what was found.
         """
-        return self.synthesize_each(text, [speaker_id], language, options, session, progress, ticket, token)[0]
+        if not self.quality_wanted(quality_check):
+            return self.synthesize_each(text, [speaker_id], language, options, session, progress, ticket, token)[0]
+        started = time.perf_counter()
+        with ticket or self.admit(text, [speaker_id], language):
+            record = self.log.record(text, speaker_id, language)
+            try:
+                item = self._checked(text, speaker_id, language, options, session, progress, token)
+                result = self.quality.run(partial(self._take, item), text, language, item.request.options.seed,
+                                          progress)
+            except Exception as error:
+                refusal = error if isinstance(error, ServiceError) else unexpected(error, "checking a synthesis")
+                self.log.write(record, started, outcome="error", status=refusal.status, error=str(refusal),
+                               **({"error_id": refusal.error_id} if refusal.error_id else {}))
+                raise refusal from None
+            return self._finish(record, started, item.info, result)
+
+    def quality_wanted(self, quality_check: bool | None) -> bool:
+        """Whether a request runs the quality check: its own choice, else the server's default."""
+        return self.quality_default if quality_check is None else quality_check
+
+    def _take(self, item: _Queued, seed: int) -> SynthesisResult:
+        """One take of a checked request with ``seed``, through the queue like any request."""
+        options = dataclasses.replace(item.request.options, seed=seed)
+        take = dataclasses.replace(item, request=dataclasses.replace(item.request, options=options))
+        try:
+            futures = iter(self._submit([take]))
+        except QueueBusy as error:
+            raise ServiceError(str(error), status=503, headers={"Retry-After": "10"}) from None
+        return self._outcome(None, futures)
 
     def synthesize_each(self, text: str, speaker_ids: list[str], language: str, options: SynthesisOptions,
                         session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
@@ -100,13 +139,15 @@ class SynthesisDesk:
 
     def synthesize_stream(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
                           session: str | None, mode: str = "chunks", ticket: Ticket | None = None,
-                          token: str | None = None) -> Iterator[AudioChunk]:
+                          token: str | None = None,
+                          on_result: Callable[[SynthesisResult], None] | None = None) -> Iterator[AudioChunk]:
         """Speak ``text`` piece by piece (``mode``: "chunks" or "fragments").
 
         The request is checked and queued at once, so a refusal raises ServiceError before any
         audio; the returned iterator then yields the pieces as the queue's worker makes them
         (streamed requests share GPT batches with the others). A failure during synthesis ends
-        the iteration with a ServiceError; either way the outcome is logged.
+        the iteration with a ServiceError; either way the outcome is logged. ``on_result`` receives
+        the whole result (with its similarity) after the last piece: a page can show its score.
         """
         started = time.perf_counter()
         ticket = ticket or self.admit(text, [speaker_id], language)
@@ -124,9 +165,10 @@ class SynthesisDesk:
             self.log.write(record, started, outcome="error", status=refusal.status, error=str(refusal))
             raise refusal from None
         future.add_done_callback(lambda _: pieces.put(None))
-        return self._pieces(pieces, future, record, started, ticket)
+        return self._pieces(pieces, future, record, started, ticket, item.info, on_result)
 
-    def _pieces(self, pieces: queue.Queue, future, record: dict, started: float, ticket: Ticket) -> Iterator[AudioChunk]:
+    def _pieces(self, pieces: queue.Queue, future, record: dict, started: float, ticket: Ticket,
+                info: SpeakerInfo, on_result: Callable[[SynthesisResult], None] | None) -> Iterator[AudioChunk]:
         with ticket:
             while (piece := pieces.get()) is not None:
                 yield piece
@@ -136,8 +178,9 @@ class SynthesisDesk:
                 self.log.write(record, started, outcome="error", status=error.status, error=str(error),
                                **({"error_id": error.error_id} if error.error_id else {}))
                 raise
-            self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3), streamed=True,
-                           batch=result.timings.get("requests_in_batch", 1))
+            result = self._finish(record, started, info, result, streamed=True)
+            if on_result is not None:
+                on_result(result)
 
     def _run(self, pending: list[_Queued | ServiceError], text: str, speaker_ids: list[str], language: str,
              started: float) -> list[SynthesisResult]:
@@ -157,14 +200,21 @@ class SynthesisDesk:
                                **({"error_id": error.error_id} if error.error_id else {}))
                 failure = failure or error
                 continue
-            wall = time.perf_counter() - started
-            self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3),
-                           rtf=round(wall / max(result.duration_s, 1e-6), 3),
-                           batch=result.timings.get("requests_in_batch", 1))
-            results.append(result)
+            results.append(self._finish(record, started, item.info, result))
         if failure is not None:
             raise failure
         return results
+
+    def _finish(self, record: dict, started: float, info: SpeakerInfo, result: SynthesisResult,
+                streamed: bool = False) -> SynthesisResult:
+        """``result`` with its speaker similarity, logged as the request's "ok" line (``rtf``: synthesis
+        alone, every take of a checked request included; ``wall_s``: the scoring too)."""
+        wall = time.perf_counter() - started
+        result = dataclasses.replace(result, similarity=self.scorer.score(self.pipeline(), info, result))
+        timing = {"streamed": True} if streamed else {"rtf": round(wall / max(result.duration_s, 1e-6), 3)}
+        self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3), **timing,
+                       batch=result.timings.get("requests_in_batch", 1), **outcome_fields(result))
+        return result
 
     @staticmethod
     def _outcome(item: _Queued | ServiceError | None, futures: Iterator) -> SynthesisResult:
@@ -196,7 +246,7 @@ class SynthesisDesk:
         expected = check_segments([len(s.phone_ids) for s in sequences], [len(s.norm_text) for s in sequences],
                                   options, self.limits, _bert_chars(pipeline))
         speaker = self._conditioning(info, pipeline)
-        return _Queued(SynthesisRequest(text, language, speaker, options, progress), expected)
+        return _Queued(SynthesisRequest(text, language, speaker, options, progress), expected, info)
 
     def _conditioning(self, info: SpeakerInfo, pipeline: VoicePipeline):
         """The speaker's embeddings (computed on first use); a voice deleted meanwhile is a 404, not a 500."""
@@ -239,6 +289,17 @@ class SynthesisDesk:
         except Exception as error:
             return error
 
+
+def outcome_fields(result: SynthesisResult) -> dict:
+    """What a log line reports of a result: its seed, similarity (None: not available) and, when
+    the quality check ran, its error rate (None: not measured), takes and note."""
+    fields = {"seed": result.seed, "similarity": None if result.similarity is None else round(result.similarity, 4)}
+    report = result.quality
+    if report is not None:
+        fields.update(cer=None if report.cer is None else round(report.cer, 4), tries=report.tries)
+        if report.note:
+            fields["quality_note"] = report.note
+    return fields
 
 
 def _bert_chars(pipeline: VoicePipeline) -> int | None:

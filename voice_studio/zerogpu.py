@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 BASE_GPU_S = 10
 GPU_S_PER_CHAR = 0.25
 MAX_GPU_S = 120
+CHECK_GPU_S = 2  # transcribing a take with Whisper (and scoring it), on top of synthesizing it
 
 
 def on_zero_gpu(environ: Mapping[str, str] | None = None) -> bool:
@@ -35,10 +36,16 @@ def import_spaces_first() -> None:
         pass
 
 
-def synthesis_gpu_seconds(text: object, voices: int = 1) -> int:
-    """The ``duration`` to ask for: grows with the characters to speak and the voices, capped."""
+def synthesis_gpu_seconds(text: object, voices: int = 1, checked_takes: int = 0) -> int:
+    """The ``duration`` to ask for: grows with the characters to speak and the voices, capped.
+
+    ``checked_takes``: a quality-checked request may synthesize and transcribe up to this many
+    takes (its server's tries); 0 for a plain request (one take, nothing transcribed).
+    """
     chars = len(text) if isinstance(text, str) else 0
-    return min(MAX_GPU_S, BASE_GPU_S + math.ceil(GPU_S_PER_CHAR * chars * max(voices, 1)))
+    takes = max(checked_takes, 1)
+    per_take = GPU_S_PER_CHAR * chars * max(voices, 1) + (CHECK_GPU_S if checked_takes else 0)
+    return min(MAX_GPU_S, BASE_GPU_S + math.ceil(per_take * takes))
 
 
 def gpu_task(function: Callable, duration: int | Callable[..., int] = BASE_GPU_S) -> Callable:

@@ -72,6 +72,13 @@ def speaker_choices(service: VoiceService, session: str | None, locale: str = "e
     return [(f"{s['name']} ({s['language']}{yours if s.get('own') else ''})", s["id"]) for s in service.list_speakers(session)]
 
 
+def similarity_text(similarity: float | None, locale: str = "en") -> str:
+    """A result's speaker similarity for people: three decimals, or "not available" (no SV model, short audio)."""
+    if similarity is None:
+        return say("msg_similarity_na", locale)
+    return say("msg_similarity", locale, value=similarity)
+
+
 def voice_names(service: VoiceService, session: str | None) -> dict[str, str]:
     """Display name of every voice the session may use, by id."""
     return {s["id"]: s["name"] for s in service.list_speakers(session)}

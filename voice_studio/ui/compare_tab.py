@@ -1,7 +1,8 @@
 """The Compare tab: one text through two to four voices side by side, rated by the team.
 
 Ratings are tied to what made the clips: the compared text, language and seed are kept in a
-``gr.State`` when the clips are made, never read back from the (editable) text box.
+``gr.State`` when the clips are made, never read back from the (editable) text box. Each clip
+shows its voice's speaker similarity (output vs. reference), which each saved rating records.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from gsv_core.synthesis import SynthesisOptions
 from ..errors import ServiceError
 from ..ratings import Rating
 from ..service import VoiceService
-from .common import LANGUAGES, on_gpu, session_of, speaker_choices, text_gpu_seconds, voice_names
+from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices, text_gpu_seconds, voice_names
 from .feedback import busy_while, int16_audio, progress_reporter, user_error
 from .speakers_tab import ratings_file
 from .strings import locale_of, say, ui
@@ -48,14 +49,20 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
             raise user_error(str(error)) from error
         clips = [(result.sample_rate, int16_audio(result.audio)) for result in results]
         clips += [None] * (MAX_COMPARED - len(clips))
-        return (*clips, {"speaker_ids": speaker_ids, "text": text, "settings": {"language": language, "seed": SEED}})
+        return (*clips, {"speaker_ids": speaker_ids, "text": text, "settings": {"language": language, "seed": SEED},
+                         "similarities": [result.similarity for result in results]})
 
     def show_compared(compared, request: gr.Request = None):
-        """Each clip labelled by its voice; the rating blocks of unused slots hidden (compact on a phone)."""
-        names = voice_names(service, session_of(request))
+        """Each clip labelled by its voice, its similarity in the label of its rating right under it
+        (no block of its own: compact on a phone); the rating blocks of unused slots hidden."""
+        locale, names = locale_of(request), voice_names(service, session_of(request))
         ids = (compared or {}).get("speaker_ids", [])
-        labels = [gr.update(label=names.get(i, i)) for i in ids] + [gr.update()] * (MAX_COMPARED - len(ids))
-        return (*labels, *[gr.update(visible=number < len(ids)) for number in range(MAX_COMPARED)])
+        similarities = (compared or {}).get("similarities", [None] * len(ids))
+        unused = [gr.update()] * (MAX_COMPARED - len(ids))
+        labels = [gr.update(label=names.get(i, i)) for i in ids] + unused
+        ratings = [gr.update(label=f"{say('rating', locale)} · {similarity_text(value, locale)}")
+                   for value in similarities] + unused
+        return (*labels, *ratings, *[gr.update(visible=number < len(ids)) for number in range(MAX_COMPARED)])
 
     def save_ratings(request: gr.Request, compared, *scores_and_notes):  # request first: Gradio injects it only there
         locale = locale_of(request)
@@ -64,8 +71,10 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
         if not compared:
             raise user_error(say("msg_compare_first", locale))
         scores, notes = scores_and_notes[:MAX_COMPARED], scores_and_notes[MAX_COMPARED:]
-        batch, settings = f"{int(time.time() * 1000)}", json.dumps(compared["settings"], sort_keys=True)
+        batch = f"{int(time.time() * 1000)}"
+        similarities = compared.get("similarities") or [None] * len(compared["speaker_ids"])
         for number, speaker_id in enumerate(compared["speaker_ids"]):
+            settings = json.dumps({**compared["settings"], "similarity": similarities[number]}, sort_keys=True)
             try:
                 service.ratings.add(Rating(f"{batch}-{number}", speaker_id, compared["text"], int(scores[number]),
                                            notes[number] or "", session_of(request), settings))
@@ -90,7 +99,8 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
     csv_file = gr.File(label=ui("ratings_csv"), interactive=False, visible=False)
     made = busy_while(go, on_gpu(compare, text_gpu_seconds(0, 2)), [text, language, speakers], [*clips, compared], api_name="compare",
                       concurrency_limit=service.config.max_batch)
-    made.success(show_compared, compared, [*clips, *columns], api_visibility="private", show_progress="hidden")
+    made.success(show_compared, compared, [*clips, *scores, *columns], api_visibility="private",
+                 show_progress="hidden")
     busy_while(save, save_ratings, [compared, *scores, *notes], [saved, table], api_name="save_ratings",
                api_visibility="undocumented")
     export.click(lambda: _export(service), None, csv_file, api_visibility="private")
@@ -106,7 +116,7 @@ def ranking(service: VoiceService, session: str | None, locale: str = "en") -> d
 
 
 def _build_clip_columns() -> tuple[list[gr.Column], list[gr.Audio], list[gr.Slider], list[gr.Textbox]]:
-    """One column per compared voice, hidden until it holds a clip."""
+    """One column per compared voice (clip, rating, note), hidden until it holds a clip."""
     columns, clips, scores, notes = [], [], [], []
     with gr.Row():
         for number in range(MAX_COMPARED):

@@ -26,6 +26,7 @@ DISMISS_TOASTS_JS = f"""(...args) => {{
 }}"""
 
 _SEGMENT = re.compile(r"generating segment (\d+) of (\d+)")
+_RETRY = re.compile(r"quality check: error rate ([\d.]+), try (\d+) of (\d+)")  # voice_studio.quality_check
 
 
 def user_error(message: str) -> gr.Error:
@@ -73,6 +74,9 @@ def stage_message(message: str, locale: str) -> str:
     segment = _SEGMENT.fullmatch(message)
     if segment:
         return say("progress_segment", locale, number=segment[1], total=segment[2])
+    retry = _RETRY.fullmatch(message)
+    if retry:
+        return say("progress_retry", locale, cer=retry[1], number=retry[2], total=retry[3])
     return message
 
 

@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass
 
 import gradio as gr
-import numpy as np
 
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.synthesis import SynthesisOptions, SynthesisResult
 from gsv_core.text.split import SPLIT_METHODS
 
 from ..errors import ServiceError
 from ..service import VoiceService
-from .common import LANGUAGES, on_gpu, session_of, speaker_choices, text_gpu_seconds
+from ..zerogpu import synthesis_gpu_seconds
+from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices
 from .feedback import busy_while, int16_audio, progress_reporter, user_error
 from .history import build_history, remember
 from .strings import EXAMPLES, locale_of, say, ui
@@ -34,34 +34,40 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
     """Lay out the tab inside the current Blocks context."""
     limit = service.config.max_chars
 
-    def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed, history,
-                   request: gr.Request = None, progress=gr.Progress()):
-        """The whole clip at once (the ``/synthesize`` API)."""
+    def synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed,
+                   quality_check=None, history=None, request: gr.Request = None, progress=gr.Progress()):
+        """The whole clip at once (the ``/synthesize`` API); ``quality_check`` None: the server's default."""
         locale = locale_of(request)
         options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
         started = time.perf_counter()
         try:
             result = service.synthesize(text, speaker_id, language, options, session_of(request),
-                                        progress=progress_reporter(progress, locale))
+                                        progress=progress_reporter(progress, locale), quality_check=quality_check)
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        return _finished(service, result.audio, result.sample_rate, started, history, speaker_id, text, request, locale)
+        return _finished(service, result, started, history, speaker_id, text, request, locale)
 
-    def synthesize_live(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed, history,
-                        request: gr.Request = None):
-        """The page's path: the voice plays while it is made (chunks), the whole clip lands in Result at the end."""
+    def synthesize_live(speaker_id, text, language, top_k, top_p, temperature, speed, split_method, seed,
+                        quality_check=None, history=None, request: gr.Request = None, progress=gr.Progress()):
+        """The page's path: the voice plays while it is made (chunks), the whole clip lands in Result at the end.
+
+        With the quality check the whole clip comes at once: a take already played cannot be taken back.
+        """
+        if service.synthesis.quality_wanted(quality_check):
+            yield gr.skip(), *synthesize(speaker_id, text, language, top_k, top_p, temperature, speed, split_method,
+                                         seed, True, history, request, progress)
+            return
         locale = locale_of(request)
         options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
-        started, pieces, rate = time.perf_counter(), [], 32000
+        started, pieces, finished = time.perf_counter(), [], []
         try:
-            for piece in service.synthesize_stream(text, speaker_id, language, options, session_of(request)):
+            for piece in service.synthesize_stream(text, speaker_id, language, options, session_of(request),
+                                                   on_result=finished.append):
                 pieces.append(piece.audio)
-                rate = piece.sample_rate
-                yield (rate, int16_audio(piece.audio)), gr.skip(), gr.skip(), gr.skip()
+                yield (piece.sample_rate, int16_audio(piece.audio)), gr.skip(), gr.skip(), gr.skip()
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-        yield gr.skip(), *_finished(service, audio, rate, started, history, speaker_id, text, request, locale)
+        yield gr.skip(), *_finished(service, finished[0], started, history, speaker_id, text, request, locale)
 
     with gr.Row():
         with gr.Column(scale=3, min_width=240):
@@ -77,7 +83,7 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
             gr.Examples(examples=[list(example) for example in EXAMPLES[locale]], inputs=[text, language],
                         example_labels=[example[0] for example in EXAMPLES[locale]], label=ui(f"examples_{locale}"),
                         api_visibility="private")
-    options = _build_options()
+    options = _build_options(service.config.quality_check_default)
     go = gr.Button(ui("synthesize"), variant="primary")
     live_player = shutil.which("ffmpeg") is not None  # Gradio encodes live audio with ffmpeg; without it, no live player
     live = gr.Audio(label=ui("live"), streaming=True, autoplay=True, interactive=False, elem_id="gsv-live",
@@ -87,22 +93,32 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
     history = build_history()
     text.change(lambda t: f"{len(t or '')} / {limit}", text, count, show_progress="hidden", api_visibility="private")
     _wire_synthesis(go, [speaker, text, language, *options, history], live, [audio, timing, history],
-                    synthesize, synthesize_live, service.config.max_batch)
+                    synthesize, synthesize_live, service.config.max_batch, _gpu_seconds(service))
     return SynthesizeTab(speaker, refresh, reference, language)
 
 
 def _wire_synthesis(go: gr.Button, inputs: list, live: gr.Audio, outputs: list, synthesize, synthesize_live,
-                    concurrency: int) -> None:
+                    concurrency: int, gpu_seconds) -> None:
     """The button plays the voice live (``/synthesize_stream``) when a live player can be encoded;
     ``/synthesize`` gives the whole clip at once either way."""
     if not live.visible:
-        busy_while(go, on_gpu(synthesize, text_gpu_seconds(1)), inputs, outputs, api_name="synthesize",
+        busy_while(go, on_gpu(synthesize, gpu_seconds), inputs, outputs, api_name="synthesize",
                    concurrency_limit=concurrency)
         return
-    busy_while(go, on_gpu(synthesize_live, text_gpu_seconds(1)), inputs, [live, *outputs],
+    busy_while(go, on_gpu(synthesize_live, gpu_seconds), inputs, [live, *outputs],
                api_name="synthesize_stream", concurrency_limit=concurrency)
-    gr.Button(visible=False).click(on_gpu(synthesize, text_gpu_seconds(1)), inputs, outputs, api_name="synthesize",
+    gr.Button(visible=False).click(on_gpu(synthesize, gpu_seconds), inputs, outputs, api_name="synthesize",
                                    concurrency_limit=concurrency)
+
+
+def _gpu_seconds(service: VoiceService):
+    """ZeroGPU ``duration`` of a click: from the text (input 1), every take counted when the
+    quality check (input 9) is on."""
+    def duration(*inputs, **_) -> int:
+        checked = service.synthesis.quality_wanted(inputs[9] if len(inputs) > 9 else None)
+        return synthesis_gpu_seconds(inputs[1] if len(inputs) > 1 else "",
+                                     checked_takes=service.limits.quality_max_tries if checked else 0)
+    return duration
 
 
 def _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale: str) -> SynthesisOptions:
@@ -112,16 +128,28 @@ def _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, l
                             split_method=split_method, seed=None if seed in (None, "", -1) else int(seed))
 
 
-def _finished(service: VoiceService, audio, rate: int, started: float, history, speaker_id, text, request, locale: str):
-    """The whole clip for Result, the timing line and the history, once synthesis has ended."""
-    wall, duration = time.perf_counter() - started, len(audio) / rate
-    line = say("msg_timing", locale, audio=duration, wall=wall, rtf=wall / max(duration, 1e-6))
-    clip = (rate, int16_audio(audio))
+def _finished(service: VoiceService, result: SynthesisResult, started: float, history, speaker_id, text, request,
+              locale: str):
+    """The whole clip for Result, the report line and the history, once synthesis has ended."""
+    clip = (result.sample_rate, int16_audio(result.audio))
+    line = report_line(result, time.perf_counter() - started, locale)
     return clip, line, remember(history, clip, _voice_name(service, speaker_id, request), text)
 
 
-def _build_options() -> list[gr.components.Component]:
-    """The sampling options, folded away: the defaults are what most visitors want."""
+def report_line(result: SynthesisResult, wall: float, locale: str) -> str:
+    """The line under the audio: timing, speaker similarity, the seed to replay it, and the quality check's finding."""
+    duration = result.duration_s
+    parts = [say("msg_timing", locale, audio=duration, wall=wall, rtf=wall / max(duration, 1e-6)),
+             similarity_text(result.similarity, locale), say("msg_seed", locale, seed=result.seed)]
+    report = result.quality
+    if report is not None:
+        parts.append(say("msg_quality_skipped", locale) if report.cer is None
+                     else say("msg_quality", locale, cer=report.cer, tries=report.tries))
+    return " · ".join(parts)
+
+
+def _build_options(quality_check_default: bool) -> list[gr.components.Component]:
+    """The sampling options and the quality check, folded away: the defaults are what most visitors want."""
     with gr.Accordion(ui("advanced"), open=False):
         return [
             gr.Slider(1, 100, value=15, step=1, label="top-k"),
@@ -130,6 +158,7 @@ def _build_options() -> list[gr.components.Component]:
             gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="speed"),
             gr.Dropdown(label=ui("split_method"), choices=list(SPLIT_METHODS), value="cut1"),
             gr.Number(label=ui("seed"), value=-1, precision=0),
+            gr.Checkbox(label=ui("quality_check"), value=quality_check_default),
         ]
 
 
