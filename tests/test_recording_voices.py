@@ -326,3 +326,39 @@ def test_the_plan_runs_through_the_real_transformers_pipeline(tmp_path, recordin
     assert [row["start_s"] for row in rows] == sorted(row["start_s"] for row in rows)
     assert all(row["role"] in ("main", "aux", "spare", "dropped") for row in rows)
     assert sum(row["role"] == "main" for row in rows) <= 1
+
+
+def test_whisper_takes_at_most_max_transcriptions_uploads_at_once_and_the_rest_get_503(tmp_path, recording, whisper):
+    """A visitor who sends recording after recording holds at most ``max_transcriptions`` places at
+    Whisper; the next upload is refused at once (503 + Retry-After) instead of queueing, and the
+    places come back when a transcription ends, failed or not."""
+    import threading
+
+    from voice_studio.limits import Limits
+
+    entered, release = threading.Semaphore(0), threading.Event()
+
+    def slow_whisper(*args, **kwargs):
+        entered.release()
+        release.wait(30)
+        return whisper(*args, **kwargs)
+
+    service = VoiceService(ServiceConfig(speakers_dir=tmp_path / "speakers", limits=Limits(max_transcriptions=1)),
+                           load_pipeline=None)
+    service.transcriber = Transcriber("fake/whisper", load=lambda model, device: slow_whisper)
+    audio = recording[0]
+    first = threading.Thread(target=service.plan_recording_upload, args=(audio,))
+    first.start()
+    assert entered.acquire(timeout=30)  # the first upload is at Whisper
+    with pytest.raises(ServiceError) as busy:
+        service.plan_recording_upload(audio)
+    assert busy.value.status == 503 and busy.value.headers["Retry-After"] == "10"
+    assert "speech recognizer is busy" in str(busy.value)
+    with pytest.raises(ServiceError) as busy_clip:  # the Add voice tab's Transcribe shares the places
+        service.transcribe_detecting(clip_bytes(seconds=4.0))
+    assert busy_clip.value.status == 503
+    release.set()
+    first.join(30)
+    assert service.plan_recording_upload(audio).to_json()["utterances"]  # the place came back
+    with pytest.raises(ValueError, match="max_transcriptions"):
+        Limits(max_transcriptions=0)

@@ -45,6 +45,9 @@ class Limits:
     max_json_depth: int = 8
     max_decoded_audio_s: float = 30.0  # header duration past which an upload is not decoded
     max_recording_s: float = 180.0  # the same for a long recording (gsv_core.recordings refuses past 180 s itself)
+    # uploads Whisper transcribes at once (a three-minute recording holds the recognizer for a while);
+    # past it, 503 busy (the quality check's transcriptions run inside their synthesis request's admission)
+    max_transcriptions: int = 2
     # library
     max_voices_per_visitor: int = 5
     max_voices: int = 500
@@ -58,6 +61,8 @@ class Limits:
     def __post_init__(self) -> None:
         if not 1 <= self.quality_max_tries <= MAX_QUALITY_TRIES:
             raise ValueError(f"quality_max_tries must be between 1 and {MAX_QUALITY_TRIES}, got {self.quality_max_tries}")
+        if self.max_transcriptions < 1:
+            raise ValueError(f"max_transcriptions must be at least 1, got {self.max_transcriptions}")
         if not 0 <= self.quality_max_cer <= 1:
             raise ValueError(f"quality_max_cer must be between 0 and 1, got {self.quality_max_cer}")
 

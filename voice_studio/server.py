@@ -48,6 +48,8 @@ _LIMIT_FLAGS = (
     ("--max-json-depth", "GSV_MAX_JSON_DEPTH", "max_json_depth", int, "nesting depth of a JSON body"),
     ("--max-decoded-audio-s", "GSV_MAX_DECODED_AUDIO_S", "max_decoded_audio_s", float,
      "seconds an upload's header may announce before it is refused undecoded"),
+    ("--max-transcriptions", "GSV_MAX_TRANSCRIPTIONS", "max_transcriptions", int,
+     "uploads transcribed by Whisper at once (references, recordings); past it, 503 busy"),
     ("--max-voices-per-visitor", "GSV_MAX_VOICES_PER_VISITOR", "max_voices_per_visitor", int, "private voices per visitor"),
     ("--max-voices", "GSV_MAX_VOICES", "max_voices", int, "voices in the library"),
     ("--min-free-disk-mb", "GSV_MIN_FREE_DISK_MB", "min_free_disk_bytes", lambda v: int(float(v) * 2**20),

@@ -9,6 +9,7 @@ models in :class:`ModelHost`, who may do what in :class:`AccessPolicy`, every bo
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from gsv_core.speakers.records import MAX_AUX_CLIPS
 from gsv_core.text.languages import check_language
 
 from .access import AccessPolicy
+from .admission import RETRY_AFTER_S
 from .errors import ServiceError, scrub_paths, unexpected
 from .housekeeping import Sweeper, all_speakers, check_room, private_speaker_id
 from .limits import Limits
@@ -71,6 +73,7 @@ class VoiceService:
         self.library = SpeakerLibrary(config.speakers_dir)
         self.ratings = RatingStore(config.ratings_path) if config.ratings_path else None
         self.transcriber = Transcriber(device=config.transcriber_device)
+        self._recognizer_slots = threading.BoundedSemaphore(self.limits.max_transcriptions)
         self.log = SynthesisLog(config.log_file, config.log_text)
         self.sweeper = Sweeper(self.library, self.limits.private_voice_ttl_s)
         self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
@@ -199,7 +202,8 @@ class VoiceService:
                     cuts = [(row.start_s, row.end_s, sentence) for row, sentence in zip(rows, sentences)]
                     rows = plan_rows(plan_cuts(samples, rate, cuts))
                 return RecordingView(duration, rows, language, "visitor", note)
-            heard = self.transcriber.transcribe_segments(samples, rate, language)
+            with self._recognizer_slot():
+                heard = self.transcriber.transcribe_segments(samples, rate, language)
             rows = plan_rows(plan_recording(samples, rate, heard.segments))
         except RecordingError as error:
             raise ServiceError(str(error)) from error
@@ -271,7 +275,8 @@ class VoiceService:
         """What the reference clip says, by the speech recognizer (loaded on first use)."""
         try:
             samples, rate = load_reference_audio(self._checked_audio(audio, trim=False))
-            return self.transcriber.transcribe(samples, rate, language)
+            with self._recognizer_slot():
+                return self.transcriber.transcribe(samples, rate, language)
         except AudioError as error:
             raise ServiceError(str(error)) from error
         except TranscriptionError as error:
@@ -281,7 +286,8 @@ class VoiceService:
         """What the clip says and the language Whisper heard (an app code such as "zh", or None)."""
         try:
             samples, rate = load_reference_audio(self._checked_audio(audio, trim=False))
-            heard = self.transcriber.transcribe_segments(samples, rate, None)
+            with self._recognizer_slot():
+                heard = self.transcriber.transcribe_segments(samples, rate, None)
         except AudioError as error:
             raise ServiceError(str(error)) from error
         except TranscriptionError as error:
@@ -312,6 +318,18 @@ class VoiceService:
         if not data:
             raise ServiceError("the audio file is empty")
         return data
+
+    @contextmanager
+    def _recognizer_slot(self) -> Iterator[None]:
+        """One of ``limits.max_transcriptions`` places at Whisper, or 503 busy at once (never a queue of
+        three-minute recordings behind each other)."""
+        if not self._recognizer_slots.acquire(blocking=False):
+            raise ServiceError(f"the speech recognizer is busy with other uploads; try again in {RETRY_AFTER_S} seconds",
+                               status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        try:
+            yield
+        finally:
+            self._recognizer_slots.release()
 
     @contextmanager
     def _library_errors(self, what: str) -> Iterator[None]:
