@@ -178,6 +178,16 @@ def test_past_the_queue_requests_get_503_with_retry_after_and_are_logged(tmp_pat
     assert len(_log(tmp_path)) == 8
 
 
+def test_what_admission_lets_in_is_never_refused_by_the_queue(tmp_path):
+    """Admission holds max_waiting + max_batch; requests submitted before the worker takes any
+    all count as waiting, and the queue must not refuse them (it did, under load, at random)."""
+    service = _service(tmp_path, FakePipeline(), max_batch=1, max_waiting=2)
+    speaker = service.add_speaker(_wav(), "你好。", "zh", "Three", session=None)
+    results = service.synthesize_each("你好", [speaker.id] * 3, "zh", SynthesisOptions(), None)
+    assert len(results) == 3 and service.admission.held == 0
+    assert [line["outcome"] for line in _log(tmp_path)] == ["ok"] * 3
+
+
 def test_a_short_request_is_not_batched_behind_a_long_one():
     from voice_studio.synthesis_queue import SynthesisQueue
 

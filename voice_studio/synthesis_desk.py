@@ -59,7 +59,9 @@ class SynthesisDesk:
         self.serve_directly = serve_directly
         # everything admitted has a thread at once and a queue slot: nothing waits unbounded
         self.admission = Admission(max_waiting + max_batch)
-        self._queue = SynthesisQueue(self._serve, max_batch=max_batch, max_waiting=max_waiting,
+        # the queue holds whatever admission let in: until the worker takes a batch, the requests about
+        # to be served count as waiting too, so a bound of ``max_waiting`` alone would refuse admitted ones
+        self._queue = SynthesisQueue(self._serve, max_batch=max_batch, max_waiting=max_waiting + max_batch,
                                      cost=lambda queued: queued.expected_s)
 
     def pipeline(self) -> VoicePipeline:
