@@ -111,18 +111,21 @@ class VoicePipeline:
         """Load from explicit files; the version comes from the SoVITS file.
 
         A v2Pro-family pipeline without ``sv`` needs the speaker-verification features
-        given to :meth:`prepare_speaker`.
+        given to :meth:`prepare_speaker`. HuBERT and the SV network, used only to prepare
+        speakers, are loaded for each preparation and freed after it (see
+        :mod:`gsv_core.features.on_demand`), so synthesis runs without their weights in memory.
         """
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
-        encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
+        encoder = (SpeakerEncoder.from_checkpoint(sv, device, dtype, keep_loaded=False)
+                   if version.uses_sv and sv is not None else None)
         check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
         return cls(
             version=version,
             t2s=load_t2s(t2s, device=device, dtype=dtype),
             sovits=sovits_model,
-            hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype),
+            hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype, keep_loaded=False),
             bert=BertFeatures(bert_dir, device=device, dtype=dtype),
             speaker_encoder=encoder,
             frontend=frontend or TextFrontend.load(official_data=official_data),
