@@ -28,6 +28,7 @@ from .features.ssl import HubertFeatures
 from .features.sv import SpeakerEncoder, check_sv_fits
 from .hub import ModelFiles
 from .jobs import SynthesisJob, segment_message, segment_result, silence, to_numpy
+from .memory import release_free_memory
 from .models.sovits import load_sovits
 from .models.t2s import DecodeRow, load_t2s
 from .references import ReferenceEncoder
@@ -121,7 +122,7 @@ class VoicePipeline:
                    if version.uses_sv and sv is not None else None)
         check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
-        return cls(
+        pipeline = cls(
             version=version,
             t2s=load_t2s(t2s, device=device, dtype=dtype),
             sovits=sovits_model,
@@ -132,6 +133,8 @@ class VoicePipeline:
             weights_key=compute_weights_key(version.name, weight_files),
             device=device,
         )
+        release_free_memory()  # the checkpoints' float16 copies and read buffers
+        return pipeline
 
     # -- speakers -------------------------------------------------------------------------
 

@@ -28,13 +28,10 @@ def test_on_demand_loads_once_at_start_then_per_use_and_frees_it():
 
     models = OnDemand(load, keep_loaded=False)
     assert len(loads) == 1 and models.kept is None
-    with models.use() as first:
-        assert first is loads[1]
-    with models.use() as second:
-        assert second is loads[2]
+    assert models.run(lambda model: model is loads[1])
+    assert models.run(lambda model: model is loads[2])
     alive = weakref.ref(loads[2])
     loads.clear()
-    del first, second
     gc.collect()
     assert alive() is None  # nothing inside OnDemand holds a model between uses
 
@@ -42,8 +39,7 @@ def test_on_demand_loads_once_at_start_then_per_use_and_frees_it():
 def test_on_demand_kept_model_is_loaded_once():
     loads = []
     models = OnDemand(lambda: loads.append(_Model()) or loads[-1], keep_loaded=True)
-    with models.use() as a, models.use() as b:
-        assert a is b is models.kept
+    assert models.run(lambda a: models.run(lambda b: a is b is models.kept))
     assert len(loads) == 1
 
 
@@ -53,14 +49,16 @@ def test_on_demand_loads_one_at_a_time():
     lock = threading.Lock()
     models = OnDemand(_Model, keep_loaded=False)
 
+    def hold(model):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        threading.Event().wait(0.02)
+        with lock:
+            inside[0] -= 1
+
     def use():
-        with models.use():
-            with lock:
-                inside[0] += 1
-                most[0] = max(most[0], inside[0])
-            threading.Event().wait(0.02)
-            with lock:
-                inside[0] -= 1
+        models.run(hold)
 
     threads = [threading.Thread(target=use) for _ in range(4)]
     for thread in threads:

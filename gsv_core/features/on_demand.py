@@ -10,11 +10,13 @@ prepared once and then used many times.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from ..memory import release_free_memory
+
 Model = TypeVar("Model")
+Result = TypeVar("Result")
 
 
 class OnDemand(Generic[Model]):
@@ -30,11 +32,14 @@ class OnDemand(Generic[Model]):
         self.kept: Model | None = first if keep_loaded else None
         self._lock = threading.Lock()
 
-    @contextmanager
-    def use(self) -> Iterator[Model]:
-        """The model for the duration of the ``with`` block (freed after it unless kept)."""
+    def run(self, use: Callable[[Model], Result]) -> Result:
+        """``use(model)``; an unkept model is loaded for the call, then freed and its memory handed back."""
         if self.kept is not None:
-            yield self.kept
-            return
+            return use(self.kept)
         with self._lock:
-            yield self._load()
+            model = self._load()
+            try:
+                return use(model)
+            finally:
+                del model
+                release_free_memory()

@@ -53,8 +53,8 @@ class HubertFeatures:
             wav16k = wav16k[None]
         if wav16k.dim() != 2 or wav16k.shape[0] != 1:
             raise ValueError(f"expected one waveform of shape (1, n), got {tuple(wav16k.shape)}")
-        with self.models.use() as model:
-            return model(wav16k.to(self.device, self.dtype)).last_hidden_state
+        wav16k = wav16k.to(self.device, self.dtype)
+        return self.models.run(lambda model: model(wav16k).last_hidden_state)
 
     def content(self, wav16k: torch.Tensor) -> torch.Tensor:
         """The s2 model's ``ssl_content`` input: (1, 768, T), channels first."""

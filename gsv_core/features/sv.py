@@ -118,15 +118,13 @@ class SpeakerEncoder:
     def sv_embedding(self, wav16k: torch.Tensor) -> torch.Tensor:
         """(n,) or (B, n) 16 kHz audio -> (B, pooled_dim) float32: what v2Pro's s2 model takes as ``sv_emb``."""
         fbank = sv_fbank(wav16k.to(self.device)).to(self.dtype)
-        with self.models.use() as model:
-            return model.pooled_features(fbank).float()
+        return self.models.run(lambda model: model.pooled_features(fbank).float())
 
     @torch.inference_mode()
     def speaker_embedding(self, wav16k: torch.Tensor) -> torch.Tensor:
         """(n,) or (B, n) 16 kHz audio -> (B, embedding_size) float32: the verification embedding."""
         fbank = sv_fbank(wav16k.to(self.device)).to(self.dtype)
-        with self.models.use() as model:
-            return model(fbank).float()
+        return self.models.run(lambda model: model(fbank).float())
 
 
 def check_sv_fits(encoder: "SpeakerEncoder | None", sovits: torch.nn.Module, source: str | os.PathLike | None) -> None:
