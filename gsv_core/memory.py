@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,7 +29,12 @@ def _malloc_trim():
 
 
 def release_free_memory() -> bool:
-    """Return the C heap's free pages to the OS; True if the C library could do it."""
+    """Collect Python's garbage cycles, then return the C heap's free pages to the OS.
+
+    The cycles matter: modules swapped out by quantization (and transformers models) are
+    only freed by the cycle collector. True if the C library could hand pages back.
+    """
+    gc.collect()
     trim = _malloc_trim()
     if trim is None:
         return False
