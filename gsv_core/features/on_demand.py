@@ -33,10 +33,12 @@ class OnDemand(Generic[Model]):
         self._lock = threading.Lock()
 
     def run(self, use: Callable[[Model], Result]) -> Result:
-        """``use(model)``; an unkept model is loaded for the call, then freed and its memory handed back."""
+        """``use(model)``; an unkept model is loaded for the call, then freed; free memory is handed
+        back to the OS before the load and after it."""
         if self.kept is not None:
             return use(self.kept)
         with self._lock:
+            release_free_memory()  # load into pages synthesis left free, not on top of them
             model = self._load()
             try:
                 return use(model)
