@@ -12,12 +12,16 @@ warm sentence), BERT (one ~50-character sentence), GPT ms/token at batch 1, SoVI
 v2ProPlus s per audio s; end to end: one v2ProPlus synthesis of 10 s of audio (RTF), and
 each process's peak resident memory. A last subprocess measures int8 against float32 on
 identical inputs. Models are real-size with random weights built from
-../shared/gsv-reference/shapes; nothing is downloaded. JSON goes to benchmarks/results/.
+../shared/gsv-reference/shapes and written in the official formats (the whole v2ProPlus
+set: s1 ``.ckpt``, s2 ``.pth``, ERes2NetV2, float16 BERT and HuBERT ``pytorch_model.bin``);
+every configuration loads them with ``VoicePipeline.from_paths``, so the peak memory covers
+loading as the app does it. Nothing is downloaded. JSON goes to benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -31,32 +35,97 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # make_assets writes the checkpoints with this code's models
 SHAPES = ROOT.parent / "shared" / "gsv-reference" / "shapes"
 TINY_BERT = ROOT.parent / "shared" / "gsv-reference" / "models" / "chinese-roberta-tiny"
 CONFIGS = ("previous", "fp32", "int8")
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-def make_assets(folder: Path) -> None:
-    """Real-size random BERT-large and HuBERT-base folders, the s1/s2 configs and a reference clip.
+def _half(weights: dict) -> dict:
+    return {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
 
-    The BERT folder takes the tiny golden model's tokenizer (184 entries): the real one
-    is not here, and characters it lacks become [UNK], one token each, as many as before.
+
+def _official_s1(config: dict, folder: Path) -> Path:
+    """A real-size random s1 ``.ckpt`` as the official files are: ``model.`` keys, float16, config dict.
+
+    Random weights never choose EOS: its head row is -1 (as in ``bench_models.py``), so
+    decoding runs a fixed number of steps.
+    """
+    import torch
+
+    from gsv_core.models.t2s import T2SConfig, Text2Semantic, rename_official_key
+
+    manifest = json.loads((SHAPES / "s1_v2.json").read_text())
+    ours = Text2Semantic(T2SConfig.from_checkpoint_config(config)).state_dict()
+    weights = {key: ours[rename_official_key(key)] for key in manifest["state_dict"]}
+    weights["model.ar_predict_layer.weight"][config["model"]["EOS"]] = -1.0
+    torch.save({"weight": _half(weights), "config": config, "info": "GPT-random"}, folder / "s1.ckpt")
+    return folder / "s1.ckpt"
+
+
+def _official_s2(config: dict, folder: Path) -> Path:
+    """A real-size random v2ProPlus s2 ``.pth``: float16, weight norm as ``weight_g``/``weight_v``,
+    codebook statistics, no ``enc_q``, the ``06`` header over the zip magic."""
+    import torch
+
+    from gsv_core.models.sovits import SoVITS, SynthesizerConfig
+    from gsv_core.models.sovits.loader import rename_official
+    from gsv_core.versions import VERSIONS
+
+    info = VERSIONS["v2ProPlus"]
+    ours = SoVITS(SynthesizerConfig.from_checkpoint_config(config, info.uses_sv), info).state_dict()
+    weights = {}
+    for key in json.loads((SHAPES / "s2_v2ProPlus.json").read_text())["state_dict_full"]:
+        stem, _, part = key.rpartition(".")
+        if "enc_q" in key:
+            continue
+        if part in ("weight_g", "weight_v"):
+            weight = ours[rename_official(stem + ".weight")]
+            weights[key] = weight.norm(dim=tuple(range(1, weight.dim())), keepdim=True) if part == "weight_g" else weight
+        elif part in ("inited", "cluster_size", "embed_avg"):
+            embed = ours[rename_official(stem + ".embed")]
+            weights[key] = {"inited": torch.ones(1), "cluster_size": torch.ones(len(embed)), "embed_avg": embed}[part]
+        else:
+            weights[key] = ours[rename_official(key)]
+    buffer = io.BytesIO()
+    torch.save({"weight": _half(weights), "config": config, "info": "random"}, buffer)
+    (folder / "s2.pth").write_bytes(info.header + buffer.getvalue()[2:])
+    return folder / "s2.pth"
+
+
+def make_assets(folder: Path) -> None:
+    """Real-size random checkpoints in the official formats, and a reference clip.
+
+    The GPT (s1 ``.ckpt``), the v2ProPlus SoVITS (s2 ``.pth``) and ERes2NetV2 (a bare float32
+    state dict) as the official files are laid out; BERT-large and HuBERT-base as
+    ``pytorch_model.bin`` in float16 with their Hub files' key names (BERT under ``bert.``,
+    HuBERT's positional conv as ``weight_g``/``weight_v``). The BERT folder takes the tiny
+    golden model's tokenizer (184 entries): the real one is not here, and characters it
+    lacks become [UNK], one token each, as many as before.
     """
     import soundfile as sf
     import torch
     from transformers import BertConfig, BertModel, HubertConfig, HubertModel
 
+    from gsv_core.features.eres2net import ERes2NetV2, ERes2NetV2Config
+
     torch.manual_seed(0)
-    bert_config = json.loads((SHAPES / "chinese-roberta-wwm-ext-large.json").read_text())["config_assumed"]
-    BertModel(BertConfig(**bert_config), add_pooling_layer=False).save_pretrained(folder / "bert")
+    folder.mkdir(parents=True)
+    _official_s1(json.loads((SHAPES / "s1_v2.json").read_text())["config"], folder)
+    _official_s2(json.loads((SHAPES / "s2_v2ProPlus.json").read_text())["config"], folder)
+    torch.save(ERes2NetV2(ERes2NetV2Config()).state_dict(), folder / "sv.ckpt")
+    bert_config = BertConfig(**json.loads((SHAPES / "chinese-roberta-wwm-ext-large.json").read_text())["config_assumed"])
+    bert_config.save_pretrained(folder / "bert")
+    bert = BertModel(bert_config, add_pooling_layer=False).state_dict()
+    torch.save(_half({f"bert.{key}": value for key, value in bert.items()}), folder / "bert" / "pytorch_model.bin")
     for name in TOKENIZER_FILES:
         shutil.copy(TINY_BERT / name, folder / "bert" / name)
-    hubert_config = json.loads((SHAPES / "chinese-hubert-base.json").read_text())["config_assumed"]
-    HubertModel(HubertConfig(**hubert_config)).save_pretrained(folder / "hubert")
-    shapes = {"s1": json.loads((SHAPES / "s1_v2.json").read_text())["config"],
-              "s2": json.loads((SHAPES / "s2_v2ProPlus.json").read_text())["config"]}
-    (folder / "shapes.json").write_text(json.dumps(shapes))
+    hubert_config = HubertConfig(**json.loads((SHAPES / "chinese-hubert-base.json").read_text())["config_assumed"])
+    hubert_config.save_pretrained(folder / "hubert")
+    legacy = {key.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v"): value
+              for key, value in HubertModel(hubert_config).state_dict().items()}
+    torch.save(_half(legacy), folder / "hubert" / "pytorch_model.bin")
     seconds = np.arange(6 * 32000) / 32000
     voice = 0.3 * np.sin(2 * np.pi * 180 * seconds) * (1 + np.sin(2 * np.pi * 3 * seconds)) / 2
     sf.write(folder / "reference.wav", voice.astype(np.float32), 32000)

@@ -4,10 +4,11 @@
 
 CONFIG is ``previous``, ``fp32`` or ``int8`` (timings of the ``gsv_core`` found under ROOT),
 or ``quality`` (int8 against float32 on the same inputs, current code). Prints one JSON
-object. Models are real-size with random weights: the GPT stage and the v2ProPlus decoder
-from the shape manifests, BERT-large and HuBERT-base from the folders ``bench_cpu.py``
-saved under DIR. Random GPT weights never choose EOS (its head row is set to -1, as in
-``bench_models.py``), so decoding runs a fixed number of steps.
+object. Models are real-size with random weights, the whole v2ProPlus set (GPT, SoVITS,
+HuBERT, BERT, ERes2NetV2) loaded by ``VoicePipeline.from_paths`` from the official-format
+files ``bench_cpu.py`` wrote under DIR, so loading counts in the peak memory. Random GPT
+weights never choose EOS (its head row is -1 in the file), so decoding runs a fixed number
+of steps.
 """
 
 from __future__ import annotations
@@ -33,23 +34,11 @@ REPEATS = 3
 
 
 def build_pipeline(assets: Path, frontend):
-    """A VoicePipeline of real-size random models, with this code's own feature loaders."""
-    from gsv_core.features.bert import BertFeatures
-    from gsv_core.features.ssl import HubertFeatures
-    from gsv_core.models.sovits import SoVITS, SynthesizerConfig
-    from gsv_core.models.t2s import T2SConfig, Text2Semantic
+    """The whole v2ProPlus model set loaded from its files, as the app loads it (``VoicePipeline.from_paths``)."""
     from gsv_core.pipeline import VoicePipeline
-    from gsv_core.versions import VERSIONS
 
-    shapes = json.loads((assets / "shapes.json").read_text())
-    torch.manual_seed(0)
-    t2s = Text2Semantic(T2SConfig.from_checkpoint_config(shapes["s1"])).eval()
-    with torch.no_grad():
-        t2s.semantic_head.weight[t2s.config.eos] = -1.0
-    info = VERSIONS["v2ProPlus"]
-    sovits = SoVITS(SynthesizerConfig.from_checkpoint_config(shapes["s2"], info.uses_sv), info).eval()
-    return VoicePipeline(version=info, t2s=t2s, sovits=sovits, hubert=HubertFeatures(assets / "hubert"),
-                         bert=BertFeatures(assets / "bert"), speaker_encoder=None, frontend=frontend, device="cpu")
+    return VoicePipeline.from_paths(assets / "s1.ckpt", assets / "s2.pth", assets / "hubert", assets / "bert",
+                                    assets / "sv.ckpt", frontend=frontend)
 
 
 def gpt_ms_per_token(t2s) -> float:
@@ -105,8 +94,7 @@ def timings(config: str, assets: Path) -> dict:
     report["bert_s"] = median_seconds(lambda: pipeline.bert.sequence_features(sequence.parts), REPEATS)
     report["gpt_ms_per_token"] = gpt_ms_per_token(pipeline.t2s)
     report["sovits_s_per_audio_s"] = sovits_s_per_audio_s(pipeline.sovits)
-    sv = torch.randn(1, 20480, generator=torch.Generator().manual_seed(3)).numpy()
-    speaker = pipeline.prepare_speaker(str(assets / "reference.wav"), REFERENCE_TEXT, "zh", sv_embedding=sv)
+    speaker = pipeline.prepare_speaker(str(assets / "reference.wav"), REFERENCE_TEXT, "zh")
     pipeline.t2s.generate = functools.partial(pipeline.t2s.generate, max_steps=E2E_TOKENS)  # random weights: no EOS
     options = SynthesisOptions(seed=1, split_method="cut0")
     start = time.perf_counter()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .memory import release_free_memory
 from .models.t2s import Text2Semantic
 from .pipeline import VoicePipeline
 
@@ -52,6 +53,7 @@ def quantize_for_cpu(pipeline: VoicePipeline) -> VoicePipeline:
         raise ValueError(f"int8 weights run on the CPU only, not on {pipeline.device}")
     quantize_linears(pipeline.t2s.layers)
     quantize_linears(pipeline.bert.model.encoder)
+    release_free_memory()  # the float32 weights the int8 ones replace (~1 GB)
     return pipeline
 
 

@@ -28,6 +28,7 @@ from .features.ssl import HubertFeatures
 from .features.sv import SpeakerEncoder, check_sv_fits
 from .hub import ModelFiles
 from .jobs import SynthesisJob, segment_message, to_numpy
+from .memory import release_free_memory
 from .models.sovits import load_sovits
 from .models.t2s import DecodeRow, load_t2s
 from .references import ReferenceEncoder
@@ -129,22 +130,29 @@ class VoicePipeline:
         frontend: TextFrontend | None = None,
         official_data: Path | None = None,
         batch_decoder: bool | None = None,
+        keep_hubert: bool | None = None,
     ) -> "VoicePipeline":
         """Load from explicit files; the version comes from the SoVITS file.
 
         A v2Pro-family pipeline without ``sv`` needs the speaker-verification features
-        given to :meth:`prepare_speaker`.
+        given to :meth:`prepare_speaker`. ``keep_hubert``: HuBERT (~0.4 GB in float32) runs only
+        when a speaker is prepared; on the CPU (None) it is loaded for each preparation and freed
+        after it (:mod:`gsv_core.features.on_demand`), so synthesis runs without its weights in
+        memory; on a GPU it stays loaded (memory is plentiful there, and under ZeroGPU models must
+        be placed at start, not loaded inside a GPU call). The SV network stays loaded: besides
+        preparing speakers it scores every synthesis's similarity to its reference.
         """
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
+        keep_hubert = torch.device(device).type != "cpu" if keep_hubert is None else keep_hubert
         encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
         check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
-        return cls(
+        pipeline = cls(
             version=version,
             t2s=load_t2s(t2s, device=device, dtype=dtype),
             sovits=sovits_model,
-            hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype),
+            hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype, keep_loaded=keep_hubert),
             bert=BertFeatures(bert_dir, device=device, dtype=dtype),
             speaker_encoder=encoder,
             frontend=frontend or TextFrontend.load(official_data=official_data),
@@ -152,6 +160,8 @@ class VoicePipeline:
             device=device,
             batch_decoder=batch_decoder,
         )
+        release_free_memory()  # the checkpoints' float16 copies and read buffers
+        return pipeline
 
     # -- speakers -------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ def test_case_fbank_matches_official(reference_dir):
 
 def test_tiny_config_is_read_from_the_checkpoint(reference_models_dir, tiny_encoder):
     tiny = json.loads((reference_models_dir / "tiny_configs.json").read_text())["sv_tiny"]
-    assert tiny_encoder.model.config == ERes2NetV2Config(
+    assert tiny_encoder.config == ERes2NetV2Config(
         num_blocks=tuple(tiny["num_blocks"]),
         m_channels=tiny["m_channels"],
         base_width=tiny["baseWidth"],

@@ -2,15 +2,19 @@
 
 The reference's 16 kHz samples go straight into ``HubertModel``: upstream never applies the
 feature extractor's normalisation at inference, so neither do we. The s2 model quantizes the
-result into the prompt's semantic tokens.
+result into the prompt's semantic tokens. HuBERT runs only when a speaker is prepared, so a
+pipeline may load it for each preparation (``keep_loaded=False``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
 from transformers import HubertModel
+
+from .on_demand import OnDemand
 
 SSL_DIM = 768  # width hard-wired into the s2 model (ssl_proj and the VQ codebook)
 SSL_SAMPLE_RATE = 16000
@@ -30,12 +34,17 @@ def load_hubert(model_dir: str | os.PathLike, device: str | torch.device, dtype:
 
 
 class HubertFeatures:
-    """HuBERT content features of 16 kHz audio (no state besides the frozen model)."""
+    """HuBERT content features of 16 kHz audio (no state besides the frozen model).
 
-    def __init__(self, model_dir: str | os.PathLike, device: str | torch.device = "cpu", dtype=torch.float32):
+    ``keep_loaded=False``: the model is loaded for each call and freed afterwards
+    (:class:`~gsv_core.features.on_demand.OnDemand`).
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, device: str | torch.device = "cpu", dtype=torch.float32,
+                 keep_loaded: bool = True):
         self.device = torch.device(device)
         self.dtype = dtype
-        self.model = load_hubert(model_dir, self.device, dtype)
+        self.models = OnDemand(functools.partial(load_hubert, model_dir, self.device, dtype), keep_loaded)
 
     @torch.inference_mode()
     def last_hidden_state(self, wav16k: torch.Tensor) -> torch.Tensor:
@@ -44,7 +53,8 @@ class HubertFeatures:
             wav16k = wav16k[None]
         if wav16k.dim() != 2 or wav16k.shape[0] != 1:
             raise ValueError(f"expected one waveform of shape (1, n), got {tuple(wav16k.shape)}")
-        return self.model(wav16k.to(self.device, self.dtype)).last_hidden_state
+        wav16k = wav16k.to(self.device, self.dtype)
+        return self.models.run(lambda model: model(wav16k).last_hidden_state)
 
     def content(self, wav16k: torch.Tensor) -> torch.Tensor:
         """The s2 model's ``ssl_content`` input: (1, 768, T), channels first."""

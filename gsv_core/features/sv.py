@@ -7,13 +7,15 @@ time-averaged fused map (``sv_embedding``, 20480 wide) conditions the v2Pro s2 m
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torchaudio
 
 from gsv_core.features.eres2net import ERes2NetV2, ERes2NetV2Config
+from gsv_core.features.on_demand import OnDemand
 
 SV_SAMPLE_RATE = 16000
 FBANK_BINS = 80
@@ -78,6 +80,10 @@ def load_eres2netv2(
     return model.to(device=device, dtype=dtype).eval()
 
 
+def _load_placed(load: Callable[[], ERes2NetV2], device: torch.device, dtype: torch.dtype) -> ERes2NetV2:
+    return load().to(device=device, dtype=dtype).eval()
+
+
 class SpeakerEncoder:
     """16 kHz reference audio -> v2Pro speaker features (no state besides the frozen network).
 
@@ -86,33 +92,39 @@ class SpeakerEncoder:
     network's dtype, so they can be stored and fed to a SoVITS model of any dtype.
     """
 
-    def __init__(self, model: ERes2NetV2, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(self, model: ERes2NetV2, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 reload: Callable[[], ERes2NetV2] | None = None):
+        """``reload``: load the network for each call (and free it after) instead of keeping ``model``."""
         self.device = torch.device(device)
         self.dtype = dtype
-        self.model = model.to(device=self.device, dtype=dtype).eval()
+        self.config = model.config
+        self.models = OnDemand(functools.partial(_load_placed, reload, self.device, dtype), keep_loaded=reload is None,
+                               loaded=model.to(device=self.device, dtype=dtype).eval())
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+        keep_loaded: bool = True,
     ) -> SpeakerEncoder:
-        return cls(load_eres2netv2(path), device, dtype)
+        """The encoder of an official checkpoint; ``keep_loaded=False`` reads the file again for each call."""
+        return cls(load_eres2netv2(path), device, dtype, reload=None if keep_loaded else lambda: load_eres2netv2(path))
 
     @property
     def embedding_dim(self) -> int:
         """Width of ``sv_embedding`` (20480 for the official model)."""
-        return self.model.config.pooled_dim
+        return self.config.pooled_dim
 
     @torch.inference_mode()
     def sv_embedding(self, wav16k: torch.Tensor) -> torch.Tensor:
         """(n,) or (B, n) 16 kHz audio -> (B, pooled_dim) float32: what v2Pro's s2 model takes as ``sv_emb``."""
         fbank = sv_fbank(wav16k.to(self.device)).to(self.dtype)
-        return self.model.pooled_features(fbank).float()
+        return self.models.run(lambda model: model.pooled_features(fbank).float())
 
     @torch.inference_mode()
     def speaker_embedding(self, wav16k: torch.Tensor) -> torch.Tensor:
         """(n,) or (B, n) 16 kHz audio -> (B, embedding_size) float32: the verification embedding."""
         fbank = sv_fbank(wav16k.to(self.device)).to(self.dtype)
-        return self.model(fbank).float()
+        return self.models.run(lambda model: model(fbank).float())
 
 
 def check_sv_fits(encoder: "SpeakerEncoder | None", sovits: torch.nn.Module, source: str | os.PathLike | None) -> None:

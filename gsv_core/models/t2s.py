@@ -352,7 +352,8 @@ def rename_official_key(key: str) -> str:
 
 
 def load_state_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
-    """Copy ``weights`` (our names) into ``model``: every key must match in name and shape."""
+    """Put ``weights`` (our names) into ``model`` as its tensors (no copy; ``model`` may be on the meta
+    device): every key must match in name and shape."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
@@ -361,7 +362,7 @@ def load_state_strict(model: nn.Module, weights: dict[str, torch.Tensor], source
     for key, tensor in weights.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise CheckpointError(f"{source}: {key} has shape {tuple(tensor.shape)}, the model expects {tuple(expected[key].shape)}")
-    model.load_state_dict(weights, strict=True)
+    model.load_state_dict(weights, strict=True, assign=True)
 
 
 def load_t2s(path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Text2Semantic:
@@ -371,6 +372,7 @@ def load_t2s(path: str | os.PathLike, device: torch.device | str = "cpu", dtype:
         config = T2SConfig.from_checkpoint_config(raw.config)
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: incomplete s1 model config ({error})") from error
-    model = Text2Semantic(config)
+    with torch.device("meta"):  # no random init: every tensor is replaced by the saved one
+        model = Text2Semantic(config)
     load_state_strict(model, {rename_official_key(k): v for k, v in raw.weights.items()}, str(path))
     return model.to(device=device, dtype=dtype).eval()
