@@ -109,3 +109,44 @@ def test_int8_cli_runs_end_to_end(case, reference_dir, tmp_path):
     np.testing.assert_array_equal(ours[:SAME_PREFIX], official[:SAME_PREFIX])
     audio, rate = sf.read(tmp_path / "out.wav", dtype="int16")
     assert rate == 32000 and len(audio) >= len(ours) * 1280 and np.abs(audio).max() > 0  # 1280 samples per token
+
+
+def _snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    return float(10 * torch.log10(reference.pow(2).sum() / (reference - other).pow(2).sum()))
+
+
+@pytest.mark.parametrize("case", ["v2_zh", "v2ProPlus_zh"])
+def test_a_bfloat16_generator_decodes_the_public_tokens_close_to_float32(case, reference_dir):
+    """The fast mode's bfloat16 generator against float32 on the official tokens, phones, ge and
+    noise of a public case: same length, SNR >= 30 dB (bfloat16 keeps 8 bits of mantissa, ~48 dB
+    per rounding; the convolution stack loses some of it: 40-42 dB measured at real size)."""
+    from gsv_core.models.sovits import load_sovits
+
+    golden = np.load(reference_dir / "cases" / case / "intermediates.npz")
+    model = load_sovits(reference_dir / "models" / CASES[case])
+    codes, phones = torch.as_tensor(golden["decode_codes"]), torch.as_tensor(golden["decode_text"])
+    ge, noise = torch.as_tensor(golden["flow_g"]), torch.as_tensor(golden["decode_noise"])
+    expected = model.decode(codes, phones, ge, noise=noise)
+    np.testing.assert_allclose(expected.numpy(), golden["decode_out"], atol=1e-5)  # the float32 baseline is official
+    model.generator.to(torch.bfloat16)
+    got = model.decode(codes, phones, ge, noise=noise)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert _snr_db(expected, got) >= 30.0
+
+
+def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(monkeypatch, reference_models_dir):
+    """generator_bfloat16=None follows the CPU (oneDNN's probe); True/False force it; the GPT
+    and BERT quantization is the same either way."""
+    import gsv_core.fast_cpu as fast_cpu
+    from gsv_core.pipeline import VoicePipeline
+
+    models = reference_models_dir
+    for native, forced, expected in ((True, None, torch.bfloat16), (False, None, torch.float32),
+                                     (False, True, torch.bfloat16), (True, False, torch.float32)):
+        monkeypatch.setattr(fast_cpu, "native_bfloat16", lambda native=native: native)
+        pipeline = VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
+                                            models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+        fast_cpu.quantize_for_cpu(pipeline, generator_bfloat16=forced)
+        assert pipeline.sovits.generator.conv_pre.weight.dtype == expected
+        assert not isinstance(pipeline.t2s.layers[0].qkv, nn.Linear)
+        assert pipeline.sovits.text_encoder.proj.weight.dtype == torch.float32  # the rest of SoVITS stays

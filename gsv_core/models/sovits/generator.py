@@ -107,6 +107,8 @@ class Generator(nn.Module):
         then zeroed before every convolution, at every rate, so item b's first
         lengths[b] * prod(upsample_rates) samples are exactly what it gives alone.
         """
+        dtype = self.conv_pre.weight.dtype  # bfloat16 in the fast CPU mode, whatever the decoder before it ran in
+        x, g = x.to(dtype), g.to(dtype)
         masks = None if lengths is None else self._padding_masks(lengths, x)
         if masks is not None:
             x = x * masks[0].squeeze(2)
