@@ -105,8 +105,29 @@ def timings(config: str, assets: Path) -> dict:
     return report
 
 
+def decoder_quality(sovits) -> dict:
+    """The fast mode's SoVITS output against float32's for the same tokens, phones, ge and noise
+    (the generator in bfloat16 where the CPU computes it natively, as ``quantize_for_cpu`` does)."""
+    from gsv_core.fast_cpu import native_bfloat16
+
+    if not native_bfloat16():
+        return {"decoder_generator_dtype": "float32", "decoder_snr_db": None}
+    generator = torch.Generator().manual_seed(6)
+    codes = torch.randint(0, 1024, (1, 1, SOVITS_TOKENS), generator=generator)
+    phones = torch.randint(0, 732, (1, 60), generator=generator)
+    ge = torch.randn(1, sovits.config.gin_channels, 1, generator=generator)
+    with torch.inference_mode():
+        decode = functools.partial(sovits.decode, codes, phones, ge, generator=torch.Generator().manual_seed(0))
+        expected = decode()
+        sovits.generator.to(torch.bfloat16)
+        got = decode()
+        sovits.generator.to(torch.float32)
+    return {"decoder_generator_dtype": "bfloat16",
+            "decoder_snr_db": float(10 * torch.log10(expected.pow(2).sum() / (expected - got).pow(2).sum()))}
+
+
 def quality(assets: Path) -> dict:
-    """int8 against float32 on identical inputs: GPT logits teacher-forced, BERT features."""
+    """int8 against float32 on identical inputs: GPT logits teacher-forced, BERT features, the decoder's output."""
     import copy
 
     import torch.nn.functional as F
@@ -130,7 +151,9 @@ def quality(assets: Path) -> dict:
     bert_fp32 = pipeline.bert.sequence_features(parts)
     quantize_linears(pipeline.bert.model.encoder)
     bert_int8 = pipeline.bert.sequence_features(parts)
+    decoder = decoder_quality(pipeline.sovits)
     return {
+        **decoder,
         "gpt_steps": len(expected),
         "gpt_top1_agreement": float((expected.argmax(-1) == got.argmax(-1)).float().mean()),
         "gpt_logit_cosine_mean": float(F.cosine_similarity(expected, got, dim=-1).mean()),
