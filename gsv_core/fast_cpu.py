@@ -17,7 +17,10 @@ quantization does not cover (it quantizes Linear layers only). On a CPU that com
 bfloat16 natively (AMX or AVX-512 BF16: oneDNN then runs bfloat16 convolutions about twice as
 fast as float32 ones) the generator's weights are stored in bfloat16 instead; elsewhere
 bfloat16 would be emulated and slower, so the generator stays float32 there. Its output is
-within about 40 dB SNR of float32's for the same tokens and noise (``benchmarks/bench_cpu.py``).
+within about 34-42 dB SNR of float32's for the same tokens and noise (``benchmarks/bench_cpu.py``).
+oneDNN builds its bfloat16 kernels per input shape, seconds each time, so the generator then
+pads its input to a multiple of ``GENERATOR_LENGTH_BUCKET`` frames (masked: the output is the
+same) and requests of similar lengths reuse them.
 
 The wrapper changes modules in place right after loading, before the pipeline is shared;
 it copies no model code. See ``benchmarks/bench_cpu.py`` for speed and agreement figures.
@@ -35,6 +38,10 @@ from .models.t2s import Text2Semantic
 from .pipeline import VoicePipeline
 
 QUANTIZED_DTYPE = torch.qint8
+# Latent frames (50 per second of audio) the bfloat16 generator pads its input to a multiple of:
+# oneDNN builds bfloat16 kernels per input shape (about 3 s for the v2ProPlus generator here),
+# so requests of similar lengths share them; the padding costs at most 2.5 s of audio's compute.
+GENERATOR_LENGTH_BUCKET = 128
 
 
 def quantize_linears(module: nn.Module) -> nn.Module:
@@ -70,6 +77,7 @@ def quantize_for_cpu(pipeline: VoicePipeline, generator_bfloat16: bool | None = 
     quantize_linears(pipeline.bert.model.encoder)
     if native_bfloat16() if generator_bfloat16 is None else generator_bfloat16:
         pipeline.sovits.generator.to(torch.bfloat16)  # the generator casts its input; SoVITS returns float32
+        pipeline.sovits.generator.length_bucket = GENERATOR_LENGTH_BUCKET
     release_free_memory()  # the float32 weights the int8 ones replace (~1 GB)
     return pipeline
 

@@ -138,6 +138,7 @@ def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(
     """generator_bfloat16=None follows the CPU (oneDNN's probe); True/False force it; the GPT
     and BERT quantization is the same either way."""
     import gsv_core.fast_cpu as fast_cpu
+    from gsv_core.fast_cpu import GENERATOR_LENGTH_BUCKET
     from gsv_core.pipeline import VoicePipeline
 
     models = reference_models_dir
@@ -148,5 +149,28 @@ def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(
                                             models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
         fast_cpu.quantize_for_cpu(pipeline, generator_bfloat16=forced)
         assert pipeline.sovits.generator.conv_pre.weight.dtype == expected
+        assert pipeline.sovits.generator.length_bucket == (None if expected == torch.float32 else GENERATOR_LENGTH_BUCKET)
         assert not isinstance(pipeline.t2s.layers[0].qkv, nn.Linear)
         assert pipeline.sovits.text_encoder.proj.weight.dtype == torch.float32  # the rest of SoVITS stays
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_length_bucketed_generator_gives_the_same_audio(dtype, reference_dir):
+    """Padding the latent frames up to a bucket (masked) changes neither the length nor the samples
+    (float reassociation aside), alone and in a padded batch; the fast mode sets the bucket."""
+    from gsv_core.fast_cpu import GENERATOR_LENGTH_BUCKET
+    from gsv_core.models.sovits import load_sovits
+
+    model = load_sovits(reference_dir / "models" / CASES["v2_zh"]).to(dtype)
+    generator = model.generator
+    latent = torch.randn(2, generator.conv_pre.in_channels, 37,
+                         generator=torch.Generator().manual_seed(0))
+    g = torch.randn(2, generator.cond.in_channels, 1, generator=torch.Generator().manual_seed(1))
+    alone, batch = generator(latent[:1], g[:1]), generator(latent, g, [37, 30])
+    generator.length_bucket = 16  # 37 frames -> 48
+    bucketed_alone, bucketed_batch = generator(latent[:1], g[:1]), generator(latent, g, [37, 30])
+    assert bucketed_alone.shape == alone.shape and bucketed_batch.shape[-1] >= batch.shape[-1]
+    tolerance = 1e-6 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(bucketed_alone, alone, atol=tolerance, rtol=0)
+    torch.testing.assert_close(bucketed_batch[..., : batch.shape[-1]], batch, atol=tolerance, rtol=0)
+    assert GENERATOR_LENGTH_BUCKET >= 16
