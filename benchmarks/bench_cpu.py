@@ -170,10 +170,12 @@ ROWS = (  # (label, key, format)
 
 
 def table(results: dict[str, dict]) -> str:
-    header = f"{'':38s}" + "".join(f"{name:>14s}" for name in results)
-    lines = [header]
+    width = max(len(label) for label, _, _ in ROWS) + 2
+    names = [f"{name:>{max(len(name) + 2, 14)}s}" for name in results]
+    lines = [" " * width + "".join(names)]
     for label, key, fmt in ROWS:
-        lines.append(f"{label:38s}" + "".join(f"{fmt.format(r[key]):>14s}" for r in results.values()))
+        lines.append(f"{label:{width}s}" + "".join(f"{fmt.format(r[key]):>{len(name)}s}"
+                                                  for name, r in zip(names, results.values())))
     return "\n".join(lines)
 
 
