@@ -111,8 +111,8 @@ def timings(config: str, assets: Path) -> dict:
 
 def decoder_quality(sovits) -> dict:
     """The fast mode's SoVITS output against float32's for the same tokens, phones, ge and noise
-    (the generator in bfloat16 where the CPU computes it natively, as ``quantize_for_cpu`` does)."""
-    from gsv_core.fast_cpu import native_bfloat16
+    (the generator in bfloat16 and windowed where the CPU computes it natively, as ``quantize_for_cpu`` does)."""
+    from gsv_core.fast_cpu import GENERATOR_WINDOW, native_bfloat16
 
     if not native_bfloat16():
         return {"decoder_generator_dtype": "float32", "decoder_snr_db": None}
@@ -124,8 +124,10 @@ def decoder_quality(sovits) -> dict:
         decode = functools.partial(sovits.decode, codes, phones, ge, generator=torch.Generator().manual_seed(0))
         expected = decode()
         sovits.generator.to(torch.bfloat16)
+        sovits.generator.window = GENERATOR_WINDOW
         got = decode()
         sovits.generator.to(torch.float32)
+        sovits.generator.window = None
     return {"decoder_generator_dtype": "bfloat16",
             "decoder_snr_db": float(10 * torch.log10(expected.pow(2).sum() / (expected - got).pow(2).sum()))}
 

@@ -138,7 +138,7 @@ def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(
     """generator_bfloat16=None follows the CPU (oneDNN's probe); True/False force it; the GPT
     and BERT quantization is the same either way."""
     import gsv_core.fast_cpu as fast_cpu
-    from gsv_core.fast_cpu import GENERATOR_LENGTH_BUCKET
+    from gsv_core.fast_cpu import GENERATOR_WINDOW
     from gsv_core.pipeline import VoicePipeline
 
     models = reference_models_dir
@@ -149,28 +149,59 @@ def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(
                                             models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
         fast_cpu.quantize_for_cpu(pipeline, generator_bfloat16=forced)
         assert pipeline.sovits.generator.conv_pre.weight.dtype == expected
-        assert pipeline.sovits.generator.length_bucket == (None if expected == torch.float32 else GENERATOR_LENGTH_BUCKET)
+        assert pipeline.sovits.generator.window == (None if expected == torch.float32 else GENERATOR_WINDOW)
         assert not isinstance(pipeline.t2s.layers[0].qkv, nn.Linear)
         assert pipeline.sovits.text_encoder.proj.weight.dtype == torch.float32  # the rest of SoVITS stays
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_a_length_bucketed_generator_gives_the_same_audio(dtype, reference_dir):
-    """Padding the latent frames up to a bucket (masked) changes neither the length nor the samples
-    (float reassociation aside), alone and in a padded batch; the fast mode sets the bucket."""
-    from gsv_core.fast_cpu import GENERATOR_LENGTH_BUCKET
+@pytest.mark.parametrize("frames", [5, 12, 24, 25, 47, 60])
+def test_a_windowed_generator_gives_the_same_audio(dtype, frames, reference_dir):
+    """Windows with a margin past the receptive field give one pass's samples and length, for
+    lengths inside the first window, on window edges and past several; two shapes only."""
     from gsv_core.models.sovits import load_sovits
 
-    model = load_sovits(reference_dir / "models" / CASES["v2_zh"]).to(dtype)
-    generator = model.generator
-    latent = torch.randn(2, generator.conv_pre.in_channels, 37,
-                         generator=torch.Generator().manual_seed(0))
-    g = torch.randn(2, generator.cond.in_channels, 1, generator=torch.Generator().manual_seed(1))
-    alone, batch = generator(latent[:1], g[:1]), generator(latent, g, [37, 30])
-    generator.length_bucket = 16  # 37 frames -> 48
-    bucketed_alone, bucketed_batch = generator(latent[:1], g[:1]), generator(latent, g, [37, 30])
-    assert bucketed_alone.shape == alone.shape and bucketed_batch.shape[-1] >= batch.shape[-1]
-    tolerance = 1e-6 if dtype == torch.float32 else 2e-2
-    torch.testing.assert_close(bucketed_alone, alone, atol=tolerance, rtol=0)
-    torch.testing.assert_close(bucketed_batch[..., : batch.shape[-1]], batch, atol=tolerance, rtol=0)
-    assert GENERATOR_LENGTH_BUCKET >= 16
+    generator = load_sovits(reference_dir / "models" / CASES["v2_zh"]).to(dtype).generator
+    latent = torch.randn(1, generator.conv_pre.in_channels, frames, generator=torch.Generator().manual_seed(frames))
+    g = torch.randn(1, generator.cond.in_channels, 1, generator=torch.Generator().manual_seed(1))
+    whole = generator(latent, g)
+    generator.window = (12, 12)  # a margin over the tiny model's receptive field (measured below)
+    shapes = []
+    inner = generator._forward
+    generator._forward = lambda x, g, lengths: shapes.append(x.shape[-1]) or inner(x, g, lengths)
+    windowed = generator(latent, g)
+    assert windowed.shape == whole.shape and set(shapes) <= {12 + 12, 12 + 24}
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(windowed, whole, atol=tolerance, rtol=0)
+
+
+def test_the_tiny_generators_receptive_field_fits_the_tests_margin(reference_dir):
+    """A change to one latent frame moves output samples within 12 frames of it (the margin above)."""
+    from gsv_core.models.sovits import load_sovits
+
+    generator = load_sovits(reference_dir / "models" / CASES["v2_zh"]).generator
+    latent = torch.randn(1, generator.conv_pre.in_channels, 60)
+    g = torch.randn(1, generator.cond.in_channels, 1)
+    moved = latent.clone()
+    moved[..., 30] += 1.0
+    changed = torch.nonzero((generator(latent, g) - generator(moved, g)).abs()[0, 0] > 0).flatten()
+    per_frame = generator.frame_lengths(1)[-1]
+    assert 30 - 12 <= int(changed.min()) // per_frame and int(changed.max()) // per_frame <= 30 + 12
+
+
+def test_the_fast_mode_builds_both_window_shapes_at_once(reference_models_dir, monkeypatch):
+    """quantize_for_cpu runs the windowed generator over two windows, so both shapes' kernels exist
+    before the first request (oneDNN builds them per shape, seconds each in bfloat16)."""
+    from gsv_core.fast_cpu import GENERATOR_WINDOW, quantize_for_cpu
+    from gsv_core.models.sovits.generator import Generator
+    from gsv_core.pipeline import VoicePipeline
+
+    models = reference_models_dir
+    pipeline = VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
+                                        models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+    shapes = []
+    inner = Generator._forward
+    monkeypatch.setattr(Generator, "_forward", lambda self, x, g, lengths: shapes.append(x.shape[-1]) or inner(self, x, g, lengths))
+    quantize_for_cpu(pipeline, generator_bfloat16=True)
+    size, margin = GENERATOR_WINDOW
+    assert shapes == [size + margin, size + 2 * margin]

@@ -91,10 +91,11 @@ class Generator(nn.Module):
             for size, dilations in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes):
                 self.resblocks.append(ResBlock(channels, size, dilations))
         self.conv_post = nn.Conv1d(channels, 1, 7, padding=3, bias=False)
-        # When set, the latent frames are padded (and masked, so the output does not change) up to a
-        # multiple of this: oneDNN builds its kernels per input shape, which costs about 0.5 s per new
+        # When set, (frames, margin): one request's latent frames run through the generator in windows
+        # of ``frames`` with ``margin`` frames of context each side (dropped again), all windows of
+        # two shapes only: oneDNN builds its kernels per input shape, which costs about 0.5 s per new
         # length in float32 and 3 s in bfloat16 (the fast CPU mode sets it), while audio lengths vary.
-        self.length_bucket: int | None = None
+        self.window: tuple[int, int] | None = None
 
     def channels_last_weights(self) -> None:
         """Store every upsampling and ResBlock weight in (out, kernel, in) memory order (same shape
@@ -109,15 +110,31 @@ class Generator(nn.Module):
 
         ``lengths``: the real frames of each item of a padded batch. Their padded frames are
         then zeroed before every convolution, at every rate, so item b's first
-        lengths[b] * prod(upsample_rates) samples are exactly what it gives alone. With
-        ``length_bucket`` set, a padded batch may come back longer than ``T`` would give.
+        lengths[b] * prod(upsample_rates) samples are exactly what it gives alone.
         """
-        frames = x.shape[-1]
-        if self.length_bucket and frames % self.length_bucket:
-            bucketed = F.pad(x, (0, self.length_bucket - frames % self.length_bucket))
-            audio = self._forward(bucketed, g, [frames] * len(x) if lengths is None else lengths)
-            return audio[..., : self.frame_lengths(frames)[-1]] if lengths is None else audio
-        return self._forward(x, g, lengths)
+        if self.window is None or lengths is not None:
+            return self._forward(x, g, lengths)
+        return self._windowed(x, g, *self.window)
+
+    def _windowed(self, x: torch.Tensor, g: torch.Tensor, size: int, margin: int) -> torch.Tensor:
+        """The same waveform as one pass (up to float reassociation), made window by window.
+
+        A sample depends on the latent frames within the receptive field (about 9 frames for the
+        released sizes), so with ``margin`` at least that, each window's kept middle is what the
+        whole pass gives there. The first window (no left context: the signal's own edge) is
+        ``size + margin`` frames, every other ``size + 2 * margin``; a last, shorter one is padded
+        and masked, which is exactly the signal's right edge.
+        """
+        frames, samples_per_frame = x.shape[-1], self.frame_lengths(1)[-1]
+        pieces = []
+        for start in range(0, frames, size):
+            left = min(start, margin)  # the signal's own left edge has no context
+            chunk = x[..., start - left : min(frames, start + size + margin)]
+            width, real = size + margin + left, chunk.shape[-1]
+            audio = self._forward(F.pad(chunk, (0, width - real)), g, None if real == width else [real] * len(x))
+            kept = min(size, frames - start)
+            pieces.append(audio[..., left * samples_per_frame : (left + kept) * samples_per_frame])
+        return torch.cat(pieces, dim=-1)
 
     def _forward(self, x: torch.Tensor, g: torch.Tensor, lengths: Sequence[int] | None) -> torch.Tensor:
         dtype = self.conv_pre.weight.dtype  # bfloat16 in the fast CPU mode, whatever the decoder before it ran in
