@@ -77,6 +77,8 @@ def quantize_for_cpu(pipeline: VoicePipeline, generator_bfloat16: bool | None = 
         raise ValueError(f"int8 weights run on the CPU only, not on {pipeline.device}")
     quantize_linears(pipeline.t2s.layers)
     quantize_linears(pipeline.bert.model.encoder)
+    # a speaker's cached prompt BERT features now come from int8 BERT: keep them apart from float32's
+    pipeline.weights_key = f"{pipeline.weights_key}-int8" if pipeline.weights_key else pipeline.weights_key
     if native_bfloat16() if generator_bfloat16 is None else generator_bfloat16:
         pipeline.sovits.generator.to(torch.bfloat16)  # the generator casts its input; SoVITS returns float32
         pipeline.sovits.generator.window = GENERATOR_WINDOW

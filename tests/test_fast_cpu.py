@@ -205,3 +205,31 @@ def test_the_fast_mode_builds_both_window_shapes_at_once(reference_models_dir, m
     quantize_for_cpu(pipeline, generator_bfloat16=True)
     size, margin = GENERATOR_WINDOW
     assert shapes == [size + margin, size + 2 * margin]
+
+
+def test_the_fast_mode_caches_speakers_apart_from_float32(reference_models_dir, tmp_path, reference_dir):
+    """int8 BERT makes slightly different prompt BERT features, so the speaker library keys the fast
+    mode's embeddings apart: a voice stored by a float32 server is prepared again, not reused."""
+    from gsv_core.fast_cpu import quantize_for_cpu
+    from gsv_core.pipeline import VoicePipeline
+    from gsv_core.speakers import SpeakerLibrary
+    from gsv_core.speakers.records import validate_weights_key
+
+    models = reference_models_dir
+    pipeline = VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
+                                        models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+    library = SpeakerLibrary(tmp_path / "speakers")
+    reference = (reference_dir / "cases" / "v2_zh" / "ref.wav").read_bytes()
+    info = library.add(reference, "这是一段用来测试的参考音频。", "zh", "Ref", prepare=pipeline.prepare_speaker,
+                       weights_key=pipeline.weights_key)
+    float32_key = pipeline.weights_key
+    quantize_for_cpu(pipeline, generator_bfloat16=False)
+    assert pipeline.weights_key == f"{float32_key}-int8" and validate_weights_key(pipeline.weights_key)
+    prepared = []
+
+    def prepare(*args, **kwargs):
+        prepared.append(args)
+        return pipeline.prepare_speaker(*args, **kwargs)
+
+    library.conditioning(info.id, prepare=prepare, weights_key=pipeline.weights_key)
+    assert len(prepared) == 1  # not the float32 embeddings stored with the voice
