@@ -1,18 +1,15 @@
 """Long recordings cut into reference utterances: cuts at the pauses, bad pieces dropped, a main picked.
 
-The speech is made here with espeak-ng and joined with known pauses by sox, so the true
-cut points are known; the tests skip, saying so, where those tools are absent.
+The speech is made with espeak-ng and joined with known pauses by sox (``espeak_speech``), so
+the true cut points are known; the tests skip, saying so, where those tools are absent.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile
+from espeak_speech import RATE, espeak_recording
 
 from gsv_core.audio import check_reference_samples
 from gsv_core.recordings import (
@@ -23,7 +20,6 @@ from gsv_core.recordings import (
     plan_recording,
 )
 
-RATE = 22050
 PAUSE_S = 1.0
 SENTENCES = {
     "fox": "The quick brown fox jumps over the lazy dog near the river bank today.",
@@ -37,29 +33,10 @@ SENTENCES = {
 EFFECTS = {"clipped": ["gain", "20"], "quiet": ["vol", "0.05"]}
 
 
-def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> tuple[np.ndarray, dict[str, tuple[float, float]]]:
     """The joined recording (n,) at 22.05 kHz and each piece's [start, end) in seconds."""
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        pytest.skip("espeak-ng and sox are needed to make the test speech (apt-get install espeak-ng sox)")
-    folder: Path = tmp_path_factory.mktemp("recording")
-    silence = folder / "pause.wav"
-    _run(["sox", "-n", "-r", str(RATE), "-c", "1", "-b", "16", str(silence), "trim", "0", str(PAUSE_S)])
-    files, bounds, position = [silence], {}, PAUSE_S
-    for name, text in SENTENCES.items():
-        raw, piece = folder / f"{name}.raw.wav", folder / f"{name}.wav"
-        _run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text])
-        _run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(piece), *EFFECTS.get(name, [])])
-        length = soundfile.info(str(piece)).frames / RATE
-        bounds[name] = (position, position + length)
-        files += [piece, silence]
-        position += length + PAUSE_S
-    joined = folder / "recording.wav"
-    _run(["sox", *map(str, files), str(joined)])
+    joined, bounds = espeak_recording(tmp_path_factory.mktemp("recording"), SENTENCES, PAUSE_S, EFFECTS)
     samples, rate = soundfile.read(str(joined), dtype="float32")
     assert rate == RATE
     return samples, bounds
