@@ -19,6 +19,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -63,13 +64,19 @@ def gpt_ms_per_token(t2s) -> float:
     return 1000 * (total - prefill) / GPT_TOKENS
 
 
-def sovits_s_per_audio_s(sovits) -> float:
-    generator = torch.Generator().manual_seed(2)
+def seeded_decode(sovits, seed: int) -> Callable[[], torch.Tensor]:
+    """One decoder call over random inputs drawn from ``seed`` (SOVITS_TOKENS codes, 60 phones, a
+    ge), its noise from a fixed generator: every call gives the same output for the same weights."""
+    generator = torch.Generator().manual_seed(seed)
     codes = torch.randint(0, 1024, (1, 1, SOVITS_TOKENS), generator=generator)
     phones = torch.randint(0, 732, (1, 60), generator=generator)
     ge = torch.randn(1, sovits.config.gin_channels, 1, generator=generator)
+    return lambda: sovits.decode(codes, phones, ge, generator=torch.Generator().manual_seed(0))
+
+
+def sovits_s_per_audio_s(sovits) -> float:
     with torch.inference_mode():
-        decode = functools.partial(sovits.decode, codes, phones, ge, generator=torch.Generator().manual_seed(0))
+        decode = seeded_decode(sovits, 2)
         decode()  # warm-up
         seconds = median_seconds(decode, REPEATS)
     return seconds / (SOVITS_TOKENS * sovits.samples_per_token / 32000)
@@ -116,12 +123,8 @@ def decoder_quality(sovits) -> dict:
 
     if not native_bfloat16():
         return {"decoder_generator_dtype": "float32", "decoder_snr_db": None}
-    generator = torch.Generator().manual_seed(6)
-    codes = torch.randint(0, 1024, (1, 1, SOVITS_TOKENS), generator=generator)
-    phones = torch.randint(0, 732, (1, 60), generator=generator)
-    ge = torch.randn(1, sovits.config.gin_channels, 1, generator=generator)
     with torch.inference_mode():
-        decode = functools.partial(sovits.decode, codes, phones, ge, generator=torch.Generator().manual_seed(0))
+        decode = seeded_decode(sovits, 6)
         expected = decode()
         sovits.generator.to(torch.bfloat16)
         sovits.generator.window = GENERATOR_WINDOW
