@@ -111,6 +111,14 @@ def test_int8_cli_runs_end_to_end(case, reference_dir, tmp_path):
     assert rate == 32000 and len(audio) >= len(ours) * 1280 and np.abs(audio).max() > 0  # 1280 samples per token
 
 
+def _tiny_v2_pipeline(models):
+    """The goldens' tiny v2 model set, loaded as the app loads it (float32, CPU)."""
+    from gsv_core.pipeline import VoicePipeline
+
+    return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
+                                    models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+
+
 def _snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
     return float(10 * torch.log10(reference.pow(2).sum() / (reference - other).pow(2).sum()))
 
@@ -139,14 +147,12 @@ def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(
     and BERT quantization is the same either way."""
     import gsv_core.fast_cpu as fast_cpu
     from gsv_core.fast_cpu import GENERATOR_WINDOW
-    from gsv_core.pipeline import VoicePipeline
 
     models = reference_models_dir
     for native, forced, expected in ((True, None, torch.bfloat16), (False, None, torch.float32),
                                      (False, True, torch.bfloat16), (True, False, torch.float32)):
         monkeypatch.setattr(fast_cpu, "native_bfloat16", lambda native=native: native)
-        pipeline = VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
-                                            models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+        pipeline = _tiny_v2_pipeline(models)
         fast_cpu.quantize_for_cpu(pipeline, generator_bfloat16=forced)
         assert pipeline.sovits.generator.conv_pre.weight.dtype == expected
         assert pipeline.sovits.generator.window == (None if expected == torch.float32 else GENERATOR_WINDOW)
@@ -194,11 +200,9 @@ def test_the_fast_mode_builds_both_window_shapes_at_once(reference_models_dir, m
     before the first request (oneDNN builds them per shape, seconds each in bfloat16)."""
     from gsv_core.fast_cpu import GENERATOR_WINDOW, quantize_for_cpu
     from gsv_core.models.sovits.generator import Generator
-    from gsv_core.pipeline import VoicePipeline
 
     models = reference_models_dir
-    pipeline = VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
-                                        models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+    pipeline = _tiny_v2_pipeline(models)
     shapes = []
     inner = Generator._forward
     monkeypatch.setattr(Generator, "_forward", lambda self, x, g, lengths: shapes.append(x.shape[-1]) or inner(self, x, g, lengths))
@@ -211,13 +215,11 @@ def test_the_fast_mode_caches_speakers_apart_from_float32(reference_models_dir, 
     """int8 BERT makes slightly different prompt BERT features, so the speaker library keys the fast
     mode's embeddings apart: a voice stored by a float32 server is prepared again, not reused."""
     from gsv_core.fast_cpu import quantize_for_cpu
-    from gsv_core.pipeline import VoicePipeline
     from gsv_core.speakers import SpeakerLibrary
     from gsv_core.speakers.records import validate_weights_key
 
     models = reference_models_dir
-    pipeline = VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
-                                        models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+    pipeline = _tiny_v2_pipeline(models)
     library = SpeakerLibrary(tmp_path / "speakers")
     reference = (reference_dir / "cases" / "v2_zh" / "ref.wav").read_bytes()
     info = library.add(reference, "这是一段用来测试的参考音频。", "zh", "Ref", prepare=pipeline.prepare_speaker,

@@ -25,13 +25,18 @@ def pipeline(reference_dir):
     )
 
 
-@pytest.fixture(scope="module")
-def speakers(pipeline, reference_dir):
+def two_speakers(pipeline, reference_dir):
+    """A Chinese and an English speaker from the public cases' reference clips."""
     cases = reference_dir / "cases"
     return (
         pipeline.prepare_speaker(cases / "v2_zh" / "ref.wav", "今天天气不错，我们一起去公园散步吧。", "zh"),
         pipeline.prepare_speaker(cases / "v2_zh_en_mixed" / "ref.wav", "This is a short test sentence for voice cloning, thank you.", "en"),
     )
+
+
+@pytest.fixture(scope="module")
+def speakers(pipeline, reference_dir):
+    return two_speakers(pipeline, reference_dir)
 
 
 def test_conditioning_round_trips_through_npy_files(speakers, tmp_path, pipeline):

@@ -12,6 +12,7 @@ import torch
 
 from gsv_core.pipeline import VoicePipeline
 from gsv_core.synthesis import SynthesisOptions, SynthesisRequest
+from test_pipeline import two_speakers
 
 ATOL = 1e-5
 
@@ -36,11 +37,7 @@ def solo(batched):
 
 @pytest.fixture(scope="module")
 def speakers(batched, reference_dir):
-    cases = reference_dir / "cases"
-    return (
-        batched.prepare_speaker(cases / "v2_zh" / "ref.wav", "今天天气不错，我们一起去公园散步吧。", "zh"),
-        batched.prepare_speaker(cases / "v2_zh_en_mixed" / "ref.wav", "This is a short test sentence for voice cloning, thank you.", "en"),
-    )
+    return two_speakers(batched, reference_dir)
 
 
 class DecodeBatchSpy:
