@@ -140,29 +140,30 @@ def _pipeline_loader(args: argparse.Namespace):
     return load
 
 
+def _models_device(args: argparse.Namespace) -> str | None:
+    """Where the models will run ("cpu", "cuda:0", ...), or None when the placement is refused
+    (the status line says so once loading fails)."""
+    from gsv_core.devices import resolve_placement
+
+    try:
+        return str(resolve_placement(args.device, args.precision).device)
+    except ValueError:
+        return None
+
+
 def quality_check_default(args: argparse.Namespace) -> bool:
     """Whether requests that do not say are quality-checked: ``--quality-check``, or (auto) on CUDA."""
     if args.quality_check != "auto":
         return args.quality_check == "on"
-    from gsv_core.devices import resolve_placement
-
-    try:
-        return resolve_placement(args.device, args.precision).device.type == "cuda"
-    except ValueError:  # the placement is refused: the status line says so, and nothing is checked
-        return False
+    return (_models_device(args) or "").startswith("cuda")
 
 
 def transcriber_device(args: argparse.Namespace) -> str:
     """Whisper runs where the models run (reference transcripts, recordings, the quality check); on the
     CPU under ZeroGPU (its GPU exists only inside a GPU call) and when the models' placement is refused."""
-    from gsv_core.devices import resolve_placement
-
     from .zerogpu import on_zero_gpu
 
-    try:
-        return "cpu" if on_zero_gpu() else str(resolve_placement(args.device, args.precision).device)
-    except ValueError:
-        return "cpu"
+    return "cpu" if on_zero_gpu() else _models_device(args) or "cpu"
 
 
 def build_server(args: argparse.Namespace):
