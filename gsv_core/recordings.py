@@ -180,21 +180,26 @@ def plan_cuts(
     return _choose([_assess(span, samples, sample_rate, 0.0) for span in spans], max_auxiliaries)
 
 
-def load_recording(source: AudioSource) -> tuple[np.ndarray, int]:
-    """Read an uploaded recording (any format ``gsv_core.audio`` reads; a path or bytes).
+def load_recording(source: AudioSource, max_seconds: float = MAX_RECORDING_SECONDS) -> tuple[np.ndarray, int]:
+    """Read an uploaded recording (any format ``gsv_core.audio`` reads; a path or bytes) of at
+    most ``max_seconds`` (a server's own bound; never past ``MAX_RECORDING_SECONDS``), refused by
+    its header before decoding where the header says.
 
     Returns mono float32 samples (n,) and the file's rate. Raises AudioError for an
     unreadable file and RecordingError (both ValueErrors) for one that cannot be planned.
     """
     seconds = header_duration(source)
-    if seconds is not None and seconds > MAX_RECORDING_SECONDS:  # refused before decoding
-        raise RecordingError(_too_long(seconds))
+    if seconds is not None and seconds > max_seconds:  # refused before decoding
+        raise RecordingError(_too_long(seconds, max_seconds))
     samples, sample_rate = load_mono(source, max_seconds=MAX_RECORDING_SECONDS)
-    return _check_recording(samples, sample_rate), sample_rate
+    samples = _check_recording(samples, sample_rate)
+    if samples.size / sample_rate > max_seconds:
+        raise RecordingError(_too_long(samples.size / sample_rate, max_seconds))
+    return samples, sample_rate
 
 
-def _too_long(seconds: float) -> str:
-    return f"the recording is {seconds:.0f} s long; recordings of at most {MAX_RECORDING_SECONDS:.0f} s are accepted"
+def _too_long(seconds: float, limit: float = MAX_RECORDING_SECONDS) -> str:
+    return f"the recording is {seconds:.0f} s long; recordings of at most {limit:.0f} s are accepted"
 
 
 def _check_recording(samples: np.ndarray, sample_rate: int) -> np.ndarray:

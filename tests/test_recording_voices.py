@@ -163,12 +163,12 @@ def test_bad_choices_are_refused_clearly_and_nothing_is_stored(service, recordin
 
 
 def test_an_overlong_recording_is_refused_by_its_header_before_decoding(service, monkeypatch):
-    import voice_studio.service as service_module
+    import gsv_core.recordings as recordings_module
 
     def never(*args, **kwargs):
         raise AssertionError("an over-long recording must not be decoded")
 
-    monkeypatch.setattr(service_module, "load_recording", never)
+    monkeypatch.setattr(recordings_module, "load_mono", never)  # what load_recording decodes with
     overlong = wav_bytes(np.zeros(181 * 8000, np.float32), 8000)
     for call in (lambda: service.plan_recording_upload(overlong),
                  lambda: service.add_speaker_from_recording(overlong, "en", "Long", None)):

@@ -134,6 +134,12 @@ def test_load_recording_reads_long_uploads_and_refuses_overlong_ones(tmp_path):
         load_recording(wav_bytes(np.full(int((MAX_RECORDING_SECONDS + 1) * rate), 0.1, np.float32), rate))
     with pytest.raises(AudioError, match="not a readable audio file"):
         load_recording(b"not audio")
+    with pytest.raises(RecordingError, match="the recording is 40 s long; recordings of at most 30 s are accepted"):
+        load_recording(tmp_path / "long.wav", max_seconds=30)  # a server's own bound, by the header
+    headerless = tmp_path / "long.ogg"  # refused by its header where it tells the length, else once decoded
+    soundfile.write(headerless, stereo, rate, format="OGG")
+    with pytest.raises(RecordingError, match="recordings of at most 30 s are accepted"):
+        load_recording(headerless, max_seconds=30)
 
 
 def test_fixed_cuts_are_assessed_as_they_are(recording):

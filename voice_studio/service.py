@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gsv_core.audio import (
-    AudioError, check_header_duration, header_duration, load_reference_audio, trimmed_wav, wav_bytes,
+    AudioError, check_header_duration, load_reference_audio, trimmed_wav, wav_bytes,
 )
 from gsv_core.pipeline import VoicePipeline
 from gsv_core.recordings import RecordingError, load_recording, plan_cuts, plan_recording
@@ -223,18 +223,10 @@ class VoiceService:
 
     def _checked_recording(self, audio: bytes | Path) -> tuple[np.ndarray, int]:
         """Mono samples (n,) and rate of an upload, refused by size, then by its header before decoding."""
-        data = self._upload_bytes(audio)
-        limit = self.limits.max_recording_s
-        seconds = header_duration(data)
         try:
-            if seconds is None or seconds <= limit:
-                samples, rate = load_recording(data)
-                seconds = samples.size / rate
+            return load_recording(self._upload_bytes(audio), self.limits.max_recording_s)
         except (AudioError, RecordingError) as error:
             raise ServiceError(str(error)) from error
-        if seconds > limit:
-            raise ServiceError(f"the recording is {seconds:.0f} s long; recordings of at most {limit:.0f} s are accepted")
-        return samples, rate
 
     def rename_speaker(self, speaker_id: str, name: str, session: str | None, token: str | None = None) -> SpeakerInfo:
         self.access.changeable(self.library, speaker_id, session, token)
