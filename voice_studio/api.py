@@ -96,14 +96,7 @@ async def _json_object(request: Request, expected: str, max_depth: int) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ServiceError("the body must be UTF-8 JSON") from None
-    if not json_depth_ok(text, max_depth):
-        raise ServiceError(f"the JSON body nests deeper than {max_depth} levels")
-    try:
-        body = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as error:
-        if isinstance(error, ServiceError):
-            raise
-        body = None
+    body = _parsed_json(text, "the JSON body", max_depth)
     if not isinstance(body, dict):
         raise ServiceError(f"the body must be a JSON object: {expected}")
     return body
@@ -113,17 +106,23 @@ def _json_list(text: str, name: str, limits: Limits) -> list:
     """A form field holding a JSON list, bounded like a JSON body (size, nesting, no NaN)."""
     if len(text.encode("utf-8")) > limits.max_json_bytes:
         raise ServiceError(f"'{name}' is over {limits.max_json_bytes // 2**10} KB")
-    if not json_depth_ok(text, limits.max_json_depth):
-        raise ServiceError(f"'{name}' nests deeper than {limits.max_json_depth} levels")
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except ServiceError:
-        raise
-    except ValueError:
-        value = None
+    value = _parsed_json(text, f"'{name}'", limits.max_json_depth)
     if not isinstance(value, list):
         raise ServiceError(f"'{name}' must be a JSON list")
     return value
+
+
+def _parsed_json(text: str, subject: str, max_depth: int) -> Any:
+    """``text`` parsed, None when it is not JSON; ServiceError when it nests deeper than
+    ``max_depth`` (checked before parsing) or holds NaN / Infinity."""
+    if not json_depth_ok(text, max_depth):
+        raise ServiceError(f"{subject} nests deeper than {max_depth} levels")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ServiceError:
+        raise
+    except ValueError:
+        return None
 
 
 def build_router(service: VoiceService) -> APIRouter:
