@@ -250,7 +250,8 @@ class VoiceService:
             raise ServiceError(f"the archive is over {self.limits.max_upload_bytes // 2**20} MB", status=413)
         check_room(self.library, self.limits, session, shared)
         with self._library_errors("importing a voice"):
-            return self.library.import_zip(archive, shared=shared, owner_session=None if shared else session)
+            return self.library.import_zip(archive, shared=shared, owner_session=None if shared else session,
+                                           new_id=None if shared else private_speaker_id)  # ids tell nothing
 
     def reference_path(self, speaker_id: str, session: str | None, token: str | None = None) -> Path:
         """The stored reference clip of a speaker the caller may see."""

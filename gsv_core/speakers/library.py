@@ -172,10 +172,13 @@ class SpeakerLibrary:
         return info
 
     def import_zip(self, archive: bytes | str | os.PathLike, *, shared: bool = True,
-                   owner_session: str | None = None) -> SpeakerInfo:
+                   owner_session: str | None = None, new_id: Callable[[str], str] | None = None) -> SpeakerInfo:
         """Add a speaker exported by :meth:`export_zip` (bytes or a path), checked strictly.
 
         The archive's id and name are kept when free, else numbered (``alice-2``, "Alice (2)").
+        ``new_id(name)``, when given, makes the id instead (never numbered: a taken one is
+        refused), so that the id does not tell whether the archive's id is taken by a voice
+        the importer cannot see.
         Visibility comes from the arguments, not the archive. Every embedding set in it is
         loaded and validated; one bad set refuses the whole import and nothing is written.
         """
@@ -196,8 +199,9 @@ class SpeakerLibrary:
                     store.check_reference_count(store.load_embeddings(directory, self.limits), 1 + len(aux_clips))
                 except SpeakerError as error:
                     raise SpeakerError(f"embeddings {key!r} in the archive are damaged: {error}") from None
-            info = replace(content.info, shared=shared, owner_session=owner, audio_sha256=sha256, aux_clips=aux_clips)
-            return self._commit_new(staging, info, numbered_id=True, numbered_name=True)
+            info = replace(content.info, id=new_id(content.info.name) if new_id else content.info.id, shared=shared,
+                           owner_session=owner, audio_sha256=sha256, aux_clips=aux_clips)
+            return self._commit_new(staging, info, numbered_id=new_id is None, numbered_name=True)
 
     # -- conditioning ----------------------------------------------------------------------
 
