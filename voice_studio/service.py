@@ -32,7 +32,7 @@ from .errors import ServiceError, scrub_paths, unexpected
 from .housekeeping import Sweeper, all_speakers, check_room, private_speaker_id
 from .limits import Limits
 from .model_host import ModelHost, PipelineLoader
-from .ratings import RatingStore
+from .ratings import ClipAlreadyRated, Rating, RatingStore, VoiceScore
 from .recording_plan import RecordingView, chosen_cuts, plan_rows, split_sentences, spread_note
 from .synthesis_log import SynthesisLog
 from .synthesis_desk import SynthesisDesk
@@ -257,12 +257,52 @@ class VoiceService:
         """The stored reference clip of a speaker the caller may see."""
         return self.library.reference_path(self.access.visible(self.library, speaker_id, session, token).id)
 
+    # -- ratings ----------------------------------------------------------------------------
+
+    def new_clip_ids(self, speaker_ids: Sequence[str], text: str, session: str | None) -> list[str]:
+        """One clip id per voice of a Compare just made, signed for its voice, the text and the rater
+        (none when ratings are not stored): the only ids :meth:`save_ratings` takes."""
+        if self.ratings is None:
+            return []
+        return [self.ratings.mint_clip_id(speaker_id, text, session) for speaker_id in speaker_ids]
+
+    def save_ratings(self, ratings: Sequence[Rating]) -> int:
+        """Store one Compare's ratings together; returns how many.
+
+        Each clip id must be one :meth:`new_clip_ids` made for that voice, text and rater
+        (``Rating.session``), 403 otherwise; a clip rated already is a 409: one Compare,
+        one rating per clip.
+        """
+        ratings_store = self._ratings_store()
+        if not all(ratings_store.is_minted(r.clip_id, r.speaker_id, r.text, r.session) for r in ratings):
+            raise ServiceError("these ratings are not for clips this server made for you: compare again", status=403)
+        try:
+            return len(ratings_store.add_all(ratings))
+        except ClipAlreadyRated as error:
+            raise ServiceError("these clips are rated already (one rating per clip): compare again to rate new "
+                               "clips", status=409) from error
+        except ValueError as error:
+            raise ServiceError(str(error)) from error
+
+    def voice_ranking(self, session: str | None) -> list[tuple[str, VoiceScore]]:
+        """(name, score) of each rated voice the caller may use, best first. Other visitors' private
+        voices and voices deleted since they were rated are left out: neither name nor id is shown."""
+        if self.ratings is None:
+            return []
+        names = {info.id: info.name for info in self.library.list(session)}
+        return [(names[score.speaker_id], score) for score in self.ratings.summary() if score.speaker_id in names]
+
     def ratings_csv(self, token: str | None) -> str:
-        """Every rating as CSV; needs the admin token when one is set (notes can be private)."""
+        """Every rating as CSV; needs the admin token when one is set (notes can be private).
+        Raters appear as keyed hashes, never their visitor keys (see :mod:`voice_studio.ratings`)."""
+        ratings_store = self._ratings_store()
+        self.access.require_admin(token, "exporting ratings")
+        return ratings_store.to_csv()
+
+    def _ratings_store(self) -> RatingStore:
         if self.ratings is None:
             raise ServiceError("ratings are not stored on this server", status=404)
-        self.access.require_admin(token, "exporting ratings")
-        return self.ratings.to_csv()
+        return self.ratings
 
     def transcribe(self, audio: bytes | Path, language: str | None) -> str:
         """What the reference clip says, by the speech recognizer (loaded on first use)."""

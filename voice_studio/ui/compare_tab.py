@@ -1,14 +1,15 @@
 """The Compare tab: one text through two to four voices side by side, rated by the team.
 
 Ratings are tied to what made the clips: the compared text, language and seed are kept in a
-``gr.State`` when the clips are made, never read back from the (editable) text box. Each clip
-shows its voice's speaker similarity (output vs. reference), which each saved rating records.
+``gr.State`` when the clips are made, never read back from the (editable) text box, with one
+clip id per voice that the server signs for the rater (one rating per clip: saving twice is
+refused). Each clip shows its voice's speaker similarity (output vs. reference), which each
+saved rating records. The ranking names only voices the viewer may use.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 import gradio as gr
@@ -39,17 +40,18 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
     """Lay out the tab inside the current Blocks context."""
 
     def compare(text, language, speaker_ids, request: gr.Request = None, progress=gr.Progress()):
-        locale, speaker_ids = locale_of(request), list(speaker_ids or [])
+        locale, session, speaker_ids = locale_of(request), session_of(request), list(speaker_ids or [])
         if not 2 <= len(speaker_ids) <= MAX_COMPARED:
             raise user_error(say("msg_pick_compare", locale, count=len(speaker_ids)))
         try:  # one batch: the voices are synthesized together
-            results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session_of(request),
+            results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session,
                                               progress=progress_reporter(progress, locale, f"{len(speaker_ids)} × "))
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
         clips = [(result.sample_rate, int16_audio(result.audio)) for result in results]
         clips += [None] * (MAX_COMPARED - len(clips))
-        return (*clips, {"speaker_ids": speaker_ids, "text": text, "settings": {"language": language, "seed": SEED},
+        return (*clips, {"speaker_ids": speaker_ids, "clip_ids": service.new_clip_ids(speaker_ids, text, session),
+                         "text": text, "settings": {"language": language, "seed": SEED},
                          "similarities": [result.similarity for result in results]})
 
     def show_compared(compared, request: gr.Request = None):
@@ -65,22 +67,22 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
         return (*labels, *ratings, *[gr.update(visible=number < len(ids)) for number in range(MAX_COMPARED)])
 
     def save_ratings(request: gr.Request, compared, *scores_and_notes):  # request first: Gradio injects it only there
-        locale = locale_of(request)
+        """The ratings of the last Compare, once: its clip ids are refused the second time."""
+        locale, session = locale_of(request), session_of(request)
         if service.ratings is None:
             raise user_error(say("msg_no_ratings", locale))
-        if not compared:
+        if not compared or len(compared.get("clip_ids") or []) != len(compared["speaker_ids"]):
             raise user_error(say("msg_compare_first", locale))
         scores, notes = scores_and_notes[:MAX_COMPARED], scores_and_notes[MAX_COMPARED:]
-        batch = f"{int(time.time() * 1000)}"
         similarities = compared.get("similarities") or [None] * len(compared["speaker_ids"])
-        for number, speaker_id in enumerate(compared["speaker_ids"]):
-            settings = json.dumps({**compared["settings"], "similarity": similarities[number]}, sort_keys=True)
-            try:
-                service.ratings.add(Rating(f"{batch}-{number}", speaker_id, compared["text"], int(scores[number]),
-                                           notes[number] or "", session_of(request), settings))
-            except ValueError as error:
-                raise user_error(str(error)) from error
-        return say("msg_saved", locale, count=len(compared["speaker_ids"])), ranking(service, session_of(request), locale)
+        ratings = [Rating(clip_id, speaker_id, compared["text"], int(scores[number]), notes[number] or "", session,
+                          json.dumps({**compared["settings"], "similarity": similarities[number]}, sort_keys=True))
+                   for number, (clip_id, speaker_id) in enumerate(zip(compared["clip_ids"], compared["speaker_ids"]))]
+        try:
+            count = service.save_ratings(ratings)
+        except ServiceError as error:
+            raise user_error(say("msg_rated_already", locale) if error.status == 409 else str(error)) from error
+        return say("msg_saved", locale, count=count), ranking(service, session, locale)
 
     gr.Markdown(ui("compare_intro"))
     text = gr.Textbox(label=ui("compare_text"), lines=2, max_length=service.config.max_chars)
@@ -108,10 +110,9 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
 
 
 def ranking(service: VoiceService, session: str | None, locale: str = "en") -> dict:
-    """The ranking table: voice name (plain text), number of ratings, mean rating; headers in ``locale``."""
-    scores = service.ratings.summary() if service.ratings is not None else []
-    names = voice_names(service, session)
-    rows = [[names.get(s.speaker_id, s.speaker_id), s.count, round(s.mean, 2)] for s in scores]
+    """The ranking table: voice name (plain text), number of ratings, mean rating; headers in ``locale``.
+    Only voices ``session`` may use appear (:meth:`VoiceService.voice_ranking`)."""
+    rows = [[name, score.count, round(score.mean, 2)] for name, score in service.voice_ranking(session)]
     return {"headers": [say(key, locale) for key in ("col_voice", "col_count", "col_mean")], "data": rows}
 
 
