@@ -15,6 +15,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import os
 import secrets
 import sqlite3
@@ -129,7 +130,7 @@ class RatingStore:
         return self._mac("clip", nonce, speaker_id, text, visitor_key or "")[:CLIP_MAC_HEX]
 
     def _mac(self, purpose: str, *parts: str) -> str:
-        message = "\0".join((purpose, *parts)).encode("utf-8", "surrogatepass")
+        message = json.dumps([purpose, *parts]).encode("ascii")  # unambiguous, whatever the parts hold
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def add(self, rating: Rating) -> int:
