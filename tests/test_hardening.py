@@ -429,17 +429,24 @@ def test_an_imported_voice_with_a_bad_prompt_semantic_is_refused(tmp_path, bad):
 def test_the_ui_knows_a_visitor_by_the_cookie_not_by_the_page_load():
     import types
 
+    from test_attack_visitor_keys import as_the_app_sees
     from voice_studio.ui.common import session_of
+    from voice_studio.visitor_keys import VisitorKeys, page_session_key
 
-    key = "k" * 32
-    first_load = types.SimpleNamespace(cookies={"gsv_visitor": key}, session_hash="load-1")
-    reload = types.SimpleNamespace(cookies={"gsv_visitor": key}, session_hash="load-2")
+    keys = VisitorKeys(b"s" * 32, 3600)
+    client = keys.client_tag("203.0.113.7")
+    key = keys.mint(client)  # the key the server set on the first response
+
+    def page(session_hash, **headers):  # a Gradio request as the app sees it behind the RequestGuard
+        return types.SimpleNamespace(headers=as_the_app_sees(keys, headers), session_hash=session_hash)
+
+    first_load = page("load-1", Cookie=f"gsv_visitor={key}")
+    reload = page("load-2", Cookie=f"gsv_visitor={key}")
     assert session_of(first_load) == session_of(reload) == key
-    forged = types.SimpleNamespace(cookies={"gsv_visitor": "x; y"}, session_hash="load-3")
-    assert session_of(forged) == "load-3"  # a malformed key is never used
-    no_cookie_jar = types.SimpleNamespace(cookies={"gsv_visitor": key}, headers={"x-gsv-new-visitor": "1"},
-                                          session_hash="load-4")
-    assert session_of(no_cookie_jar) == "load-4"  # a key minted for this request alone would be lost at once
+    forged = page("load-3", Cookie="gsv_visitor=x; y")
+    assert session_of(forged) == page_session_key("load-3", client)  # a malformed key is never used
+    no_cookie_jar = page("load-4")
+    assert session_of(no_cookie_jar) == page_session_key("load-4", client)  # a key minted for this request alone would be lost at once
 
 
 def test_an_sv_checkpoint_that_does_not_fit_the_sovits_model_is_refused_at_load(reference_dir, tmp_path):

@@ -7,7 +7,8 @@ anything unexpected is a 500 ``{"error": ..., "error_id": ...}`` whose id is in 
 log with the traceback. The admin token, when the service has one, is read from
 ``Authorization: Bearer <token>`` (a wrong one is a 401). The caller's visitor key (who
 owns a private voice) is the ``X-Session`` header, else the ``gsv_visitor`` cookie the
-server sets; responses to an add carry it back in ``X-Session``.
+server sets, when the server minted it (:mod:`voice_studio.visitor_keys`; anything else is a
+new visitor); responses to an add carry the key in ``X-Session``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
 from gsv_core.synthesis import SynthesisResult
 
 from .errors import ServiceError, unexpected
-from .http_guard import BodyTooLarge, visitor_key_of
+from .http_guard import VISITOR_KEY_HEADER, BodyTooLarge
 from .limits import Limits, check_options, check_quality_flag
 from .service import VoiceService
 from .zerogpu import gpu_task, synthesis_gpu_seconds
@@ -61,7 +62,12 @@ def _token(authorization: str | None) -> str | None:
 
 
 def _visitor(request: Request, x_session: str | None) -> str | None:
-    return x_session or visitor_key_of(request.headers.get("cookie"))
+    """The caller's visitor key as the RequestGuard settled it: ``X-Session`` when this server minted
+    it, else the cookie's key, else one minted for this request (a forged key is a new visitor).
+
+    ``x_session`` is the header as sent, declared by the routes so that the API docs show it; it is
+    never used as it is. Without the guard in front there is no key (a private add asks for one)."""
+    return request.headers.get(VISITOR_KEY_HEADER.decode("ascii")) or None
 
 
 def json_depth_ok(text: str, max_depth: int) -> bool:

@@ -7,20 +7,30 @@ uploads (the upload limit plus room for the multipart framing). The Gradio UI's 
 get ``max_ui_body_bytes``: its upload route must let an over-long file through far enough
 for the Add speaker tab to explain, in the page, why it is refused.
 
-Visitor key: a random value in the ``gsv_visitor`` cookie (HttpOnly, SameSite=Lax), set by
-the server on the first response and kept by the browser for the private-voice lifetime.
-Requests without one get a fresh key injected before the app sees them, so the UI and REST
-always know who is asking, and a page reload keeps the same key (unlike Gradio's session hash).
+Visitor key: a key the server minted and signed (:mod:`voice_studio.visitor_keys`), in the
+``gsv_visitor`` cookie (HttpOnly, SameSite=Lax), set on the first response and kept by the
+browser for the private-voice lifetime; REST clients may send it as ``X-Session`` instead.
+The guard alone decides who is asking: a valid ``X-Session``, else a valid cookie, else a
+freshly minted key (a forged, malformed or expired one is a new visitor, never an owner). It
+hands its verdict to the app in ``VISITOR_KEY_HEADER`` and the client's address hash in
+``CLIENT_HEADER`` (headers a caller cannot send: the guard drops them from every request), so
+that the UI and REST always know who is asking, and a page reload keeps the same key (unlike
+Gradio's session hash).
+
+Client address: the connecting address, or behind ``proxy_hops`` trusted proxies (a Space:
+one) the address the outermost of them saw, which is the ``proxy_hops``-th entry of
+``X-Forwarded-For`` counted from the right. Its first entry is whatever the client wrote
+there (proxies append, they do not clear it), so it is never trusted.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
+
+from .visitor_keys import VisitorKeys
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,9 +39,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 VISITOR_COOKIE = "gsv_visitor"
-NEW_VISITOR_HEADER = b"x-gsv-new-visitor"  # set by the guard on a request that came without a key
+NEW_VISITOR_HEADER = b"x-gsv-new-visitor"  # set by the guard on a request that came without a valid key
+VISITOR_KEY_HEADER = b"x-gsv-visitor"  # the key the guard settled on (checked, or minted for this request)
+CLIENT_HEADER = b"x-gsv-client"  # the client's address hash (VisitorKeys.client_tag)
+_INTERNAL_HEADERS = frozenset({NEW_VISITOR_HEADER, VISITOR_KEY_HEADER, CLIENT_HEADER})
 MULTIPART_SLACK_BYTES = 64 * 2**10  # boundaries, part headers and the small form fields
-_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class BodyTooLarge(Exception):
@@ -39,24 +51,35 @@ class BodyTooLarge(Exception):
 
 
 def visitor_key_of(cookie_header: str | None) -> str | None:
-    """The well-formed visitor key in a Cookie header, or None."""
+    """The ``gsv_visitor`` value in a Cookie header (not yet checked), or None."""
     if not cookie_header:
         return None
     try:
         morsel = SimpleCookie(cookie_header).get(VISITOR_COOKIE)
     except Exception:  # a malformed Cookie header is treated as none
         return None
-    return morsel.value if morsel is not None and _KEY_PATTERN.fullmatch(morsel.value) else None
+    return None if morsel is None else morsel.value
+
+
+def client_address(scope: Scope, headers: dict[bytes, bytes], proxy_hops: int) -> str:
+    """Who is connecting: the peer, or behind ``proxy_hops`` trusted proxies the address the
+    outermost one saw (counted from the right of X-Forwarded-For, which the client can prefill)."""
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    if proxy_hops <= 0:
+        return str(peer)
+    hops = [hop.strip() for hop in headers.get(b"x-forwarded-for", b"").decode("latin-1").split(",") if hop.strip()]
+    return hops[max(0, len(hops) - proxy_hops)] if hops else str(peer)
 
 
 class RequestGuard:
     def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int, max_ui_body_bytes: int,
-                 visitor_ttl_s: float) -> None:
+                 visitor_keys: VisitorKeys, proxy_hops: int = 0) -> None:
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_json_bytes = max_json_bytes
         self.max_ui_body_bytes = max_ui_body_bytes
-        self.visitor_ttl_s = int(visitor_ttl_s)
+        self.visitor_keys = visitor_keys
+        self.proxy_hops = proxy_hops
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,20 +122,25 @@ class RequestGuard:
         return self.max_upload_bytes + MULTIPART_SLACK_BYTES, self.max_upload_bytes
 
     def _with_visitor_key(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> Send:
-        """Inject a fresh key when the request has none (marked by ``NEW_VISITOR_HEADER``, which
-        callers cannot send themselves); the response then sets the cookie. Over HTTPS the cookie
-        is ``SameSite=None; Secure``, so that it also works inside an iframe (Hugging Face Spaces)."""
-        scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n.lower() != NEW_VISITOR_HEADER]
-        cookie = headers.get(b"cookie", b"").decode("latin-1")
-        if visitor_key_of(cookie) is not None:
+        """Settle who is asking (see the module docstring) and tell the app in ``VISITOR_KEY_HEADER``.
+        A new visitor's key is marked by ``NEW_VISITOR_HEADER`` and set as the cookie on the response;
+        over HTTPS the cookie is ``SameSite=None; Secure``, so that it also works inside an iframe
+        (Hugging Face Spaces)."""
+        keys = self.visitor_keys
+        client = keys.client_tag(client_address(scope, headers, self.proxy_hops))
+        key = keys.verify(headers.get(b"x-session", b"").decode("latin-1")) \
+            or keys.verify(visitor_key_of(headers.get(b"cookie", b"").decode("latin-1")))
+        new = key is None
+        if new:
+            key = keys.mint(client)
+        settled = [(VISITOR_KEY_HEADER, key.encode("ascii")), (CLIENT_HEADER, client.encode("ascii"))]
+        scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n.lower() not in _INTERNAL_HEADERS]
+        scope["headers"] += [*settled, (NEW_VISITOR_HEADER, b"1")] if new else settled
+        if not new:
             return send
-        key = secrets.token_urlsafe(24)
-        joined = f"{cookie}; {VISITOR_COOKIE}={key}" if cookie else f"{VISITOR_COOKIE}={key}"
-        scope["headers"] = [(n, v) for n, v in scope["headers"] if n.lower() != b"cookie"]
-        scope["headers"] += [(b"cookie", joined.encode("latin-1")), (NEW_VISITOR_HEADER, b"1")]
         https = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto", b"").startswith(b"https")
         same_site = "SameSite=None; Secure" if https else "SameSite=Lax"
-        set_cookie = f"{VISITOR_COOKIE}={key}; Max-Age={self.visitor_ttl_s}; Path=/; HttpOnly; {same_site}"
+        set_cookie = f"{VISITOR_COOKIE}={key}; Max-Age={int(keys.ttl_s)}; Path=/; HttpOnly; {same_site}"
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":

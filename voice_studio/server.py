@@ -12,6 +12,8 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
+from .visitor_keys import MIN_SECRET_CHARS
+
 # (flag, environment variables (the first one set wins), help)
 _FLAGS = (
     ("--t2s", "GSV_T2S", "s1 GPT checkpoint (.ckpt)"),
@@ -23,6 +25,10 @@ _FLAGS = (
     ("--data-dir", "GSV_DATA_DIR", "folder for logs"),
     ("--official-data", "GSV_OFFICIAL_DATA", "folder with the official dictionary files"),
     ("--admin-token", "GSV_ADMIN_TOKEN", "token needed to change the shared library (public Space)"),
+    ("--visitor-secret", "GSV_VISITOR_SECRET", "secret (32+ characters) that signs visitor keys; give every replica "
+     "the same one (default: made at first start, kept in the data folder)"),
+    ("--trust-proxy", "GSV_TRUST_PROXY", "auto or a number: proxies in front of the server that append to "
+     "X-Forwarded-For, whose entry the client address is taken from (auto: 1 on a Hugging Face Space, else 0)"),
     ("--version", "GSV_VERSION", "model version to download when no files are given"),
     ("--host", ("GSV_HOST", "GRADIO_SERVER_NAME"), "interface to listen on (0.0.0.0 on a Hugging Face Space)"),
     ("--port", ("GSV_PORT", "GRADIO_SERVER_PORT", "PORT"), "port to listen on"),
@@ -51,7 +57,11 @@ _LIMIT_FLAGS = (
     ("--max-transcriptions", "GSV_MAX_TRANSCRIPTIONS", "max_transcriptions", int,
      "uploads transcribed by Whisper at once (references, recordings); past it, 503 busy"),
     ("--max-voices-per-visitor", "GSV_MAX_VOICES_PER_VISITOR", "max_voices_per_visitor", int, "private voices per visitor"),
+    ("--max-voices-per-client", "GSV_MAX_VOICES_PER_CLIENT", "max_voices_per_client", int,
+     "private voices per client address, over all its visitor keys"),
     ("--max-voices", "GSV_MAX_VOICES", "max_voices", int, "voices in the library"),
+    ("--shared-voice-reserve", "GSV_SHARED_VOICE_RESERVE", "shared_voice_reserve", float,
+     "share of --max-voices that private voices may never take (0-1)"),
     ("--min-free-disk-mb", "GSV_MIN_FREE_DISK_MB", "min_free_disk_bytes", lambda v: int(float(v) * 2**20),
      "adds are refused (507) below this free disk space"),
     ("--private-voice-days", "GSV_PRIVATE_VOICE_DAYS", "private_voice_ttl_s", lambda v: float(v) * 86400,
@@ -65,7 +75,7 @@ MAX_UI_BODY_BYTES = 64 * 2**20  # the Gradio routes (file uploads from the page)
 _MODEL_FLAGS = ("t2s", "sovits", "hubert", "bert")
 _DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860",
              "max_chars": "150", "max_batch": "4", "max_waiting": "32", "device": "auto", "precision": "auto",
-             "quality_check": "auto"}
+             "quality_check": "auto", "trust_proxy": "auto"}
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -85,6 +95,13 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
     args = parser.parse_args(argv)
     if args.quality_check not in ("auto", "on", "off"):
         parser.error(f"--quality-check must be auto, on or off, got {args.quality_check!r}")
+    if args.visitor_secret is not None and len(args.visitor_secret) < MIN_SECRET_CHARS:
+        parser.error(f"--visitor-secret must be at least {MIN_SECRET_CHARS} characters")
+    if args.trust_proxy == "auto":  # a Space's own proxy is in front of every request
+        args.trust_proxy = "1" if environ.get("SPACE_ID") else "0"
+    if not args.trust_proxy.isdigit():
+        parser.error(f"--trust-proxy must be auto or a number of proxies, got {args.trust_proxy!r}")
+    args.trust_proxy = int(args.trust_proxy)
     given = [name for name in _MODEL_FLAGS if getattr(args, name)]
     if given and len(given) < len(_MODEL_FLAGS):  # never fall back to the Hub silently
         missing = ", ".join(f"--{name}" for name in _MODEL_FLAGS if not getattr(args, name))
@@ -177,6 +194,7 @@ def build_server(args: argparse.Namespace):
     from .http_guard import RequestGuard
     from .service import ServiceConfig, VoiceService
     from .ui import build_app
+    from .visitor_keys import SECRET_FILE, VisitorKeys, load_or_create_secret
     from .zerogpu import on_zero_gpu
 
     data_dir = Path(args.data_dir)
@@ -203,8 +221,10 @@ def build_server(args: argparse.Namespace):
     app.include_router(build_router(service))
     app = gr.mount_gradio_app(app, build_app(service, frontend), path="/")
     limits = service.limits
+    secret = args.visitor_secret.encode("utf-8") if args.visitor_secret else load_or_create_secret(data_dir / SECRET_FILE)
     guarded = RequestGuard(app, max_upload_bytes=limits.max_upload_bytes, max_json_bytes=limits.max_json_bytes,
-                           max_ui_body_bytes=MAX_UI_BODY_BYTES, visitor_ttl_s=limits.private_voice_ttl_s)
+                           max_ui_body_bytes=MAX_UI_BODY_BYTES, visitor_keys=VisitorKeys(secret, limits.private_voice_ttl_s),
+                           proxy_hops=args.trust_proxy)
     return guarded, service
 
 

@@ -75,7 +75,7 @@ class VoiceService:
         self.transcriber = Transcriber(device=config.transcriber_device)
         self._recognizer_slots = threading.BoundedSemaphore(self.limits.max_transcriptions)
         self.log = SynthesisLog(config.log_file, config.log_text)
-        self.sweeper = Sweeper(self.library, self.limits.private_voice_ttl_s)
+        self.sweeper = Sweeper(self.library, self.limits)
         self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
                                        config.max_batch, config.max_waiting, config.serve_directly,
                                        SimilarityScorer(self.library, config.sv_checkpoint),

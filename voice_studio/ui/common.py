@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from ..http_guard import NEW_VISITOR_HEADER, VISITOR_COOKIE, visitor_key_of
+from ..http_guard import CLIENT_HEADER, NEW_VISITOR_HEADER, VISITOR_KEY_HEADER
 from ..service import VoiceService
+from ..visitor_keys import page_session_key
 from ..zerogpu import BASE_GPU_S, gpu_task, synthesis_gpu_seconds
 from .strings import say, ui
 
@@ -53,17 +54,21 @@ def status_html(service: VoiceService, locale: str = "en") -> str:
 
 
 def session_of(request: gr.Request | None) -> str | None:
-    """The visitor key: the ``gsv_visitor`` cookie the server sets (it survives page reloads,
-    unlike Gradio's per-load session hash). A caller that keeps no cookies (a key minted for
-    this very request) falls back to the session hash, which at least lasts the page load."""
+    """The visitor key the RequestGuard settled on: the ``gsv_visitor`` cookie when the server minted
+    it (it survives page reloads, unlike Gradio's per-load session hash).
+
+    A caller that keeps no cookies (the guard minted a key for this very request, which would be
+    lost at once) is known by its page session instead: :func:`page_session_key` of Gradio's
+    session hash and the client's address hash, never the session hash itself (the page chooses
+    it, so it may be anything, even another visitor's key)."""
     if request is None:
         return None
+    headers = {name.lower(): value for name, value in dict(getattr(request, "headers", None) or {}).items()}
+    key, client = headers.get(VISITOR_KEY_HEADER.decode()), headers.get(CLIENT_HEADER.decode())
     session_hash = getattr(request, "session_hash", None)
-    cookies = dict(getattr(request, "cookies", None) or {})
-    if NEW_VISITOR_HEADER.decode() in dict(getattr(request, "headers", None) or {}):
-        return session_hash or cookies.get(VISITOR_COOKIE)
-    key = visitor_key_of(f"{VISITOR_COOKIE}={cookies[VISITOR_COOKIE]}") if VISITOR_COOKIE in cookies else None
-    return key or session_hash
+    if NEW_VISITOR_HEADER.decode() in headers and client and isinstance(session_hash, str) and session_hash:
+        return page_session_key(session_hash, client)
+    return key or None
 
 
 def speaker_choices(service: VoiceService, session: str | None, locale: str = "en") -> list[tuple[str, str]]:
