@@ -1,5 +1,8 @@
 """Command line: ``python -m gsv_core synth ...`` speaks a text in the voice of a reference clip.
 
+``python -m gsv_core train-replay REFERENCE_DIR --out OUT.npz`` replays a training reference
+(preparation, GPT steps) from its recorded inputs and draws and writes what it reproduced.
+
 Example::
 
     python -m gsv_core synth --t2s s1.ckpt --sovits s2.pth --hubert chinese-hubert-base \\
@@ -68,7 +71,42 @@ def _parser() -> argparse.ArgumentParser:
                        help="auto, fp32, fp16, bf16 or int8 (auto: fp16 on CUDA, else fp32; int8: the fast CPU mode)")
     synth.add_argument("--out", type=Path, required=True, help="output WAV (16-bit)")
     synth.add_argument("--dump", type=Path, help="write intermediate arrays to this .npz")
+    replay = commands.add_parser("train-replay", help="replay a training reference's stages from its recorded inputs")
+    replay.add_argument("reference", type=Path, help="a folder laid out like gsv-reference/training")
+    replay.add_argument("--out", type=Path, required=True, help="the reproduced arrays (.npz), under the reference's key names")
+    replay.add_argument("--stage", action="append", help="only this stage (repeatable): prepare, s1, ...")
+    replay.add_argument("--s1-ckpt", type=Path, help="also write the official s1 export of the last replayed step")
+    replay.add_argument("--native-isa", action="store_true",
+                        help="use every CPU instruction set (default on x86: AVX2 kernels, as the references were made)")
     return parser
+
+
+# the references were made with ATen, MKL and oneDNN limited to AVX2 (gsv-reference/README.md)
+_REFERENCE_ISA = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def _train_replay(args: argparse.Namespace) -> None:
+    import platform
+
+    if not args.native_isa and platform.machine().lower() in ("x86_64", "amd64"):
+        for name, value in _REFERENCE_ISA.items():  # read when torch first runs a kernel
+            os.environ.setdefault(name, value)
+    import numpy as np
+
+    from .training.atomic import write_atomically
+    from .training.replay import replay
+
+    arrays = replay(args.reference, tuple(args.stage) if args.stage else None,
+                    on_stage=lambda name, count: print(f"stage {name}: {count} arrays"))
+    write_atomically(args.out, lambda handle: np.savez(handle, **arrays))
+    print(f"wrote {args.out}: {len(arrays)} arrays")
+    if args.s1_ckpt:
+        if not any("_param/" in name for name in arrays):
+            raise ValueError("--s1-ckpt needs the s1 stage, which did not run")
+        from .training.s1_replay import export_replayed
+
+        export_replayed(args.reference, arrays, args.s1_ckpt)
+        print(f"wrote {args.s1_ckpt}")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -166,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
     try:
-        _synth(args)
+        {"synth": _synth, "train-replay": _train_replay}[args.command](args)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
