@@ -2,6 +2,8 @@
 
 ``python -m gsv_core train-replay REFERENCE_DIR --out OUT.npz`` replays a training reference
 (preparation, GPT steps) from its recorded inputs and draws and writes what it reproduced.
+``python -m gsv_core train-s1 --prepared DIR --pretrained s1.ckpt --out DIR`` fine-tunes the GPT
+stage in the official loop (run it again to continue a run that was stopped).
 
 Example::
 
@@ -78,7 +80,34 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--s1-ckpt", type=Path, help="also write the official s1 export of the last replayed step")
     replay.add_argument("--native-isa", action="store_true",
                         help="use every CPU instruction set (default on x86: AVX2 kernels, as the references were made)")
+    train_s1 = commands.add_parser("train-s1", help="fine-tune the GPT (s1) stage on a prepared dataset")
+    train_s1.add_argument("--prepared", type=Path, required=True, help="folder with prepared.npz and prepared.json")
+    train_s1.add_argument("--pretrained", type=Path, required=True, help="s1 .ckpt to start from (its config is the base)")
+    train_s1.add_argument("--out", type=Path, required=True, help="folder for the exports, the state and the metrics")
+    train_s1.add_argument("--epochs", type=int, help="default: the pretrained file's config")
+    train_s1.add_argument("--batch-size", type=int, help="default: the pretrained file's config")
+    train_s1.add_argument("--seed", type=int)
+    train_s1.add_argument("--exp-name", help="name of the exported <exp-name>-e<N>.ckpt files")
+    train_s1.add_argument("--state-every", type=int, default=4, help="save the resumable state every N batches")
+    train_s1.add_argument("--restart", action="store_true", help="start again even if --out holds a saved state")
+    train_s1.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    train_s1.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     return parser
+
+
+def _train_s1(args: argparse.Namespace) -> None:
+    import torch
+
+    from .training.run_s1 import train_s1
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "exp_name": args.exp_name}
+    end = train_s1(args.prepared, args.pretrained, args.out, overrides, device=args.device,
+                   state_every=args.state_every, restart=args.restart,
+                   on_batch=lambda b: print(f"epoch {b.epoch + 1} batch {b.batch_idx}: loss {b.loss:.2f} "
+                                            f"acc {b.accuracy:.3f} lr {b.lr:g}{' (step)' if b.stepped else ''}"))
+    print(f"finished: {end.epoch} epochs, {end.steps} optimizer steps; exports in {args.out}")
 
 
 # the references were made with ATen, MKL and oneDNN limited to AVX2 (gsv-reference/README.md)
@@ -204,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
     try:
-        {"synth": _synth, "train-replay": _train_replay}[args.command](args)
+        {"synth": _synth, "train-replay": _train_replay, "train-s1": _train_s1}[args.command](args)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

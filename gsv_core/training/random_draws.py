@@ -91,14 +91,19 @@ class DrawInjector(TorchDispatchMode):
         name = str(func)
         if name not in RANDOM_OPS:
             return func(*args, **kwargs)
-        draw = self._next(name)
         if name in _IN_PLACE:
             target = args[0]
+            if target.is_meta:  # shapes only (a model built on the meta device): nothing is drawn
+                return func(*args, **kwargs)
+            draw = self._next(name)
             self._check_shape(draw, tuple(target.shape))
             with torch.no_grad():
                 target.copy_(torch.from_numpy(np.ascontiguousarray(draw.values(self.arrays))))
             return target
         result = func(*args, **kwargs)  # the op's own output fixes dtype, device and layout
+        if result.is_meta:
+            return result
+        draw = self._next(name)
         self._check_shape(draw, tuple(result.shape))
         with torch.no_grad():
             result.copy_(torch.from_numpy(np.ascontiguousarray(draw.values(self.arrays))))
@@ -135,8 +140,9 @@ class DrawRecorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
         name = str(func)
-        if name in RANDOM_OPS:
-            values = (args[0] if name in _IN_PLACE else result).detach().cpu().numpy().copy()
+        drawn = (args[0] if name in _IN_PLACE else result) if name in RANDOM_OPS else None
+        if drawn is not None and not drawn.is_meta:
+            values = drawn.detach().cpu().numpy().copy()
             if name in _MASK_OPS:
                 values = values.astype(np.uint8)
             self.calls.append((name, tuple(values.shape), values))
