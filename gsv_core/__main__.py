@@ -2,7 +2,8 @@
 
 ``python -m gsv_core train-replay REFERENCE_DIR --out OUT.npz`` replays a training reference
 (preparation, GPT steps) from its recorded inputs and draws and writes what it reproduced.
-``python -m gsv_core train-s1 --prepared DIR --pretrained s1.ckpt --out DIR`` fine-tunes the GPT
+``python -m gsv_core prepare-dataset LIST --out DIR ...`` prepares a ``wav|speaker|lang|text`` list
+for training as the official scripts do; ``python -m gsv_core train-s1 --prepared DIR --pretrained s1.ckpt --out DIR`` fine-tunes the GPT
 stage in the official loop (run it again to continue a run that was stopped).
 
 Example::
@@ -80,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--s1-ckpt", type=Path, help="also write the official s1 export of the last replayed step")
     replay.add_argument("--native-isa", action="store_true",
                         help="use every CPU instruction set (default on x86: AVX2 kernels, as the references were made)")
+    prepare = commands.add_parser("prepare-dataset", help="prepare a wav|speaker|lang|text list for training")
+    prepare.add_argument("list", type=Path, help="the training list (official format)")
+    prepare.add_argument("--wav-dir", type=Path, help="folder of the wavs (default: the paths as written in the list)")
+    prepare.add_argument("--out", type=Path, required=True, help="folder for prepared.npz and prepared.json")
+    prepare.add_argument("--bert", type=Path, required=True, help="chinese-roberta-wwm-ext-large folder")
+    prepare.add_argument("--hubert", type=Path, required=True, help="chinese-hubert-base folder")
+    prepare.add_argument("--sovits", type=Path, required=True, help="the s2 .pth whose quantizer gives the semantic tokens")
+    prepare.add_argument("--sv", type=Path, help="speaker-verification checkpoint (v2Pro, v2ProPlus)")
+    prepare.add_argument("--official-data", type=Path, help="folder with the official dictionary files")
+    prepare.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     train_s1 = commands.add_parser("train-s1", help="fine-tune the GPT (s1) stage on a prepared dataset")
     train_s1.add_argument("--prepared", type=Path, required=True, help="folder with prepared.npz and prepared.json")
     train_s1.add_argument("--pretrained", type=Path, required=True, help="s1 .ckpt to start from (its config is the base)")
@@ -93,6 +104,18 @@ def _parser() -> argparse.ArgumentParser:
     train_s1.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     train_s1.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     return parser
+
+
+def _prepare_dataset(args: argparse.Namespace) -> None:
+    from .training.prepare import prepare_list_file
+
+    skipped = prepare_list_file(args.list, args.out, args.bert, args.hubert, args.sovits, wav_dir=args.wav_dir,
+                                sv_path=args.sv, official_data=args.official_data, device=args.device,
+                                progress=lambda done, total: print(f"prepared {done}/{total}", end="\r", flush=True))
+    print()
+    for item in skipped:
+        print(f"left out {item.wav_name}: {item.reason}")
+    print(f"wrote {args.out}")
 
 
 def _train_s1(args: argparse.Namespace) -> None:
@@ -233,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
     try:
-        {"synth": _synth, "train-replay": _train_replay, "train-s1": _train_s1}[args.command](args)
+        {"synth": _synth, "train-replay": _train_replay, "train-s1": _train_s1,
+         "prepare-dataset": _prepare_dataset}[args.command](args)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

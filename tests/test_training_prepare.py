@@ -4,6 +4,9 @@ preparation of the training reference's dataset against its ``prepared.npz``."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from gsv_core.training.prepared import (
 )
 from test_sv import assert_fbank_close
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # README tolerances: token ids and integer arrays exact, hidden states about 1e-4, waveforms about 1e-5
 # (log filterbanks: see test_sv.assert_fbank_close)
 TOLERANCES = {"bert": 1e-4, "ssl": 1e-4, "hubert_input_16k": 1e-5, "sv_wav16k": 1e-5}
@@ -131,24 +135,31 @@ def test_prepared_folder_round_trip(tmp_path, training_dir):
 # --- the whole preparation --------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_preparing_the_reference_list_gives_the_official_arrays(reference_dir, training_dir, prepared_arrays):
-    from gsv_core.features.bert import BertFeatures
-    from gsv_core.features.ssl import HubertFeatures
-    from gsv_core.models.sovits.loader import load_sovits
-    from gsv_core.text.lexicon import load_lexicon
-    from gsv_core.training.prepare import DatasetPreparer
-
+def test_prepare_dataset_command_writes_the_official_arrays(reference_dir, training_dir, prepared_arrays, tmp_path):
     models = reference_dir / "models"
-    preparer = DatasetPreparer(load_lexicon(official_data=reference_dir / "data"), BertFeatures(models / "chinese-roberta-tiny"),
-                               HubertFeatures(models / "chinese-hubert-tiny"), load_sovits(models / "s2G-tiny-v2.pth"))
-    entries, skipped = parse_list((training_dir / "data" / "train.list").read_text(encoding="utf-8"),
-                                  training_dir / "data" / "wavs")
-    prepared, failed = preparer.prepare_all(entries)
-    assert not skipped and not failed
-    ours = {name: value for u in prepared for name, value in u.arrays().items()}
+    command = [sys.executable, "-m", "gsv_core", "prepare-dataset", str(training_dir / "data" / "train.list"),
+               "--wav-dir", str(training_dir / "data" / "wavs"), "--out", str(tmp_path), "--bert",
+               str(models / "chinese-roberta-tiny"), "--hubert", str(models / "chinese-hubert-tiny"),
+               "--sovits", str(models / "s2G-tiny-v2.pth"), "--official-data", str(reference_dir / "data")]
+    completed = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1"},
+                               capture_output=True, text=True, timeout=1200)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "left out" not in completed.stdout
+    with np.load(tmp_path / "prepared.npz") as npz:
+        ours = {name: npz[name] for name in npz.files}
     assert sorted(ours) == sorted(prepared_arrays)
     assert_prepared_equal(ours, prepared_arrays, sorted(prepared_arrays))
+    written = json.loads((tmp_path / "prepared.json").read_text(encoding="utf-8"))
     recorded = json.loads((training_dir / "prepared.json").read_text(encoding="utf-8"))
-    assert [u.json_entry() for u in prepared] == recorded["utterances"]
-    assert name2text_file(prepared) == recorded["files"]["2-name2text.txt"]
-    assert name2semantic_file(prepared) == recorded["files"]["6-name2semantic.tsv"]
+    assert written["utterances"] == recorded["utterances"]
+    assert written["files"] == recorded["files"]  # 2-name2text.txt and 6-name2semantic.tsv, byte for byte
+    assert written["keys"] == recorded["keys"]
+
+
+def test_a_v2pro_model_without_its_speaker_verification_checkpoint_is_refused(reference_dir, training_dir, tmp_path):
+    from gsv_core.training.prepare import prepare_list_file
+
+    models = reference_dir / "models"
+    with pytest.raises(ValueError, match="v2ProPlus model: its training needs the speaker-verification checkpoint"):
+        prepare_list_file(training_dir / "data" / "train.list", tmp_path, models / "chinese-roberta-tiny",
+                          models / "chinese-hubert-tiny", models / "s2G-tiny-v2ProPlus.pth")

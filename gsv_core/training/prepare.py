@@ -223,3 +223,34 @@ def read_training_audio(entry: ListEntry) -> np.ndarray:
     if rate != TRAINING_RATE:
         samples = resample(torch.from_numpy(samples)[None], rate, TRAINING_RATE)[0].numpy()
     return samples
+
+
+def prepare_list_file(list_path: str | os.PathLike, out_dir: str | os.PathLike, bert_dir: str | os.PathLike,
+                      hubert_dir: str | os.PathLike, sovits_path: str | os.PathLike, wav_dir: str | os.PathLike | None = None,
+                      sv_path: str | os.PathLike | None = None, official_data: str | os.PathLike | None = None,
+                      device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> list[Skipped]:
+    """Prepare a training list into ``out_dir`` (``prepared.npz`` / ``.json``); returns what was left out.
+
+    The SoVITS file decides the phone table and whether speaker-verification features are
+    needed (v2Pro family: then ``sv_path`` is required).
+    """
+    from ..models.sovits.loader import load_sovits
+    from ..text.lexicon import load_lexicon
+    from .prepared import save_prepared
+
+    sovits = load_sovits(sovits_path, device=device)
+    if sovits.version.uses_sv and sv_path is None:
+        raise ValueError(f"{os.path.basename(os.fspath(sovits_path))} is a {sovits.version.name} model: "
+                         "its training needs the speaker-verification checkpoint (sv_path)")
+    entries, skipped = parse_list(Path(list_path).read_text(encoding="utf-8"), wav_dir)
+    preparer = DatasetPreparer(
+        load_lexicon(official_data=Path(official_data) if official_data else None),
+        BertFeatures(bert_dir, device), HubertFeatures(hubert_dir, device), sovits, version=sovits.version.symbols,
+        with_sv=sovits.version.uses_sv,
+        speaker_encoder=SpeakerEncoder.from_checkpoint(sv_path, device) if sv_path is not None else None,
+    )
+    prepared, failed = preparer.prepare_all(entries, progress)
+    if not prepared:
+        raise ValueError(f"no utterance of {list_path} could be prepared: {[(f.wav_name, f.reason) for f in failed][:5]}")
+    save_prepared(out_dir, prepared)
+    return skipped + failed
