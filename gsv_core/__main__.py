@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="auto, fp32, fp16, bf16 or int8 (auto: fp16 on CUDA, else fp32; int8: the fast CPU mode)")
     synth.add_argument("--out", type=Path, required=True, help="output WAV (16-bit)")
     synth.add_argument("--dump", type=Path, help="write intermediate arrays to this .npz")
+    _add_training_commands(commands)
+    return parser
+
+
+def _add_training_commands(commands) -> None:
+    """The training commands: train-replay, prepare-dataset and train-s1."""
     replay = commands.add_parser("train-replay", help="replay a training reference's stages from its recorded inputs")
     replay.add_argument("reference", type=Path, help="a folder laid out like gsv-reference/training")
     replay.add_argument("--out", type=Path, required=True, help="the reproduced arrays (.npz), under the reference's key names")
@@ -103,7 +109,6 @@ def _parser() -> argparse.ArgumentParser:
     train_s1.add_argument("--restart", action="store_true", help="start again even if --out holds a saved state")
     train_s1.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     train_s1.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    return parser
 
 
 def _prepare_dataset(args: argparse.Namespace) -> None:

@@ -25,22 +25,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOSS_RTOL, GRAD_ATOL, PARAM_ATOL = 1e-5, 1e-4, 1e-6
 
 
-def _training_dir(reference_dir: Path, *parts: str) -> Path:
-    folder = reference_dir.joinpath("training", *parts)
-    if not (folder / "prepared.json").is_file():
-        pytest.skip(f"training reference not found at {folder}")
-    return folder
+def assert_recorded_close(arrays: dict, reference: dict, prefix: str, atol: float) -> int:
+    """Every recorded array whose name starts with ``prefix`` within ``atol``; returns how many."""
+    names = [n for n in reference if n.startswith(prefix)]
+    for name in names:
+        np.testing.assert_allclose(arrays[name], reference[name], rtol=0, atol=atol, err_msg=name)
+    return len(names)
 
 
 def _replay(reference: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "gsv_core", "train-replay", str(reference), "--out", str(out), *extra],
                           env=env, capture_output=True, text=True, timeout=1200)
-
-
-@pytest.fixture(scope="module")
-def training_dir(reference_dir: Path) -> Path:
-    return _training_dir(reference_dir)
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +85,8 @@ def test_every_batch_loss_and_accuracy(replayed, recorded):
 @pytest.mark.slow
 def test_step_1_gradients(replayed, recorded):
     arrays, _ = replayed
-    _, reference = recorded
-    names = [n for n in reference if n.startswith("step1_grad/")]
-    assert names
-    for name in names:
-        np.testing.assert_allclose(arrays[name], reference[name], rtol=0, atol=GRAD_ATOL, err_msg=name)
+    meta, reference = recorded
+    assert assert_recorded_close(arrays, reference, "step1_grad/", GRAD_ATOL) == len(meta["param_names"])
 
 
 @pytest.mark.slow
@@ -101,10 +94,7 @@ def test_parameters_after_every_step(replayed, recorded):
     arrays, _ = replayed
     meta, reference = recorded
     for step in range(1, len(meta["steps"]) + 1):
-        names = [n for n in reference if n.startswith(f"step{step}_param/")]
-        assert len(names) == len(meta["param_names"])
-        for name in names:
-            np.testing.assert_allclose(arrays[name], reference[name], rtol=0, atol=PARAM_ATOL, err_msg=name)
+        assert assert_recorded_close(arrays, reference, f"step{step}_param/", PARAM_ATOL) == len(meta["param_names"])
 
 
 @pytest.mark.slow
@@ -145,8 +135,10 @@ def test_exported_s1_checkpoint_loads_strictly_and_generates(replayed, training_
 
 
 @pytest.mark.slow
-def test_replay_of_the_v2ProPlus_folder_reproduces_its_preparation(reference_dir, tmp_path):
-    folder = _training_dir(reference_dir, "v2ProPlus")
+def test_replay_of_the_v2ProPlus_folder_reproduces_its_preparation(training_dir, tmp_path):
+    folder = training_dir / "v2ProPlus"
+    if not (folder / "prepared.json").is_file():
+        pytest.skip(f"v2ProPlus training reference not found at {folder}")
     completed = _replay(folder, tmp_path / "replay.npz", "--stage", "prepare")
     assert completed.returncode == 0, completed.stderr[-3000:]
     with np.load(tmp_path / "replay.npz") as npz, np.load(folder / "prepared.npz") as reference:

@@ -28,14 +28,6 @@ TOLERANCES = {"bert": 1e-4, "ssl": 1e-4, "hubert_input_16k": 1e-5, "sv_wav16k": 
 
 
 @pytest.fixture(scope="module")
-def training_dir(reference_dir: Path) -> Path:
-    folder = reference_dir / "training"
-    if not (folder / "prepared.json").is_file():
-        pytest.skip(f"training reference not found at {folder}")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def prepared_arrays(training_dir: Path) -> dict[str, np.ndarray]:
     with np.load(training_dir / "prepared.npz") as npz:
         return {name: npz[name] for name in npz.files}

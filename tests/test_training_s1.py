@@ -34,14 +34,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def training_dir(reference_dir: Path) -> Path:
-    folder = reference_dir / "training"
-    if not (folder / "s1_step.json").is_file():
-        pytest.skip(f"training reference not found at {folder}")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def s1_reference(training_dir: Path):
     meta = json.loads((training_dir / "s1_step.json").read_text(encoding="utf-8"))
     with np.load(training_dir / "s1_step.npz") as npz:
