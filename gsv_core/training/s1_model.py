@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..models.t2s import Block, Text2Semantic, sine_positions
+from ..models.t2s import Block, Text2Semantic, official_key, sine_positions
 
 OFFICIAL_DROPOUT = 0.1  # positional, attention and layer dropouts of the official model
 ACCURACY_TOP_K = 3
@@ -60,8 +60,6 @@ def official_parameters(model: Text2Semantic) -> list[tuple[str, torch.nn.Parame
     exported checkpoint. Ours lists the two position scales first (they are direct
     parameters), the official module lists each after its embedding.
     """
-    from ..models.t2s import official_key
-
     params = dict(model.named_parameters())
     head = ["bert_proj.weight", "bert_proj.bias", "phone_embedding.weight", "phone_position_alpha",
             "semantic_embedding.weight", "semantic_position_alpha"]
