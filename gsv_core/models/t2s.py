@@ -351,6 +351,19 @@ def rename_official_key(key: str) -> str:
     return key
 
 
+def official_key(name: str) -> str:
+    """The official s1 state-dict key (``model.``-prefixed) of one of our parameter names."""
+    if name.startswith("layers."):
+        index, rest = name[len("layers.") :].split(".", 1)
+        for official, ours in _LAYER_RENAMES.items():
+            if rest.startswith(ours):
+                return f"model.h.layers.{index}.{official}{rest[len(ours):]}"
+    for official, ours in _RENAMES.items():
+        if name.startswith(ours) and official != "model.h.layers.":
+            return official + name[len(ours) :]
+    raise KeyError(f"{name} is not a parameter of the GPT stage")
+
+
 def load_state_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
     """Put ``weights`` (our names) into ``model`` as its tensors (no copy; ``model`` may be on the meta
     device): every key must match in name and shape."""
