@@ -36,7 +36,7 @@ REPEATS = 3
 
 def build_pipeline(assets: Path, frontend):
     """The whole v2ProPlus model set loaded from its files, as the app loads it (``VoicePipeline.from_paths``)."""
-    from gsv_core.pipeline import VoicePipeline
+    from gsv_core.engine.pipeline import VoicePipeline
 
     return VoicePipeline.from_paths(assets / "s1.ckpt", assets / "s2.pth", assets / "hubert", assets / "bert",
                                     assets / "sv.ckpt", frontend=frontend)
@@ -84,7 +84,7 @@ def sovits_s_per_audio_s(sovits) -> float:
 
 def timings(config: str, assets: Path) -> dict:
     """Per-stage and end-to-end timings of one configuration, and its peak memory."""
-    from gsv_core.synthesis import SynthesisOptions
+    from gsv_core.engine.requests import SynthesisOptions
     from gsv_core.text.frontend import TextFrontend
 
     start = time.perf_counter()
@@ -94,7 +94,7 @@ def timings(config: str, assets: Path) -> dict:
               "frontend_warm_ms": 1000 * median_seconds(lambda: frontend.phonemize(SENTENCE, "zh", "v2"), 5)}
     pipeline = build_pipeline(assets, frontend)
     if config == "int8":
-        from gsv_core.fast_cpu import quantize_for_cpu
+        from gsv_core.engine.fast_cpu import quantize_for_cpu
 
         quantize_for_cpu(pipeline)
     pipeline.bert.sequence_features(sequence.parts)  # warm-up
@@ -119,7 +119,7 @@ def timings(config: str, assets: Path) -> dict:
 def decoder_quality(sovits) -> dict:
     """The fast mode's SoVITS output against float32's for the same tokens, phones, ge and noise
     (the generator in bfloat16 and windowed where the CPU computes it natively, as ``quantize_for_cpu`` does)."""
-    from gsv_core.fast_cpu import GENERATOR_WINDOW, native_bfloat16
+    from gsv_core.engine.fast_cpu import GENERATOR_WINDOW, native_bfloat16
 
     if not native_bfloat16():
         return {"decoder_generator_dtype": "float32", "decoder_snr_db": None}
@@ -141,7 +141,7 @@ def quality(assets: Path) -> dict:
 
     import torch.nn.functional as F
 
-    from gsv_core.fast_cpu import quantize_linears, teacher_forced_logits
+    from gsv_core.engine.fast_cpu import quantize_linears, teacher_forced_logits
     from gsv_core.models.sampling import SamplingOptions
     from gsv_core.models.t2s import DecodeRow
     from gsv_core.text.frontend import TextFrontend

@@ -78,9 +78,9 @@ def _synth(args: argparse.Namespace) -> None:
 
     from .audio import to_int16
     from .devices import resolve_placement
-    from .fast_cpu import quantize_for_cpu
-    from .pipeline import VoicePipeline
-    from .synthesis import SynthesisOptions
+    from .engine.fast_cpu import quantize_for_cpu
+    from .engine.pipeline import VoicePipeline
+    from .engine.requests import SynthesisOptions
 
     sv_embeddings = [np.load(path) for path in args.sv_embedding or ()]
     if sv_embeddings and len(sv_embeddings) != 1 + len(args.aux_ref_audio):

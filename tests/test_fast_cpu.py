@@ -13,7 +13,7 @@ from torch import nn
 
 from gsv_core.__main__ import main
 from gsv_core.devices import resolve_placement, resolve_precision
-from gsv_core.fast_cpu import quantize_linears, teacher_forced_logits
+from gsv_core.engine.fast_cpu import quantize_linears, teacher_forced_logits
 from gsv_core.models.t2s import DecodeRow, T2SConfig, Text2Semantic, load_t2s, project
 from gsv_core.models.sampling import SamplingOptions
 from test_pipeline_parity import CASES, _argv
@@ -113,7 +113,7 @@ def test_int8_cli_runs_end_to_end(case, reference_dir, tmp_path):
 
 def _tiny_v2_pipeline(models):
     """The goldens' tiny v2 model set, loaded as the app loads it (float32, CPU)."""
-    from gsv_core.pipeline import VoicePipeline
+    from gsv_core.engine.pipeline import VoicePipeline
 
     return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
                                     models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
@@ -145,8 +145,8 @@ def test_a_bfloat16_generator_decodes_the_public_tokens_close_to_float32(case, r
 def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(monkeypatch, reference_models_dir):
     """generator_bfloat16=None follows the CPU (oneDNN's probe); True/False force it; the GPT
     and BERT quantization is the same either way."""
-    import gsv_core.fast_cpu as fast_cpu
-    from gsv_core.fast_cpu import GENERATOR_WINDOW
+    import gsv_core.engine.fast_cpu as fast_cpu
+    from gsv_core.engine.fast_cpu import GENERATOR_WINDOW
 
     models = reference_models_dir
     for native, forced, expected in ((True, None, torch.bfloat16), (False, None, torch.float32),
@@ -198,7 +198,7 @@ def test_the_tiny_generators_receptive_field_fits_the_tests_margin(reference_dir
 def test_the_fast_mode_builds_both_window_shapes_at_once(reference_models_dir, monkeypatch):
     """quantize_for_cpu runs the windowed generator over two windows, so both shapes' kernels exist
     before the first request (oneDNN builds them per shape, seconds each in bfloat16)."""
-    from gsv_core.fast_cpu import GENERATOR_WINDOW, quantize_for_cpu
+    from gsv_core.engine.fast_cpu import GENERATOR_WINDOW, quantize_for_cpu
     from gsv_core.models.sovits.generator import Generator
 
     models = reference_models_dir
@@ -214,7 +214,7 @@ def test_the_fast_mode_builds_both_window_shapes_at_once(reference_models_dir, m
 def test_the_fast_mode_caches_speakers_apart_from_float32(reference_models_dir, tmp_path, reference_dir):
     """int8 BERT makes slightly different prompt BERT features, so the speaker library keys the fast
     mode's embeddings apart: a voice stored by a float32 server is prepared again, not reused."""
-    from gsv_core.fast_cpu import quantize_for_cpu
+    from gsv_core.engine.fast_cpu import quantize_for_cpu
     from gsv_core.speakers import SpeakerLibrary
     from gsv_core.speakers.records import validate_weights_key
 

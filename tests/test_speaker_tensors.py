@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.speaker_tensors import DeviceSpeakers
+from gsv_core.engine.speaker_tensors import DeviceSpeakers
 
 
 def _speaker(seed: int, prompt: bool = True) -> SpeakerConditioning:

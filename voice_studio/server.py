@@ -118,9 +118,9 @@ def limits_from(args: argparse.Namespace):
 def _pipeline_loader(args: argparse.Namespace):
     def load(progress):
         from gsv_core.devices import resolve_placement
-        from gsv_core.fast_cpu import quantize_for_cpu
+        from gsv_core.engine.fast_cpu import quantize_for_cpu
         from gsv_core.hub import resolve_model_files
-        from gsv_core.pipeline import VoicePipeline
+        from gsv_core.engine.pipeline import VoicePipeline
 
         official = Path(args.official_data) if args.official_data else None
         placement = resolve_placement(args.device, args.precision)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .audio import join_fragments
+from ..audio import join_fragments
 from .jobs import SynthesisJob, segment_result, silence, to_numpy
-from .models.sovits import DecodeItem
+from ..models.sovits import DecodeItem
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .conditioning import SpeakerConditioning
+from ..conditioning import SpeakerConditioning
 
 
 @dataclass(frozen=True)

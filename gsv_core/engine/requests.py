@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .conditioning import SpeakerConditioning
-from .models.sampling import SamplingOptions
-from .quality import QualityReport
-from .text.frontend import DEFAULT_SPLIT_METHOD
+from ..conditioning import SpeakerConditioning
+from ..models.sampling import SamplingOptions
+from ..quality import QualityReport
+from ..text.frontend import DEFAULT_SPLIT_METHOD
 
 ProgressFn = Callable[[float, str], None]
 InspectFn = Callable[[str, np.ndarray], None]

@@ -20,26 +20,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioSource, join_fragments
+from ..audio import AudioSource, join_fragments
 from .bucketing import bucket_batches
-from .conditioning import SpeakerConditioning
-from .features.bert import BertFeatures
-from .features.ssl import HubertFeatures
-from .features.sv import SpeakerEncoder, check_sv_fits
-from .hub import ModelFiles
+from ..conditioning import SpeakerConditioning
+from ..features.bert import BertFeatures
+from ..features.ssl import HubertFeatures
+from ..features.sv import SpeakerEncoder, check_sv_fits
+from ..hub import ModelFiles
 from .jobs import SynthesisJob, segment_message, to_numpy
-from .memory import release_free_memory
-from .models.sovits import load_sovits
-from .models.t2s import DecodeRow, load_t2s
+from ..memory import release_free_memory
+from ..models.sovits import load_sovits
+from ..models.t2s import DecodeRow, load_t2s
 from .references import ReferenceEncoder
-from .sovits_stage import SovitsStage
+from .decoder_stage import SovitsStage
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
 from .streaming import SegmentStream
-from .synthesis import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
-from .text.frontend import TextFrontend
+from .requests import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
+from ..text.frontend import TextFrontend
 from .token_chunks import TokenChunker, mute_similarity
-from .versions import VersionInfo
-from .weights_key import weights_key as compute_weights_key
+from ..versions import VersionInfo
+from ..weights_key import weights_key as compute_weights_key
 
 
 class VoicePipeline:

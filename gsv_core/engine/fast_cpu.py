@@ -33,9 +33,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .memory import release_free_memory
-from .models.sovits.generator import Generator
-from .models.t2s import Text2Semantic
+from ..memory import release_free_memory
+from ..models.sovits.generator import Generator
+from ..models.t2s import Text2Semantic
 from .pipeline import VoicePipeline
 
 QUANTIZED_DTYPE = torch.qint8
