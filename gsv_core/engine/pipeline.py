@@ -27,17 +27,17 @@ from ..features.bert import BertFeatures
 from ..features.ssl import HubertFeatures
 from ..features.sv import SpeakerEncoder, check_sv_fits
 from ..hub import ModelFiles
-from .jobs import SynthesisJob, segment_message, to_numpy
+from .jobs import SynthesisJob
 from ..memory import release_free_memory
 from ..models.sovits import load_sovits
-from ..models.t2s import DecodeRow, load_t2s
+from ..models.t2s import load_t2s
 from .references import ReferenceEncoder
-from .decoder_stage import SovitsStage
+from .decoder_stage import decoder_stage_for
+from .gpt_stage import GptStage
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
-from .streaming import SegmentStream
 from .requests import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
 from ..text.frontend import TextFrontend
-from .token_chunks import TokenChunker, mute_similarity
+from .token_chunks import mute_similarity
 from ..versions import VersionInfo
 from ..weights_key import weights_key as compute_weights_key
 
@@ -72,15 +72,16 @@ class VoicePipeline:
         self.weights_key = weights_key
         self.device = torch.device(device)
         self._device_speakers = DeviceSpeakers(self.device, capacity=16)
-        self._mute_similarity = mute_similarity(t2s.semantic_embedding.weight)  # for streaming chunk splits
         self._references = ReferenceEncoder(version, sovits, hubert, bert, speaker_encoder, frontend, self.device)
         batched = self.device.type == "cuda" if batch_decoder is None else batch_decoder
-        self._sovits_stage = SovitsStage(sovits, self.sample_rate, self.device, batched)
+        self._decoder = decoder_stage_for(version, sovits, self.sample_rate, self.device, batched,
+                                          mute_similarity(t2s.semantic_embedding.weight))  # where chunks may be cut
+        self._gpt = GptStage(t2s, bert, self._decoder, self.device)
 
     @property
     def batch_decoder(self) -> bool:
         """Whether a wave's decoder calls of all requests go through SoVITS as one batch."""
-        return self._sovits_stage.batched
+        return self._decoder.batched
 
     def with_batch_decoder(self, batch_decoder: bool | None) -> "VoicePipeline":
         """A pipeline over these same models (nothing is copied) with another ``batch_decoder`` setting."""
@@ -267,14 +268,14 @@ class VoicePipeline:
 
     def _run_wave(self, jobs: dict[int, SynthesisJob], wave: int) -> dict[int, Exception]:
         """The ``wave``-th batch of segments of every job: GPT stage as one batch, then the jobs' decoder calls
-        (:class:`SovitsStage`: one by one, or as one batch on a GPU).
+        (:mod:`.decoder_stage`: one by one, or as one batch on a GPU).
 
         Returns the jobs that failed. When the shared GPT batch itself fails, each job is
         retried alone from its generator's state before the wave, so only the culprit fails.
         """
         states = {index: job.generator.get_state() for index, job in jobs.items()}
         try:
-            tokens = self._generate_wave(list(jobs.values()), wave)
+            tokens = self._gpt.generate_wave(list(jobs.values()), wave)
         except Exception as error:  # noqa: BLE001 - find out which request it was
             if len(jobs) == 1:
                 return {next(iter(jobs)): error}
@@ -285,60 +286,13 @@ class VoicePipeline:
             try:
                 if tokens is None:
                     job.generator.set_state(states[index])
-                    wave_tokens[index] = self._generate_wave([job], wave)[0]
+                    wave_tokens[index] = self._gpt.generate_wave([job], wave)[0]
                 else:
                     wave_tokens[index] = tokens[position]
             except Exception as error:  # noqa: BLE001 - this request's failure only
                 failures[index] = error
         decoded = {index: jobs[index] for index in wave_tokens}
-        return failures | self._sovits_stage.decode_wave(decoded, wave, wave_tokens)
-
-    def _generate_wave(self, jobs: list[SynthesisJob], wave: int) -> list[list[torch.Tensor]]:
-        """Semantic tokens of each job's ``wave``-th batch, per job a list in batch order."""
-        rows: list[DecodeRow] = []
-        for job in jobs:
-            batch = job.batches[wave]
-            job.report(0.05 + 0.9 * wave / len(job.batches), segment_message(batch, len(job.sequences)))
-            for segment in batch:
-                rows.append(self._decode_row(job, segment))
-        tokens = iter(self.t2s.generate(rows))
-        return [[next(tokens) for _ in job.batches[wave]] for job in jobs]
-
-    def _decode_row(self, job: SynthesisJob, segment: int) -> DecodeRow:
-        conditioning = job.conditioning
-        phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device)
-        if segment not in job.target_bert:  # when the segment's turn comes: the first audio need not wait for all
-            job.target_bert[segment] = self.bert.sequence_features(job.sequences[segment].parts)
-        bert = job.target_bert[segment].to(self.device)
-        if conditioning.prompt_phones is not None:
-            phones = torch.cat([conditioning.prompt_phones, phones])
-            bert = torch.cat([conditioning.prompt_bert, bert], dim=1)
-        stream = self._segment_stream(job, segment) if job.request.options.stream == "chunks" else None
-        return DecodeRow(phones, bert, conditioning.prompt_semantic, job.request.options.sampling(), job.generator,
-                         on_step=None if stream is None else stream.on_step)
-
-    def _segment_stream(self, job: SynthesisJob, segment: int) -> SegmentStream:
-        """Chunks mode: the segment is voiced piece by piece from the GPT stage's steps."""
-        options = job.request.options
-        phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device).view(1, -1)
-
-        def decode(codes: torch.Tensor, result_tokens: int | None, overlap_frames: torch.Tensor | None):
-            chunk = self.sovits.decode_streaming(
-                codes.to(self.device).view(1, 1, -1), phones, job.conditioning.global_embedding,
-                result_tokens=result_tokens, overlap_frames=overlap_frames, speed=options.speed,
-                noise_scale=options.noise_scale, noise=job.noise.pop(0) if job.noise else None, generator=job.generator,
-            )
-            job.inspect(f"decode_out_{job.decode_calls}", to_numpy(chunk.audio))
-            job.decode_calls += 1
-            return chunk
-
-        similarity = None if options.fixed_length_chunk else self._mute_similarity
-        job.streams[segment] = SegmentStream(
-            TokenChunker(options.min_chunk_length, similarity), decode, options.overlap_length,
-            self.sovits.samples_per_token / options.speed,
-            emit=lambda audio: job.emit(segment, to_numpy(audio), self.sample_rate),
-        )
-        return job.streams[segment]
+        return failures | self._decoder.decode_wave(decoded, wave, wave_tokens)
 
     def _check_speaker(self, speaker: SpeakerConditioning) -> None:
         if speaker.version != self.version:
