@@ -24,7 +24,7 @@ class Placement:
 
     device: torch.device
     dtype: torch.dtype
-    int8: bool = False  # CPU only: GPT and BERT Linear weights as int8 (gsv_core.engine.fast_cpu.quantize_for_cpu)
+    int8: bool = False  # CPU only: GPT and BERT Linear weights as int8 (gsv_core.engine.fast_cpu.FastCpuMode)
 
     @property
     def precision(self) -> str:

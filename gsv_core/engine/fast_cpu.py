@@ -22,8 +22,11 @@ oneDNN builds its bfloat16 kernels per input shape, seconds each time, so the ge
 runs in windows of two fixed shapes (``GENERATOR_WINDOW``; the output is the same as one pass)
 and every length reuses them.
 
-The wrapper changes modules in place right after loading, before the pipeline is shared;
-it copies no model code. See ``benchmarks/bench_cpu.py`` for speed and agreement figures.
+:meth:`VoicePipeline.from_paths` applies the mode (``fast_cpu=FastCpuMode()``) to the models it
+has just loaded, before it builds the pipeline around them, so a pipeline never changes after
+construction; its weights key gets ``-int8`` (int8 BERT makes other prompt features than float32,
+so a speaker's cached embeddings are kept apart). It copies no model code. See
+``benchmarks/bench_cpu.py`` for speed and agreement figures.
 ``torch.ao.quantization`` is marked deprecated in favour of torchao but works in the pinned
 torch (the tests run it); torchao's int8 dynamic quantization is the way on once it goes.
 """
@@ -33,10 +36,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dataclasses import dataclass
+
+from ..features.bert import BertFeatures
 from ..memory import release_free_memory
 from ..models.sovits.generator import Generator
+from ..models.sovits.model import SoVITS
 from ..models.t2s import Text2Semantic
-from .pipeline import VoicePipeline
 
 QUANTIZED_DTYPE = torch.qint8
 # The bfloat16 generator runs in windows of 256 latent frames (5.12 s of audio) with 16 frames of
@@ -64,27 +70,27 @@ def native_bfloat16() -> bool:
         return False
 
 
-def quantize_for_cpu(pipeline: VoicePipeline, generator_bfloat16: bool | None = None) -> VoicePipeline:
-    """The fast CPU mode, in place: int8 Linear weights in the GPT stage's layers and in BERT,
-    and the SoVITS generator in bfloat16 when ``generator_bfloat16`` (None: when the CPU computes
-    bfloat16 natively, see :func:`native_bfloat16`).
+@dataclass(frozen=True)
+class FastCpuMode:
+    """The fast CPU mode's one choice: the SoVITS generator in bfloat16 (None: where the CPU computes
+    bfloat16 natively, see :func:`native_bfloat16`)."""
 
-    Call it once on a freshly loaded float32 CPU pipeline, before any synthesis; the
-    same pipeline is returned. Its outputs then differ slightly from float32 (see the
-    module docstring for what is left in float32 and why).
-    """
-    if pipeline.device.type != "cpu":
-        raise ValueError(f"int8 weights run on the CPU only, not on {pipeline.device}")
-    quantize_linears(pipeline.t2s.layers)
-    quantize_linears(pipeline.bert.model.encoder)
-    # a speaker's cached prompt BERT features now come from int8 BERT: keep them apart from float32's
-    pipeline.weights_key = f"{pipeline.weights_key}-int8" if pipeline.weights_key else pipeline.weights_key
-    if native_bfloat16() if generator_bfloat16 is None else generator_bfloat16:
-        pipeline.sovits.generator.to(torch.bfloat16)  # the generator casts its input; SoVITS returns float32
-        pipeline.sovits.generator.window = GENERATOR_WINDOW
-        build_generator_kernels(pipeline.sovits.generator)
-    release_free_memory()  # the float32 weights the int8 ones replace (~1 GB)
-    return pipeline
+    generator_bfloat16: bool | None = None
+
+    KEY_SUFFIX = "-int8"  # of the weights key: a speaker's cached prompt features come from int8 BERT
+
+    def apply(self, t2s: Text2Semantic, bert: BertFeatures, sovits: SoVITS) -> None:
+        """Quantize freshly loaded float32 CPU models in place, before any pipeline holds them: int8
+        Linear weights in the GPT stage's layers and in BERT, the generator in bfloat16 when chosen.
+        Their outputs then differ slightly from float32 (see the module docstring for what stays
+        float32 and why)."""
+        quantize_linears(t2s.layers)
+        quantize_linears(bert.model.encoder)
+        if native_bfloat16() if self.generator_bfloat16 is None else self.generator_bfloat16:
+            sovits.generator.to(torch.bfloat16)  # the generator casts its input; SoVITS returns float32
+            sovits.generator.window = GENERATOR_WINDOW
+            build_generator_kernels(sovits.generator)
+        release_free_memory()  # the float32 weights the int8 ones replace (~1 GB)
 
 
 @torch.inference_mode()
@@ -94,26 +100,3 @@ def build_generator_kernels(generator: Generator) -> None:
     size, _ = generator.window
     weight = generator.conv_pre.weight
     generator(weight.new_zeros(1, generator.conv_pre.in_channels, 2 * size), weight.new_zeros(1, generator.cond.in_channels, 1))
-
-
-@torch.inference_mode()
-def teacher_forced_logits(model: Text2Semantic, phones: torch.Tensor, bert: torch.Tensor,
-                          tokens: torch.Tensor, prompt_length: int) -> torch.Tensor:
-    """The GPT stage's logits for every generated position of a given sequence, in one pass.
-
-    phones (P,), bert (1024, P), tokens (T,) = prompt tokens then generated ones; returns
-    (T - prompt_length + 1, vocab): row i is the distribution the model gives for generated
-    token i when tokens before it are fed, which is how decoding sees them. Used to compare
-    int8 with float32 on identical inputs (the model's own embedding and layer calls,
-    mirroring one row of ``Text2Semantic._prefill`` without padding).
-    """
-    text = model._embed_text(phones, bert)
-    semantic = model._embed_semantic(tokens.view(1, -1), 0)[0]
-    xy = torch.cat([text, semantic]).unsqueeze(0)
-    total, text_length = xy.shape[1], len(phones)
-    index = torch.arange(total)
-    is_token = index >= text_length
-    visible = (~is_token).view(1, -1) | (is_token.view(1, -1) & is_token.view(-1, 1) & (index.view(1, -1) <= index.view(-1, 1)))
-    mask = torch.zeros(visible.shape).masked_fill_(~visible, float("-inf")).view(1, 1, total, total)
-    hidden = model._run(xy, model.new_cache(1, total), mask)[0, text_length + prompt_length - 1 :]
-    return model.semantic_head(hidden)

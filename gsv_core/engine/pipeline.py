@@ -33,9 +33,12 @@ from ..models.sovits import load_sovits
 from ..models.t2s import load_t2s
 from .references import ReferenceEncoder
 from .decoder_stage import decoder_stage_for
+from .fast_cpu import FastCpuMode
 from .gpt_stage import GptStage
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
-from .requests import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
+from .requests import (
+    AudioChunk, AudioFn, InspectFn, PreparedText, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult,
+)
 from ..text.frontend import TextFrontend
 from .token_chunks import mute_similarity
 from ..versions import VersionInfo
@@ -108,11 +111,12 @@ class VoicePipeline:
         frontend: TextFrontend | None = None,
         official_data: Path | None = None,
         batch_decoder: bool | None = None,
+        fast_cpu: FastCpuMode | None = None,
     ) -> "VoicePipeline":
         """Load every model of ``files`` (see :func:`gsv_core.hub.resolve_model_files`)."""
         pipeline = cls.from_paths(
-            files.t2s, files.sovits, files.hubert_dir, files.bert_dir, files.sv,
-            device=device, dtype=dtype, frontend=frontend, official_data=official_data, batch_decoder=batch_decoder,
+            files.t2s, files.sovits, files.hubert_dir, files.bert_dir, files.sv, device=device, dtype=dtype,
+            frontend=frontend, official_data=official_data, batch_decoder=batch_decoder, fast_cpu=fast_cpu,
         )
         if pipeline.version != files.version:
             raise ValueError(f"{files.sovits} is a {pipeline.version} SoVITS file, but {files.version} was asked for")
@@ -132,6 +136,7 @@ class VoicePipeline:
         official_data: Path | None = None,
         batch_decoder: bool | None = None,
         keep_hubert: bool | None = None,
+        fast_cpu: FastCpuMode | None = None,
     ) -> "VoicePipeline":
         """Load from explicit files; the version comes from the SoVITS file.
 
@@ -141,7 +146,9 @@ class VoicePipeline:
         after it (:mod:`gsv_core.features.on_demand`), so synthesis runs without its weights in
         memory; on a GPU it stays loaded (memory is plentiful there, and under ZeroGPU models must
         be placed at start, not loaded inside a GPU call). The SV network stays loaded: besides
-        preparing speakers it scores every synthesis's similarity to its reference.
+        preparing speakers it scores every synthesis's similarity to its reference. ``fast_cpu``:
+        the fast CPU mode (:mod:`gsv_core.engine.fast_cpu`), applied to the float32 CPU models before
+        the pipeline is built around them.
         """
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
@@ -149,15 +156,20 @@ class VoicePipeline:
         encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
         check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
+        t2s_model, bert = load_t2s(t2s, device=device, dtype=dtype), BertFeatures(bert_dir, device=device, dtype=dtype)
+        key = compute_weights_key(version.name, weight_files)
+        if fast_cpu is not None:
+            fast_cpu.apply(t2s_model, bert, sovits_model)
+            key += FastCpuMode.KEY_SUFFIX
         pipeline = cls(
             version=version,
-            t2s=load_t2s(t2s, device=device, dtype=dtype),
+            t2s=t2s_model,
             sovits=sovits_model,
             hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype, keep_loaded=keep_hubert),
-            bert=BertFeatures(bert_dir, device=device, dtype=dtype),
+            bert=bert,
             speaker_encoder=encoder,
             frontend=frontend or TextFrontend.load(official_data=official_data),
-            weights_key=compute_weights_key(version.name, weight_files),
+            weights_key=key,
             device=device,
             batch_decoder=batch_decoder,
         )
@@ -185,6 +197,19 @@ class VoicePipeline:
         return self._references.prepare(audio, transcript, language, sv_embedding, aux_audio, aux_sv_embeddings)
 
     # -- synthesis ------------------------------------------------------------------------
+
+    def prepare_text(self, text: str, language: str, options: SynthesisOptions = SynthesisOptions()) -> PreparedText:
+        """``text`` cut into segments (``options.split_method``) and read into phones, once.
+
+        Raises TextError for text with nothing to speak, an unsupported language or split
+        method. Segments longer than BERT's positions are not refused here (a service checks
+        its limits on the result and words its own refusal); synthesis refuses them.
+        """
+        symbols = self.version_info.symbols
+        sequences = tuple(self.frontend.prepare(text, language, symbols, options.split_method))
+        bert_chars = tuple(max((len(part.norm_text) for part in sequence.parts if self.bert.reads(part)), default=0)
+                           for sequence in sequences)
+        return PreparedText(text, language, options.split_method, symbols, sequences, bert_chars, self.bert.max_chars)
 
     def synthesize(
         self,
@@ -258,7 +283,11 @@ class VoicePipeline:
         options = request.options
         report = request.progress or (lambda fraction, message: None)
         report(0.0, "reading the text")
-        sequences = self.frontend.prepare(request.text, request.language, self.version_info.symbols, options.split_method)
+        prepared = request.prepared_text or self.prepare_text(request.text, request.language, options)
+        if not prepared.fits(request.text, request.language, options.split_method, self.version_info.symbols):
+            raise ValueError("the request's prepared text was read from another text, language, split method or model")
+        prepared.check_positions()
+        sequences = list(prepared.sequences)
         split_bucket = options.split_bucket and options.speed == 1.0 and options.stream is None  # as upstream
         batch_size = 1 if options.stream == "chunks" else options.batch_size
         batches = bucket_batches([len(s.norm_text) for s in sequences], batch_size, options.batch_threshold, split_bucket)
@@ -319,3 +348,4 @@ class VoicePipeline:
             seed=job.seed,
             timings={"total_s": time.perf_counter() - started, "requests_in_batch": batched},
         )
+
