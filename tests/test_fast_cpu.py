@@ -232,3 +232,25 @@ def test_the_fast_mode_caches_speakers_apart_from_float32(reference_models_dir, 
 
     library.conditioning(info.id, prepare=prepare, weights_key=pipeline.weights_key)
     assert len(prepared) == 1  # not the float32 embeddings stored with the voice
+
+
+def test_int8_linear_gives_what_pytorch_dynamic_quantization_gives_without_its_deprecation_warning():
+    """The fast mode's own int8 layer calls ATen's FBGEMM kernels directly: the outputs of
+    ``torch.ao.quantization.quantize_dynamic`` bit for bit, and no DeprecationWarning."""
+    import warnings
+
+    torch.manual_seed(0)
+    for shape in ((64, 32), (512, 1536)):
+        reference = nn.Sequential(nn.Linear(*shape), nn.ReLU(), nn.Linear(shape[1], 8))
+        theirs = copy.deepcopy(reference)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.ao.quantization.quantize_dynamic(theirs, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        ours = copy.deepcopy(reference)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            quantize_linears(ours)
+            x = torch.randn(3, 5, shape[0])
+            got = ours(x)
+        assert torch.equal(got, theirs(x))
+        assert not any(isinstance(module, nn.Linear) for module in ours.modules())

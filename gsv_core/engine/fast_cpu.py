@@ -2,9 +2,9 @@
 
 A GPT decoding step at batch 1 reads every weight of the 24 transformer layers once to
 make one token, so on a CPU its time is bounded by memory traffic (about 310 MB of
-float32 per token). PyTorch dynamic quantization stores those Linear weights as int8 (one
-scale per output channel) and quantizes each activation row on the fly, which reads a
-quarter of the bytes; BERT's Linear layers get the same treatment. Everything else keeps
+float32 per token). :class:`Int8Linear` stores those Linear weights as int8 (one symmetric
+scale per tensor) and quantizes each activation row on the fly, which reads a quarter of the
+bytes; BERT's Linear layers get the same treatment. Everything else keeps
 its float32 weights:
 
 * the GPT stage's embeddings, ``bert_proj`` and ``semantic_head`` (the logits: small, and
@@ -27,16 +27,21 @@ has just loaded, before it builds the pipeline around them, so a pipeline never 
 construction; its weights key gets ``-int8`` (int8 BERT makes other prompt features than float32,
 so a speaker's cached embeddings are kept apart). It copies no model code. See
 ``benchmarks/bench_cpu.py`` for speed and agreement figures.
-``torch.ao.quantization`` is marked deprecated in favour of torchao but works in the pinned
-torch (the tests run it); torchao's int8 dynamic quantization is the way on once it goes.
+Why not a quantization framework: ``torch.ao.quantization.quantize_dynamic`` (used before) is
+deprecated and warns on every call; its migration target, torchao's ``quantize_``, runs its int8
+layers in eager mode several times slower than float32 on this CPU (they pay off only under
+``torch.compile``, which a decoding loop whose cache grows every step would recompile), see
+``benchmarks/bench_quantization.py``. :class:`Int8Linear` calls ATen's own dynamic int8 kernels
+(``quantized::linear_prepack`` / ``linear_dynamic``, FBGEMM), the ones ``quantize_dynamic``'s layers
+call: bit-identical outputs at the same speed, with nothing deprecated in the way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
-
-from dataclasses import dataclass
 
 from ..features.bert import BertFeatures
 from ..memory import release_free_memory
@@ -44,7 +49,9 @@ from ..models.sovits.generator import Generator
 from ..models.sovits.model import SoVITS
 from ..models.t2s import Text2Semantic
 
-QUANTIZED_DTYPE = torch.qint8
+# FBGEMM's dynamic int8 kernels quantize activations to 7 bits (reduce_range), which keeps their
+# int16 accumulation from saturating on CPUs without VNNI
+REDUCE_RANGE = True
 # The bfloat16 generator runs in windows of 256 latent frames (5.12 s of audio) with 16 frames of
 # context each side (the receptive field is about 9): oneDNN builds bfloat16 kernels per input
 # shape (about 3 s for the v2ProPlus generator here), and windows come in two shapes only, so
@@ -52,13 +59,40 @@ QUANTIZED_DTYPE = torch.qint8
 GENERATOR_WINDOW = (256, 16)
 
 
+class Int8Linear(nn.Module):
+    """``nn.Linear`` with int8 weights, activations quantized per call (x (..., in) -> (..., out) float32).
+
+    The weight gets one symmetric scale, max |w| / 127.5 (PyTorch's default dynamic weight
+    observer), so outputs equal those of ``torch.ao.quantization.quantize_dynamic``'s Linear.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        bound = float(torch.maximum(-weight.min(), weight.max()).clamp(min=0))
+        scale = max(bound / 127.5, torch.finfo(torch.float32).eps)
+        quantized = torch.quantize_per_tensor(weight, scale, 0, torch.qint8)
+        bias = None if linear.bias is None else linear.bias.detach().float()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self._packed = torch.ops.quantized.linear_prepack(quantized, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x, self._packed, REDUCE_RANGE)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
 def quantize_linears(module: nn.Module) -> nn.Module:
-    """Swap every ``nn.Linear`` inside ``module`` (not ``module`` itself) for a dynamic int8 one, in place."""
+    """Swap every ``nn.Linear`` inside ``module`` (not ``module`` itself) for an :class:`Int8Linear`, in place."""
     if any(parameter.device.type != "cpu" for parameter in module.parameters()):
         raise ValueError("int8 weights run on the CPU only; load the models with device='cpu'")
     if any(parameter.dtype != torch.float32 for parameter in module.parameters()):
         raise ValueError("int8 weights are made from float32 models; load the models with dtype=torch.float32")
-    torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=QUANTIZED_DTYPE, inplace=True)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear:
+                setattr(parent, name, Int8Linear(child))
     return module
 
 

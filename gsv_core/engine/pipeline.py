@@ -24,6 +24,7 @@ from ..audio import AudioSource, join_fragments
 from .bucketing import bucket_batches
 from ..conditioning import SpeakerConditioning
 from ..features.bert import BertFeatures
+from ..features.similarity import output_similarity
 from ..features.ssl import HubertFeatures
 from ..features.sv import SpeakerEncoder, check_sv_fits
 from ..hub import ModelFiles
@@ -153,7 +154,9 @@ class VoicePipeline:
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
         keep_hubert = torch.device(device).type != "cpu" if keep_hubert is None else keep_hubert
-        encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
+        # v2 takes no SV features, but a given SV model still gives each speaker its verification
+        # embedding, so that outputs can be scored for similarity
+        encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if sv is not None else None
         check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
         t2s_model, bert = load_t2s(t2s, device=device, dtype=dtype), BertFeatures(bert_dir, device=device, dtype=dtype)
@@ -195,6 +198,14 @@ class VoicePipeline:
         ValueError for inconsistent arguments.
         """
         return self._references.prepare(audio, transcript, language, sv_embedding, aux_audio, aux_sv_embeddings)
+
+    def similarity(self, speaker: SpeakerConditioning, audio: np.ndarray, sample_rate: int) -> float | None:
+        """Speaker-verification cosine similarity in [-1, 1] of ``audio`` (n,) to ``speaker``'s reference,
+        from its stored ``verification_embedding``; None without an SV model or that embedding, or for
+        output shorter than :data:`~gsv_core.features.similarity.MIN_SECONDS`."""
+        if self.speaker_encoder is None or speaker.verification_embedding is None:
+            return None
+        return output_similarity(self.speaker_encoder, speaker.verification_embedding, audio, sample_rate)
 
     # -- synthesis ------------------------------------------------------------------------
 

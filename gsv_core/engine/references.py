@@ -18,6 +18,7 @@ from ..audio import AudioSource, load_reference_audio, prepare_reference_audio, 
 from ..conditioning import MAX_REFERENCES, SpeakerConditioning
 from ..features.bert import BertFeatures
 from ..features.ssl import HubertFeatures
+from ..features.similarity import reference_embedding
 from ..features.sv import SpeakerEncoder
 from ..models.sovits import fuse_global_embeddings
 from ..spectrogram import linear_spectrogram
@@ -59,6 +60,8 @@ class ReferenceEncoder:
             per_reference = self.sovits.reference_embeddings(specs, svs)  # (R, 1, gin, 1)
             fused = fuse_global_embeddings(per_reference)
             arrays = self._prompt_arrays(main.hubert_input, prompt) if prompt is not None else {}
+            if self.speaker_encoder is not None:  # what similarity scoring compares outputs with
+                arrays["verification_embedding"] = reference_embedding(self.speaker_encoder, samples, sample_rate, rate)
         return SpeakerConditioning(
             version=self.version.name,
             ref_spec=_numpy(specs[0]),
