@@ -173,9 +173,9 @@ def _synth(args: argparse.Namespace) -> None:
 
     from .audio import to_int16
     from .devices import resolve_placement
-    from .fast_cpu import quantize_for_cpu
-    from .pipeline import VoicePipeline
-    from .synthesis import SynthesisOptions
+    from .engine.fast_cpu import FastCpuMode
+    from .engine.pipeline import VoicePipeline
+    from .engine.requests import SynthesisOptions
 
     sv_embeddings = [np.load(path) for path in args.sv_embedding or ()]
     if sv_embeddings and len(sv_embeddings) != 1 + len(args.aux_ref_audio):
@@ -186,10 +186,8 @@ def _synth(args: argparse.Namespace) -> None:
     placement = resolve_placement(args.device, args.precision)
     pipeline = VoicePipeline.from_paths(
         args.t2s, args.sovits, args.hubert, args.bert, args.sv, device=placement.device, dtype=placement.dtype,
-        official_data=args.official_data,
+        official_data=args.official_data, fast_cpu=FastCpuMode() if placement.int8 else None,
     )
-    if placement.int8:
-        pipeline = quantize_for_cpu(pipeline)
     speaker = pipeline.prepare_speaker(
         args.ref_audio, args.ref_text, args.ref_lang, sv_embedding=sv_embeddings[0] if sv_embeddings else None,
         aux_audio=args.aux_ref_audio, aux_sv_embeddings=sv_embeddings[1:] if sv_embeddings else None,

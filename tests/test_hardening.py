@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 from test_service import FakePipeline, _service, _wav
 from voice_studio.errors import ServiceError
 from voice_studio.limits import Limits, check_options

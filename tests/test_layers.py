@@ -50,7 +50,7 @@ def assert_modules_import(script: str, modules: list[str]) -> None:
 
 def test_every_core_module_imports_with_web_frameworks_unimportable():
     modules = _core_modules()
-    assert "gsv_core.pipeline" in modules and "gsv_core.speakers" in modules
+    assert "gsv_core.engine.pipeline" in modules and "gsv_core.speakers" in modules
     assert_modules_import(_IMPORT_ALL_WITHOUT_WEB, modules)
 
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from gsv_core.audio import load_reference_audio, spec_audio, sv_input
 from gsv_core.quality import character_error_rate
-from gsv_core.synthesis import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import SynthesisOptions, SynthesisResult
 from test_service import FakePipeline, _service, _wav
 from voice_studio.api import add_error_handlers, build_router
 from voice_studio.errors import ServiceError
@@ -214,7 +214,7 @@ def test_zerogpu_asks_for_time_for_every_take_of_a_checked_request():
 # SV model; the scorer alone is run on a tiny v2ProPlus synthesis.
 
 def _tiny_pipeline(reference_dir, sovits: str):
-    from gsv_core.pipeline import VoicePipeline
+    from gsv_core.engine.pipeline import VoicePipeline
 
     models = reference_dir / "models"
     return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / sovits, models / "chinese-hubert-tiny",
@@ -235,7 +235,7 @@ def _tiny_service(tmp_path, reference_dir, pipeline, **config):
 
 def _expected_similarity(encoder, reference_path, model_rate: int, result) -> float:
     """Independently: both clips through ``voice_similarity``, the reference as the pipeline sees it."""
-    from gsv_core.similarity import voice_similarity
+    from gsv_core.features.similarity import voice_similarity
 
     samples, rate = load_reference_audio(reference_path)
     reference16k = sv_input(spec_audio(samples, rate, model_rate), model_rate)[0]
@@ -244,7 +244,7 @@ def _expected_similarity(encoder, reference_path, model_rate: int, result) -> fl
 
 def test_similarity_is_reported_with_the_pipelines_sv_model_and_the_reference_embedded_once(
         tmp_path, reference_dir, monkeypatch):
-    from gsv_core import similarity
+    from gsv_core.features import similarity
 
     pipeline = _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth")
     pipeline.speaker_encoder = _tiny_encoder(reference_dir)

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.synthesis import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import SynthesisOptions, SynthesisResult
 from voice_studio.service import ServiceConfig, ServiceError, VoiceService
 
 

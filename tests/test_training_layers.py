@@ -40,7 +40,7 @@ def _inference_modules() -> list[str]:
 
 def test_every_inference_module_imports_with_the_training_package_unimportable():
     modules = _inference_modules()
-    assert "gsv_core.pipeline" in modules and "gsv_core.__main__" in modules
+    assert "gsv_core.engine.pipeline" in modules and "gsv_core.__main__" in modules
     assert_modules_import(_IMPORT_WITHOUT_TRAINING, modules)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsv_core.recordings import RecordingPlan, Utterance
+from gsv_core.speakers.recordings import RecordingPlan, Utterance
 from gsv_core.training.prepare import (
     DatasetListError, ListEntry, entries_from_plan, mix_for_training, parse_list, read_training_audio, sv_inputs,
 )

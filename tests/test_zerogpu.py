@@ -8,7 +8,7 @@ import types
 import pytest
 from test_service import FakePipeline, _service, _wav
 
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 from voice_studio.zerogpu import MAX_GPU_S, gpu_task, on_zero_gpu, synthesis_gpu_seconds
 
 

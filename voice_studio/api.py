@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
-from gsv_core.synthesis import SynthesisResult
+from gsv_core.engine.requests import SynthesisResult
 
 from .errors import ServiceError, unexpected
 from .http_guard import VISITOR_KEY_HEADER, BodyTooLarge

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gsv_core.quality import DEFAULT_CER_THRESHOLD, DEFAULT_MAX_TRIES
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 from gsv_core.text.split import SPLIT_METHODS
 
 from .errors import ServiceError
@@ -44,7 +44,7 @@ class Limits:
     max_json_bytes: int = 64 * 2**10
     max_json_depth: int = 8
     max_decoded_audio_s: float = 30.0  # header duration past which an upload is not decoded
-    max_recording_s: float = 180.0  # the same for a long recording (gsv_core.recordings refuses past 180 s itself)
+    max_recording_s: float = 180.0  # the same for a long recording (gsv_core.speakers.recordings refuses past 180 s itself)
     # uploads Whisper transcribes at once (a three-minute recording holds the recognizer for a while);
     # past it, 503 busy (the quality check's transcriptions run inside their synthesis request's admission)
     max_transcriptions: int = 2

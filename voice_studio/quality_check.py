@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from gsv_core.quality import QualityReport, synthesize_checked
-from gsv_core.synthesis import SynthesisResult
+from gsv_core.engine.requests import SynthesisResult
 
 from .limits import SEED_MAX, Limits
 from .transcriber import Transcriber, TranscriptionError

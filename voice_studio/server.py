@@ -135,24 +135,25 @@ def limits_from(args: argparse.Namespace):
 def _pipeline_loader(args: argparse.Namespace):
     def load(progress):
         from gsv_core.devices import resolve_placement
-        from gsv_core.fast_cpu import quantize_for_cpu
+        from gsv_core.engine.fast_cpu import FastCpuMode
         from gsv_core.hub import resolve_model_files
-        from gsv_core.pipeline import VoicePipeline
+        from gsv_core.engine.pipeline import VoicePipeline
 
         official = Path(args.official_data) if args.official_data else None
         placement = resolve_placement(args.device, args.precision)
+        fast_cpu = FastCpuMode() if placement.int8 else None
         if args.t2s:  # parse_args made sure the other model flags are there too
             pipeline = VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
                                                 Path(args.sv) if args.sv else None, device=placement.device,
-                                                dtype=placement.dtype, official_data=official)
+                                                dtype=placement.dtype, official_data=official, fast_cpu=fast_cpu)
             if pipeline.version_info.uses_sv and pipeline.speaker_encoder is None:  # else every add would fail
                 raise ValueError(f"{Path(args.sovits).name} is a {pipeline.version} model, which needs the "
                                  "speaker-verification checkpoint: start the app with --sv too")
         else:
             files = resolve_model_files(args.version, progress=progress)
             pipeline = VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype,
-                                                official_data=official)
-        return quantize_for_cpu(pipeline) if placement.int8 else pipeline
+                                                official_data=official, fast_cpu=fast_cpu)
+        return pipeline
 
     return load
 

@@ -20,8 +20,8 @@ import numpy as np
 from gsv_core.audio import (
     AudioError, check_header_duration, load_reference_audio, trimmed_wav, wav_bytes,
 )
-from gsv_core.pipeline import VoicePipeline
-from gsv_core.recordings import RecordingError, load_recording, plan_cuts, plan_recording
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.speakers.recordings import RecordingError, load_recording, plan_cuts, plan_recording
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
 from gsv_core.speakers.records import MAX_AUX_CLIPS
 from gsv_core.text.languages import check_language

@@ -19,9 +19,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 
-from gsv_core.pipeline import VoicePipeline
+from gsv_core.engine.pipeline import VoicePipeline
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
-from gsv_core.synthesis import AudioChunk, SynthesisOptions, SynthesisRequest, SynthesisResult
+from gsv_core.engine.requests import AudioChunk, SynthesisOptions, SynthesisRequest, SynthesisResult
 from gsv_core.text.errors import TextError
 
 from .access import AccessPolicy

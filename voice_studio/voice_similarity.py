@@ -18,10 +18,10 @@ import numpy as np
 
 from gsv_core.audio import load_reference_audio
 from gsv_core.features.sv import SpeakerEncoder
-from gsv_core.pipeline import VoicePipeline
-from gsv_core.similarity import output_similarity, reference_embedding
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.features.similarity import output_similarity, reference_embedding
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary
-from gsv_core.synthesis import SynthesisResult
+from gsv_core.engine.requests import SynthesisResult
 
 LOGGER = logging.getLogger("voice_studio.similarity")
 CACHED_VOICES = 256  # reference embeddings kept (192 floats each)

@@ -186,6 +186,27 @@ class Text2Semantic(nn.Module):
         return x
 
     @torch.inference_mode()
+    def teacher_forced_logits(self, phones: torch.Tensor, bert: torch.Tensor, tokens: torch.Tensor,
+                              prompt_length: int) -> torch.Tensor:
+        """The logits decoding sees at every generated position of a given sequence, in one pass.
+
+        phones (P,), bert (1024, P), tokens (T,) = the prompt's tokens then generated ones; returns
+        (T - prompt_length + 1, vocab): row i is the distribution for generated token i when every
+        token before it is fed (the last row: for the token after them all). Compares precisions or
+        quantized weights on identical inputs, where sampled decoding would diverge at the first
+        differing token.
+        """
+        text = self._embed_text(phones, bert)
+        semantic = self._embed_semantic(tokens.view(1, -1), 0)[0]
+        total, text_length = len(text) + len(semantic), len(phones)
+        visible = torch.ones(total, total, dtype=torch.bool, device=tokens.device)
+        visible[:text_length, text_length:] = False  # text sees text only; tokens see text and earlier tokens
+        visible[text_length:, text_length:] = visible[text_length:, text_length:].tril()
+        mask = _additive(visible.view(1, 1, total, total), text.dtype)
+        hidden = self._run(torch.cat([text, semantic]).unsqueeze(0), self.new_cache(1, total), mask)
+        return self.semantic_head(hidden[0, text_length + prompt_length - 1:])
+
+    @torch.inference_mode()
     def generate(
         self,
         rows: Sequence[DecodeRow],

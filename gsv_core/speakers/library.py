@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 PrepareFn = Callable[..., SpeakerConditioning]
 """prepare(reference_wav_path, transcript or None when empty, language) -> SpeakerConditioning;
 for a voice with auxiliary clips also ``aux_audio=[aux_wav_path, ...]`` (a keyword, in order),
-as :meth:`gsv_core.pipeline.VoicePipeline.prepare_speaker` takes it."""
+as :meth:`gsv_core.engine.pipeline.VoicePipeline.prepare_speaker` takes it."""
 
 _COMPUTE_STRIPES = 16
 

@@ -17,7 +17,7 @@ Per utterance, as the official ``prepare_datasets`` scripts compute it:
 
 An utterance that fails a step is left out and reported (the official scripts print the
 error and go on). Entries may also carry their samples (utterances cut from a long
-recording by :func:`gsv_core.recordings.plan_recording`, see :func:`entries_from_plan`).
+recording by :func:`gsv_core.speakers.recordings.plan_recording`, see :func:`entries_from_plan`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ..features.bert import BertFeatures
 from ..features.ssl import HubertFeatures
 from ..features.sv import SpeakerEncoder, sv_fbank
 from ..models.sovits.model import SoVITS
-from ..recordings import RecordingPlan
+from ..speakers.recordings import RecordingPlan
 from ..text.cleaner import clean_text
 from ..text.errors import TextError
 from ..text.lexicon import Lexicon

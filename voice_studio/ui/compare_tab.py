@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 
 from ..errors import ServiceError
 from ..ratings import Rating

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from gsv_core.synthesis import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import SynthesisOptions, SynthesisResult
 from gsv_core.text.split import SPLIT_METHODS
 
 from ..errors import ServiceError

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .conditioning import SpeakerConditioning
-from .models.sampling import SamplingOptions
-from .quality import QualityReport
-from .text.frontend import DEFAULT_SPLIT_METHOD
+from ..conditioning import SpeakerConditioning
+from ..models.sampling import SamplingOptions
+from ..quality import QualityReport
+from ..text.errors import TextError
+from ..text.frontend import DEFAULT_SPLIT_METHOD, PhoneSequence
 
 ProgressFn = Callable[[float, str], None]
 InspectFn = Callable[[str, np.ndarray], None]
@@ -89,6 +90,43 @@ class SynthesisOptions:
 
 
 @dataclass(frozen=True)
+class PreparedText:
+    """A request's text read once (:meth:`VoicePipeline.prepare_text`): its segments' phones.
+
+    A service checks its own limits on it (segment count, phones, expected length) and hands the
+    same object to the :class:`SynthesisRequest`, so the frontend runs once per request.
+    """
+
+    text: str
+    language: str
+    split_method: str
+    symbols: str  # the phone table it was read with ("v1" or "v2")
+    sequences: tuple[PhoneSequence, ...]  # one per segment, in order
+    bert_chars: tuple[int, ...]  # per segment, the characters of its longest part that BERT reads (0: none)
+    max_bert_chars: int  # the BERT position limit those parts are held to
+
+    @property
+    def phone_counts(self) -> list[int]:
+        return [len(sequence.phone_ids) for sequence in self.sequences]
+
+    @property
+    def segment_chars(self) -> list[int]:
+        """Characters of each segment's normalized text (what BERT reads)."""
+        return [len(sequence.norm_text) for sequence in self.sequences]
+
+    def check_positions(self) -> None:
+        """Raise TextError when a segment has more for BERT to read than its position table holds."""
+        longest = max(self.bert_chars)
+        if longest > self.max_bert_chars:
+            raise TextError(f"a segment has {longest} characters once numbers and symbols are spelled out; the BERT "
+                            f"model reads at most {self.max_bert_chars} at once: add punctuation to split it")
+
+    def fits(self, text: str, language: str, split_method: str, symbols: str) -> bool:
+        """Whether this was prepared from these inputs (a request must not carry another text's phones)."""
+        return (self.text, self.language, self.split_method, self.symbols) == (text, language, split_method, symbols)
+
+
+@dataclass(frozen=True)
 class SegmentResult:
     """One text segment: its phones, the semantic tokens generated for it and its raw audio."""
 
@@ -124,6 +162,8 @@ class SynthesisRequest:
     intermediate arrays under the official names (``t2s_y_full_<k>`` per segment,
     ``decode_out_<k>`` per decoder call), for parity dumps. With ``options.stream``,
     ``on_audio`` receives every piece as soon as it is made (from the synthesizing thread).
+    ``prepared_text``: ``text`` as :meth:`VoicePipeline.prepare_text` read it for these options
+    (a service that checked it hands it on); None: the pipeline reads it.
     """
 
     text: str
@@ -134,3 +174,4 @@ class SynthesisRequest:
     decode_noise: Sequence[np.ndarray] | None = None
     inspect: InspectFn | None = None
     on_audio: AudioFn | None = None
+    prepared_text: PreparedText | None = None

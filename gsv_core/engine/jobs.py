@@ -14,8 +14,8 @@ import torch
 
 from .speaker_tensors import SpeakerTensors
 from .streaming import SegmentStream
-from .synthesis import AudioChunk, SegmentResult, SynthesisRequest
-from .text.frontend import PhoneSequence
+from .requests import AudioChunk, SegmentResult, SynthesisRequest
+from ..text.frontend import PhoneSequence
 
 
 @dataclass
