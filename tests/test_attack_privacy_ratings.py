@@ -20,6 +20,7 @@ import pytest
 from test_quality_ui import _app, _handler, _no_progress
 from test_service import _service, _wav
 from voice_studio.errors import ServiceError
+from voice_studio.http_guard import VISITOR_KEY_HEADER
 from voice_studio.ratings import Rating, RatingStore
 from voice_studio.ui.compare_tab import ranking
 from voice_studio.ui.strings import say
@@ -30,8 +31,8 @@ VICTIM, ATTACKER = "victim-visitor-key-0123456789abcdef", "attacker-visitor-key-
 
 
 def _visitor(key: str) -> types.SimpleNamespace:
-    """A page request from a browser whose visitor key is ``key`` (a cookie-less client: its session)."""
-    return types.SimpleNamespace(session_hash=key, cookies={}, headers={})
+    """A page request from a browser whose visitor key is ``key``, as the RequestGuard hands it on."""
+    return types.SimpleNamespace(session_hash="page-load-1", cookies={}, headers={VISITOR_KEY_HEADER.decode(): key})
 
 
 @pytest.fixture
