@@ -256,7 +256,6 @@ def _dump_arrays(speaker, result, traced: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
     try:
         {"synth": _synth, "train-replay": _train_replay, "train-s1": _train_s1,

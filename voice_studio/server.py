@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from .visitor_keys import MIN_SECRET_CHARS
+from .zerogpu import on_zero_gpu
 
 # (flag, environment variables (the first one set wins), help)
 _FLAGS = (
@@ -93,6 +94,7 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
     for flag, variable, field_name, _, text in _LIMIT_FLAGS:
         parser.add_argument(flag, default=environ.get(variable), help=f"{text} (env {variable}; default: see README)")
     args = parser.parse_args(argv)
+    args.zero_gpu = on_zero_gpu(environ)  # the environment is read here, once
     if args.quality_check not in ("auto", "on", "off"):
         parser.error(f"--quality-check must be auto, on or off, got {args.quality_check!r}")
     if args.visitor_secret is not None and len(args.visitor_secret) < MIN_SECRET_CHARS:
@@ -179,9 +181,7 @@ def quality_check_default(args: argparse.Namespace) -> bool:
 def transcriber_device(args: argparse.Namespace) -> str:
     """Whisper runs where the models run (reference transcripts, recordings, the quality check); on the
     CPU under ZeroGPU (its GPU exists only inside a GPU call) and when the models' placement is refused."""
-    from .zerogpu import on_zero_gpu
-
-    return "cpu" if on_zero_gpu() else _models_device(args) or "cpu"
+    return "cpu" if args.zero_gpu else _models_device(args) or "cpu"
 
 
 def build_server(args: argparse.Namespace):
@@ -196,19 +196,17 @@ def build_server(args: argparse.Namespace):
     from .service import ServiceConfig, VoiceService
     from .ui import build_app
     from .visitor_keys import SECRET_FILE, VisitorKeys, load_or_create_secret
-    from .zerogpu import on_zero_gpu
-
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     service = VoiceService(
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
                       max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits,
-                      serve_directly=on_zero_gpu(), quality_check_default=quality_check_default(args),
+                      serve_directly=args.zero_gpu, quality_check_default=quality_check_default(args),
                       sv_checkpoint=Path(args.sv) if args.sv else None, transcriber_device=transcriber_device(args)),
         _pipeline_loader(args),
     )
-    if on_zero_gpu():  # at start, outside any GPU call: the models go to cuda here
+    if args.zero_gpu:  # at start, outside any GPU call: the models go to cuda here
         service.models.load_now()
     service.start_loading()
 
