@@ -150,7 +150,7 @@ def slow_server(reference_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("slow")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(root / "gradio-cache"))
-        patch.setattr("voice_studio.ui.DOWNLOAD_CACHE", (1, 3))  # every second, what is older than 3 s
+        patch.setattr("voice_studio.ui.DOWNLOAD_CACHE", (1, 3), raising=False)  # every second: what is over 3 s
         live = start_live_server(reference_dir, root, "--admin-token", TOKEN, "--body-timeout-s", "2")
         yield live, root / "gradio-cache"
         live.stop()

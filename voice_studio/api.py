@@ -39,7 +39,7 @@ from .service import VoiceService
 from .zerogpu import gpu_task, synthesis_gpu_seconds
 
 
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]  # the unknown-route catch-all
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -129,7 +129,8 @@ def _build_admin_panel(service: VoiceService) -> gr.Textbox:
 
 
 def _build_manage_voices(service: VoiceService, token: gr.Textbox) -> tuple[gr.Dropdown, list[gr.events.Dependency]]:
-    downloads = Downloads()
+    downloads = Downloads()  # the exports' files, the newest few only
+
     def rename_voice(speaker_id, new_name, token_value="", request: gr.Request = None):
         try:
             info = service.rename_speaker(speaker_id or "", new_name or "", session_of(request), token_value or None)
