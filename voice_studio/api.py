@@ -17,6 +17,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -24,15 +25,21 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
 from gsv_core.engine.requests import SynthesisResult
 
 from .errors import ServiceError, unexpected
-from .http_guard import VISITOR_KEY_HEADER, BodyTooLarge
+from .http_guard import VISITOR_KEY_HEADER, BodyRefused
 from .limits import Limits, check_options, check_quality_flag
+from .readable_text import check_strings_readable
 from .service import VoiceService
 from .zerogpu import gpu_task, synthesis_gpu_seconds
+
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]  # the unknown-route catch-all
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -48,10 +55,16 @@ def add_error_handlers(app: FastAPI) -> None:
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in error.errors())
         return JSONResponse({"error": f"missing or invalid fields: {fields[:200]}"}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refusal(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Refusals of Starlette and FastAPI themselves (a form that cannot be parsed, too many fields)."""
+        detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+        return JSONResponse({"error": detail[:200]}, status_code=error.status_code, headers=error.headers)
+
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> JSONResponse:
-        if isinstance(error, BodyTooLarge):  # the RequestGuard answers 413 in place of this response
-            return JSONResponse({"error": "the request is too large"}, status_code=413)
+        if isinstance(error, BodyRefused):  # too large, too slow: the RequestGuard answers in place of this response
+            return JSONResponse({"error": str(error)}, status_code=error.status)
         return await refused(request, unexpected(error, f"serving {request.method} {request.url.path}"))
 
 
@@ -120,15 +133,17 @@ def _json_list(text: str, name: str, limits: Limits) -> list:
 
 def _parsed_json(text: str, subject: str, max_depth: int) -> Any:
     """``text`` parsed, None when it is not JSON; ServiceError when it nests deeper than
-    ``max_depth`` (checked before parsing) or holds NaN / Infinity."""
+    ``max_depth`` (checked before parsing), holds NaN / Infinity or a lone surrogate."""
     if not json_depth_ok(text, max_depth):
         raise ServiceError(f"{subject} nests deeper than {max_depth} levels")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except ServiceError:
         raise
     except ValueError:
         return None
+    check_strings_readable(value, subject)
+    return value
 
 
 def build_router(service: VoiceService) -> APIRouter:
@@ -213,7 +228,26 @@ def build_router(service: VoiceService) -> APIRouter:
         return Response(service.ratings_csv(_token(authorization)), media_type="text/csv")
 
     _add_tts_route(router, service)
+    _add_unknown_route(router)
     return router
+
+
+def _add_unknown_route(router: APIRouter) -> None:
+    """Every other method and path under /api: a 405 naming the methods the path takes, else a 404, both
+    ``{"error": ...}`` (without this they would reach the Gradio app mounted at /, which answers ``{"detail": ...}``).
+    Added last, after the real routes."""
+    routes = list(router.routes)
+
+    async def unknown(request: Request) -> Response:
+        allowed = sorted({method for route in routes if route.matches(request.scope)[0] != Match.NONE
+                          for method in getattr(route, "methods", ())})
+        if allowed:
+            raise ServiceError(f"{request.method} is not allowed here; this path takes {', '.join(allowed)}",
+                               status=405, headers={"Allow": ", ".join(allowed)})
+        raise ServiceError("no such API route; the README lists them", status=404)
+
+    for path in ("", "/{rest:path}"):
+        router.add_api_route(path, unknown, methods=_ALL_METHODS, include_in_schema=False)
 
 
 def _add_tts_route(router: APIRouter, service: VoiceService) -> None:

@@ -5,7 +5,11 @@ byte of it is read; a body without a length (chunked) is counted as it arrives a
 at the limit. REST JSON bodies (``/api/tts``, renames) get a much smaller limit than REST
 uploads (the upload limit plus room for the multipart framing). The Gradio UI's own routes
 get ``max_ui_body_bytes``: its upload route must let an over-long file through far enough
-for the Add speaker tab to explain, in the page, why it is refused.
+for the Add speaker tab to explain, in the page, why it is refused. A body that arrives too
+slowly (a "slow loris" client holding a connection and a handler with a byte every few
+seconds) is answered 408 and its connection closed: it must arrive within ``body_timeout_s``
+of the request's start, plus one second per ``MIN_BODY_RATE_BYTES_S`` bytes received, so a
+large upload on a slow line still gets through.
 
 Visitor key: a key the server minted and signed (:mod:`voice_studio.visitor_keys`), in the
 ``gsv_visitor`` cookie (HttpOnly, SameSite=Lax), set on the first response and kept by the
@@ -25,7 +29,9 @@ there (proxies append, they do not clear it), so it is never trusted.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
@@ -44,10 +50,25 @@ VISITOR_KEY_HEADER = b"x-gsv-visitor"  # the key the guard settled on (checked, 
 CLIENT_HEADER = b"x-gsv-client"  # the client's address hash (VisitorKeys.client_tag)
 _INTERNAL_HEADERS = frozenset({NEW_VISITOR_HEADER, VISITOR_KEY_HEADER, CLIENT_HEADER})
 MULTIPART_SLACK_BYTES = 64 * 2**10  # boundaries, part headers and the small form fields
+MIN_BODY_RATE_BYTES_S = 32 * 2**10  # each 32 KB of body received buys one more second (256 kbit/s)
 
 
-class BodyTooLarge(Exception):
+class BodyRefused(Exception):
+    """The guard stopped reading a request body; ``status`` and the message are its answer."""
+
+    status = 400
+
+
+class BodyTooLarge(BodyRefused):
     """A body without Content-Length went past the limit while it was being read."""
+
+    status = 413
+
+
+class BodyTimedOut(BodyRefused):
+    """A body did not arrive in time (see ``MIN_BODY_RATE_BYTES_S``)."""
+
+    status = 408
 
 
 def visitor_key_of(cookie_header: str | None) -> str | None:
@@ -73,13 +94,14 @@ def client_address(scope: Scope, headers: dict[bytes, bytes], proxy_hops: int) -
 
 class RequestGuard:
     def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int, max_ui_body_bytes: int,
-                 visitor_keys: VisitorKeys, proxy_hops: int = 0) -> None:
+                 visitor_keys: VisitorKeys, proxy_hops: int = 0, body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_json_bytes = max_json_bytes
         self.max_ui_body_bytes = max_ui_body_bytes
         self.visitor_keys = visitor_keys
         self.proxy_hops = proxy_hops
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,30 +110,33 @@ class RequestGuard:
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         limit, shown = self._limit(scope.get("path", ""), headers.get(b"content-type", b""))
         length = headers.get(b"content-length")
+        too_large = f"the request is over {_size(shown)}, the most this server accepts"
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _refuse(send, 413, f"the request is over {_size(shown)}, the most this server accepts")
+            await _refuse(send, 413, too_large)
             return
         send = self._with_visitor_key(scope, headers, send)
-        refusal = f"the request is over {_size(shown)}, the most this server accepts"
-        state = {"over": False, "started": False}
+        state: dict[str, Any] = {"refused": None, "started": False}  # refused: the BodyRefused raised
 
         async def guarded_send(message: Message) -> None:
-            """Once the body went over the limit, whatever the app answers (its parser may call it a
-            400 or a 500) is replaced by the 413."""
-            if state["over"]:
+            """Once the body was refused (too large, too slow), whatever the app answers (its parser
+            may call it a 400 or a 500) is replaced by the refusal."""
+            if state["refused"] is not None:
                 if message["type"] == "http.response.start" and not state["started"]:
                     state["started"] = True
-                    await _refuse(send, 413, refusal)
+                    await _refuse(send, state["refused"].status, str(state["refused"]))
                 return
             state["started"] = state["started"] or message["type"] == "http.response.start"
             await send(message)
 
+        if length not in (None, b"0") or b"transfer-encoding" in headers:  # a body is coming
+            receive = _timed(receive, self.body_timeout_s, state)
+        receive = _counted(receive, limit, too_large, state)
         try:
-            await self.app(scope, _counted(receive, limit, state), guarded_send)
-        except BodyTooLarge:
+            await self.app(scope, receive, guarded_send)
+        except BodyRefused as refused:
             if not state["started"]:
                 state["started"] = True
-                await _refuse(send, 413, refusal)
+                await _refuse(send, refused.status, str(refused))
 
     def _limit(self, path: str, content_type: bytes) -> tuple[int, int]:
         """(bytes allowed, bytes named in the refusal) for a request to ``path``."""
@@ -151,7 +176,7 @@ class RequestGuard:
         return send_with_cookie
 
 
-def _counted(receive: Receive, limit: int, state: dict) -> Receive:
+def _counted(receive: Receive, limit: int, refusal: str, state: dict) -> Receive:
     seen = 0
 
     async def counted() -> Message:
@@ -160,11 +185,39 @@ def _counted(receive: Receive, limit: int, state: dict) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                state["over"] = True
-                raise BodyTooLarge()
+                state["refused"] = BodyTooLarge(refusal)
+                raise state["refused"]
         return message
 
     return counted
+
+
+def _timed(receive: Receive, timeout_s: float, state: dict) -> Receive:
+    """``receive`` with a deadline for the body: ``timeout_s`` from now (the headers are in), plus a
+    second per MIN_BODY_RATE_BYTES_S bytes received. Once the body is complete, waiting for the
+    client to hang up (streamed answers do) has no deadline."""
+    started, received, complete = time.monotonic(), 0, False
+
+    async def timed() -> Message:
+        nonlocal received, complete
+        if complete:
+            return await receive()
+        remaining = started + timeout_s + received / MIN_BODY_RATE_BYTES_S - time.monotonic()
+        try:
+            # past the deadline, a piece the server already holds is still taken (a moment to hand it over)
+            message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.1))
+        except asyncio.TimeoutError:
+            state["refused"] = BodyTimedOut(f"the request body did not arrive in time (within {timeout_s:g} s, plus "
+                                            f"a second per {MIN_BODY_RATE_BYTES_S // 2**10} KB received)")
+            raise state["refused"] from None
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            complete = not message.get("more_body", False)
+        else:
+            complete = True  # http.disconnect
+        return message
+
+    return timed
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

@@ -45,6 +45,8 @@ class Limits:
     max_json_depth: int = 8
     max_decoded_audio_s: float = 30.0  # header duration past which an upload is not decoded
     max_recording_s: float = 180.0  # the same for a long recording (gsv_core.speakers.recordings refuses past 180 s itself)
+    # a request body must arrive within this, plus a second per 32 KB received (voice_studio.http_guard), else 408
+    body_timeout_s: float = 30.0
     # uploads Whisper transcribes at once (a three-minute recording holds the recognizer for a while);
     # past it, 503 busy (the quality check's transcriptions run inside their synthesis request's admission)
     max_transcriptions: int = 2
@@ -66,6 +68,8 @@ class Limits:
             raise ValueError(f"quality_max_tries must be between 1 and {MAX_QUALITY_TRIES}, got {self.quality_max_tries}")
         if self.max_transcriptions < 1:
             raise ValueError(f"max_transcriptions must be at least 1, got {self.max_transcriptions}")
+        if not self.body_timeout_s > 0:
+            raise ValueError(f"body_timeout_s must be above 0, got {self.body_timeout_s}")
         if not 0 <= self.quality_max_cer <= 1:
             raise ValueError(f"quality_max_cer must be between 0 and 1, got {self.quality_max_cer}")
         if not 0 <= self.shared_voice_reserve <= 1:

@@ -53,6 +53,8 @@ _LIMIT_FLAGS = (
     ("--max-upload-mb", "GSV_MAX_UPLOAD_MB", "max_upload_bytes", lambda v: int(float(v) * 2**20), "MB per uploaded file"),
     ("--max-json-kb", "GSV_MAX_JSON_KB", "max_json_bytes", lambda v: int(float(v) * 2**10), "KB per JSON request body"),
     ("--max-json-depth", "GSV_MAX_JSON_DEPTH", "max_json_depth", int, "nesting depth of a JSON body"),
+    ("--body-timeout-s", "GSV_BODY_TIMEOUT_S", "body_timeout_s", float,
+     "seconds a request body may take to arrive (plus one per 32 KB received); past it, 408"),
     ("--max-decoded-audio-s", "GSV_MAX_DECODED_AUDIO_S", "max_decoded_audio_s", float,
      "seconds an upload's header may announce before it is refused undecoded"),
     ("--max-transcriptions", "GSV_MAX_TRANSCRIPTIONS", "max_transcriptions", int,
@@ -193,6 +195,7 @@ def build_server(args: argparse.Namespace):
 
     from .api import add_error_handlers, build_router
     from .http_guard import RequestGuard
+    from .readable_text import ReadableJsonBodies
     from .service import ServiceConfig, VoiceService
     from .ui import build_app
     from .visitor_keys import SECRET_FILE, VisitorKeys, load_or_create_secret
@@ -221,9 +224,10 @@ def build_server(args: argparse.Namespace):
     app = gr.mount_gradio_app(app, build_app(service, frontend), path="/")
     limits = service.limits
     secret = args.visitor_secret.encode("utf-8") if args.visitor_secret else load_or_create_secret(data_dir / SECRET_FILE)
-    guarded = RequestGuard(app, max_upload_bytes=limits.max_upload_bytes, max_json_bytes=limits.max_json_bytes,
-                           max_ui_body_bytes=MAX_UI_BODY_BYTES, visitor_keys=VisitorKeys(secret, limits.private_voice_ttl_s),
-                           proxy_hops=args.trust_proxy)
+    guarded = RequestGuard(ReadableJsonBodies(app), max_upload_bytes=limits.max_upload_bytes,
+                           max_json_bytes=limits.max_json_bytes, max_ui_body_bytes=MAX_UI_BODY_BYTES,
+                           visitor_keys=VisitorKeys(secret, limits.private_voice_ttl_s), proxy_hops=args.trust_proxy,
+                           body_timeout_s=limits.body_timeout_s)
     return guarded, service
 
 

@@ -273,9 +273,13 @@ class SpeakerLibrary:
 
     @staticmethod
     def _check_name_free(name: str, speakers: dict[str, SpeakerInfo], owner: str | None) -> None:
-        """Names are unique among the voices whoever sees this one also sees (``owner``: None for a shared voice)."""
-        if any(name_key(s.name) == name_key(name) for s in speakers.values() if _shares_audience(s, owner)):
-            raise SpeakerError(f"a speaker named {name!r} already exists; choose another name")
+        """Names are unique among the voices whoever sees this one also sees (``owner``: None for a shared
+        voice); a look-alike of a name (``name_key``: Cyrillic or full-width letters, case) is that name."""
+        key = name_key(name)
+        same = next((s for s in speakers.values() if _shares_audience(s, owner) and name_key(s.name) == key), None)
+        if same is not None:
+            looks = "" if same.name == name else f" ({name!r} looks the same)"
+            raise SpeakerError(f"a speaker named {same.name!r} already exists{looks}; choose another name")
 
     def _commit_new(self, staging: Path, info: SpeakerInfo, numbered_id: bool, numbered_name: bool) -> SpeakerInfo:
         """Under the lock, against what is on disk now: choose the final id (numbered, or refused

@@ -11,6 +11,7 @@ import gradio as gr
 from ..errors import ServiceError
 from ..service import VoiceService
 from .common import LANGUAGE_CODES, LANGUAGES, on_gpu, session_of, speaker_choices
+from .downloads import Downloads
 from .feedback import busy_while, user_error
 from .recording_panel import layout_recording_panel, wire_recording_panel
 from .strings import locale_of, say, ui
@@ -128,6 +129,8 @@ def _build_admin_panel(service: VoiceService) -> gr.Textbox:
 
 
 def _build_manage_voices(service: VoiceService, token: gr.Textbox) -> tuple[gr.Dropdown, list[gr.events.Dependency]]:
+    downloads = Downloads()  # the exports' files, the newest few only
+
     def rename_voice(speaker_id, new_name, token_value="", request: gr.Request = None):
         try:
             info = service.rename_speaker(speaker_id or "", new_name or "", session_of(request), token_value or None)
@@ -149,9 +152,7 @@ def _build_manage_voices(service: VoiceService, token: gr.Textbox) -> tuple[gr.D
             data = service.export_speaker(speaker_id or "", session_of(request), token_value or None)
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        path = Path(tempfile.mkdtemp(prefix="voice-export-")) / f"{speaker_id}.zip"
-        path.write_bytes(data)
-        return str(path)
+        return downloads.write(f"{speaker_id}.zip", data)  # never more than a few on disk
 
     managed = gr.Dropdown(label=ui("voice"), choices=speaker_choices(service, None), allow_custom_value=True)
     new_name = gr.Textbox(label=ui("new_name"), max_length=80)
