@@ -89,6 +89,9 @@ def test_the_guard_refuses_a_request_naming_a_server_file_before_the_app_reads_i
     response = client.post("/gradio_api/call/add_speaker", content=b'{"data": [{"path": "/dev/zero"}]}',
                            headers={"content-type": "text/plain"})  # whatever the content type says
     assert response.status_code == 400 and seen == []
+    response = client.post("/gradio_api/queue/join", content=b'{"data": [{"path": "/dev/zero"}]}',
+                           headers=[("content-type", "application/json"), ("content-type", "multipart/form-data")])
+    assert response.status_code == 400 and seen == []  # the parser reads the first header, not the last
     body = b'{"data": [{"path": "%s", "meta": {"_type": "gradio.FileData"}}, "x"]}' % genuine.encode()
     assert client.post("/gradio_api/queue/join", content=body).status_code == 200 and seen == [body]
     assert client.post("/api/speakers", json={"path": "/dev/zero"}).status_code == 200  # REST takes no paths

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -60,28 +60,30 @@ def is_uploaded_file(path: object, upload_dir: str | os.PathLike, max_bytes: int
             and info.st_size <= max_bytes)
 
 
-def file_paths(document: Any) -> Iterator[Any]:
-    """The "path" of every JSON object in ``document`` that has one: how an event names a file,
-    in whichever input (Gradio looks for files in every input, a text box's included)."""
-    pending = [document]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            if "path" in item:
-                yield item["path"]
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+class _NamesAServerFile(Exception):
+    """Raised while parsing, at the first file reference that is not an upload."""
 
 
 def names_only_uploads(body: bytes, upload_dir: str | os.PathLike, max_bytes: int = MAX_UI_BODY_BYTES) -> bool:
-    """Whether every file a request body names is an upload. A body that is not JSON names none:
-    Gradio parses it the same way (``json.loads``) and refuses it itself."""
+    """Whether every file ``body`` names is an upload: every JSON object in it with a "path", in
+    whichever input (Gradio looks for files in all of them, a text box's included).
+
+    The objects are checked as the parser makes them (``object_hook``), so a long list of plain
+    values costs no Python code. A body that is not JSON names none: Gradio parses it the same
+    way (``json.loads``) and refuses it itself.
+    """
+    def check(item: dict) -> dict:
+        if "path" in item and not is_uploaded_file(item["path"], upload_dir, max_bytes):
+            raise _NamesAServerFile
+        return item
+
     try:
-        document = json.loads(body)
+        json.loads(body, object_hook=check)
+    except _NamesAServerFile:
+        return False
     except (ValueError, RecursionError):
-        return True
-    return all(is_uploaded_file(path, upload_dir, max_bytes) for path in file_paths(document))
+        pass
+    return True
 
 
 class PageFileGuard:
@@ -118,8 +120,8 @@ class PageFileGuard:
             return False
         if scope.get("path", "").startswith(self.rest_prefix):
             return False
-        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
-        return not content_type.lower().startswith(b"multipart/")
+        types = [value.strip().lower() for name, value in scope.get("headers") or [] if name.lower() == b"content-type"]
+        return not types or not all(value.startswith(b"multipart/") for value in types)  # a second header hides nothing
 
 
 async def _whole_body(receive: Receive) -> bytes | None:
