@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
+from .page_files import MAX_UI_BODY_BYTES  # the Gradio routes (file uploads from the page)
 from .visitor_keys import MIN_SECRET_CHARS
 from .zerogpu import on_zero_gpu
 
@@ -74,7 +75,6 @@ _LIMIT_FLAGS = (
     ("--quality-max-cer", "GSV_QUALITY_MAX_CER", "quality_max_cer", float,
      "character error rate above which the quality check tries the next seed (0-1)"),
 )
-MAX_UI_BODY_BYTES = 64 * 2**20  # the Gradio routes (file uploads from the page)
 _MODEL_FLAGS = ("t2s", "sovits", "hubert", "bert")
 _DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860",
              "max_chars": "150", "max_batch": "4", "max_waiting": "32", "device": "auto", "precision": "auto",
@@ -188,17 +188,19 @@ def transcriber_device(args: argparse.Namespace) -> str:
 
 def build_server(args: argparse.Namespace):
     """The FastAPI app with the REST routes and the Gradio UI mounted at /."""
-    import gradio as gr
     from fastapi import FastAPI
+    from gradio.utils import get_upload_folder
 
     from gsv_core.text.frontend import TextFrontend
 
     from .api import add_error_handlers, build_router
     from .http_guard import RequestGuard
+    from .page_files import PageFileGuard, mount_page
     from .readable_text import ReadableJsonBodies
     from .service import ServiceConfig, VoiceService
     from .ui import build_app
     from .visitor_keys import SECRET_FILE, VisitorKeys, load_or_create_secret
+
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     service = VoiceService(
@@ -221,7 +223,9 @@ def build_server(args: argparse.Namespace):
 
     add_error_handlers(app)
     app.include_router(build_router(service))
-    app = gr.mount_gradio_app(app, build_app(service, frontend), path="/")
+    # mounted, and marked launched: else Gradio does not check that the files its events name were uploaded
+    app = mount_page(app, build_app(service, frontend), path="/")
+    app = PageFileGuard(app, upload_dir=get_upload_folder(), max_bytes=MAX_UI_BODY_BYTES)  # our own check, first
     limits = service.limits
     secret = args.visitor_secret.encode("utf-8") if args.visitor_secret else load_or_create_secret(data_dir / SECRET_FILE)
     guarded = RequestGuard(ReadableJsonBodies(app), max_upload_bytes=limits.max_upload_bytes,

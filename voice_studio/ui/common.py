@@ -1,16 +1,21 @@
-"""What every tab shares: language choices, the ZeroGPU wrapper, the status line, sessions, voice lists."""
+"""What every tab shares: language choices, the ZeroGPU wrapper, the status line, sessions, voice lists,
+the check of the files an event receives."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ..http_guard import CLIENT_HEADER, NEW_VISITOR_HEADER, VISITOR_KEY_HEADER
+from ..page_files import NOT_UPLOADED, is_uploaded_file
 from ..service import VoiceService
 from ..visitor_keys import page_session_key
 from ..zerogpu import BASE_GPU_S, gpu_task, synthesis_gpu_seconds
+from .feedback import user_error
 from .strings import say, ui
 
 LANGUAGE_CODES = ("zh", "all_zh", "en", "all_ja", "ja", "all_yue", "yue", "all_ko", "ko", "auto", "auto_yue")
@@ -51,6 +56,21 @@ def status_html(service: VoiceService, locale: str = "en") -> str:
         return line
     percent = round(100 * fraction)
     return line + f'<progress class="gsv-loading" value="{percent}" max="100" aria-label="model download">{percent}%</progress>'
+
+
+def uploaded_path(value: str | None) -> Path | None:
+    """A file path a handler received, refused (one message for every kind of bad path) unless it is
+    a file the page uploaded; None when there is none.
+
+    The second guard: ``PageFileGuard`` refused such paths before Gradio read the request, and
+    Gradio's own check (on since ``mount_page``) before it copied anything; see
+    :mod:`voice_studio.page_files`. This one holds however a handler is reached.
+    """
+    if not value:
+        return None
+    if not is_uploaded_file(value, get_upload_folder()):
+        raise user_error(NOT_UPLOADED)
+    return Path(value)
 
 
 def session_of(request: gr.Request | None) -> str | None:

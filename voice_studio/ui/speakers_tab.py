@@ -10,7 +10,7 @@ import gradio as gr
 
 from ..errors import ServiceError
 from ..service import VoiceService
-from .common import LANGUAGE_CODES, LANGUAGES, on_gpu, session_of, speaker_choices
+from .common import LANGUAGE_CODES, LANGUAGES, on_gpu, session_of, speaker_choices, uploaded_path
 from .downloads import Downloads
 from .feedback import busy_while, user_error
 from .recording_panel import layout_recording_panel, wire_recording_panel
@@ -45,24 +45,26 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
 
     def transcribe(audio_path, language):
         """The transcript, and the language Whisper heard preselected (kept when it heard none of ours)."""
-        if not audio_path:
+        audio = uploaded_path(audio_path)
+        if audio is None:
             raise user_error("Upload or record the reference first.")
         try:
-            text, heard = service.transcribe_detecting(Path(audio_path))
+            text, heard = service.transcribe_detecting(audio)
         except ServiceError as error:
             raise user_error(str(error)) from error
         return text, heard if heard in LANGUAGE_CODES else language
 
     def add_speaker(audio_path, transcript, language, name, consent, token="", aux_paths=None,
                     request: gr.Request = None):
+        audio, aux = uploaded_path(audio_path), [uploaded_path(path) for path in aux_paths or [] if path]
         if not consent:
             raise user_error(say("msg_consent", locale_of(request)))
-        if not audio_path:
+        if audio is None:
             raise user_error(say("msg_upload_first", locale_of(request)))
         session = session_of(request)
         try:
-            info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", session, token or None,
-                                       aux_audio=[Path(path) for path in aux_paths or []])
+            info = service.add_speaker(audio, transcript or "", language, name or "", session, token or None,
+                                       aux_audio=aux)
             stored = str(service.reference_path(info.id, session, token or None))
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
