@@ -87,6 +87,20 @@ def test_fifty_exports_leave_no_temp_files(attacked):
     assert len(left) <= 5, sorted(str(path) for path in left)
 
 
+def test_fifty_ratings_exports_leave_no_temp_files(attacked):
+    """The admin's ratings CSV made a new temporary folder per download, never removed."""
+    from gradio_client import Client
+
+    base, _, temp_dir, gradio_cache = attacked
+    before = _files(temp_dir, gradio_cache)
+    client = Client(base + "/", verbose=False, download_files=False)
+    for _ in range(50):
+        exported = client.predict(TOKEN, api_name="/export_ratings")
+    assert Path(exported["path"]).read_text(encoding="utf-8").startswith("id,")
+    left = _files(temp_dir, gradio_cache) - before
+    assert len(left) <= 5, sorted(str(path) for path in left)
+
+
 def test_lone_surrogate_text_is_400(attacked, reference_dir):
     """A JSON "\\ud800" is valid JSON but no text: the language detector failed on it with a 500."""
     base, voice, _, _ = attacked

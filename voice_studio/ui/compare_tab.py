@@ -21,6 +21,7 @@ from ..ratings import Rating
 from ..service import VoiceService
 from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices, text_gpu_seconds, voice_names
 from .feedback import busy_while, int16_audio, progress_reporter, user_error
+from .downloads import Downloads
 from .speakers_tab import ratings_file
 from .strings import locale_of, say, ui
 
@@ -105,7 +106,8 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
                  show_progress="hidden")
     busy_while(save, save_ratings, [compared, *scores, *notes], [saved, table], api_name="save_ratings",
                api_visibility="undocumented")
-    export.click(lambda: _export(service), None, csv_file, api_visibility="private")
+    downloads = Downloads()  # the ratings' files, the newest few only
+    export.click(lambda: _export(service, downloads), None, csv_file, api_visibility="private")
     return CompareTab(speakers, table)
 
 
@@ -130,10 +132,10 @@ def _build_clip_columns() -> tuple[list[gr.Column], list[gr.Audio], list[gr.Slid
     return columns, clips, scores, notes
 
 
-def _export(service: VoiceService) -> dict:
+def _export(service: VoiceService, downloads: Downloads) -> dict:
     if service.ratings is None:
         raise user_error(say("msg_no_ratings"))
     try:
-        return gr.update(value=ratings_file(service, None), visible=True)
+        return gr.update(value=ratings_file(service, None, downloads), visible=True)
     except ServiceError as error:  # with an admin token set: export from the Admin panel (Add voice tab)
         raise user_error(f"{error}: use 'Export ratings' in the Admin panel of the Add voice tab.") from error

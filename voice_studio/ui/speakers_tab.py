@@ -3,7 +3,6 @@ or build a voice from a long recording (``recording_panel``); manage voices; the
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -31,11 +30,10 @@ def access_notice(service: VoiceService) -> str:
             "Shared voices are managed by the admin.")
 
 
-def ratings_file(service: VoiceService, token: str | None) -> str:
-    """The ratings as a CSV file for download (ServiceError without the token when one is set)."""
-    path = Path(tempfile.mkdtemp(prefix="ratings-")) / "ratings.csv"
-    path.write_text(service.ratings_csv(token), encoding="utf-8")
-    return str(path)
+def ratings_file(service: VoiceService, token: str | None, downloads: Downloads) -> str:
+    """The ratings as a CSV file for download, among ``downloads``' newest few (ServiceError without
+    the token when one is set)."""
+    return downloads.write("ratings.csv", service.ratings_csv(token).encode("utf-8"))
 
 
 def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.events.Dependency], gr.State]:
@@ -110,9 +108,11 @@ def _build_admin_panel(service: VoiceService) -> gr.Textbox:
         except ServiceError as error:
             raise user_error(str(error)) from error
 
+    downloads = Downloads()  # the ratings' files, the newest few only
+
     def export(token):
         try:
-            return ratings_file(service, token or None)
+            return ratings_file(service, token or None, downloads)
         except ServiceError as error:
             raise user_error(str(error)) from error
 
