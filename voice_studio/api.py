@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from functools import partial
 from http import HTTPStatus
 from typing import Any
@@ -27,15 +27,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
 from gsv_core.engine.requests import SynthesisResult
 
+from .cancellation import Cancellation
 from .errors import ServiceError, unexpected
 from .http_guard import VISITOR_KEY_HEADER, BodyRefused
 from .limits import Limits, check_options, check_quality_flag
 from .readable_text import check_strings_readable
 from .service import VoiceService
+from .synthesis_stream import SynthesisStream
 from .zerogpu import gpu_task, synthesis_gpu_seconds
 
 
@@ -282,11 +285,32 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
         visitor, token = _visitor(request, x_session), _token(authorization)
         if stream is not None:
             return await _streamed(service, text, speaker_id, language, options, visitor, stream, ticket, token)
+        cancellation = Cancellation()
         job = partial(synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token,
-                      quality_check=service.synthesis.quality_wanted(quality_check))
+                      quality_check=service.synthesis.quality_wanted(quality_check), cancellation=cancellation)
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
-        result = await asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
+        work = asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
+        result = await _unless_the_client_leaves(request, work, cancellation)
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav", headers=result_headers(result))
+
+
+async def _unless_the_client_leaves(request: Request, work: asyncio.Future, cancellation: Cancellation) -> Any:
+    """``work``'s result; a client that disconnects first cancels the request, and ``work`` then ends
+    with RequestCancelled (a 499 that nobody receives)."""
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not work.done():
+        cancellation.cancel()
+    return await work
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed its connection (the body is already read: nothing else comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def result_headers(result: SynthesisResult) -> dict[str, str]:
@@ -321,20 +345,37 @@ async def _streamed(service: VoiceService, text: str, speaker_id: str, language:
     """A WAV with an open length, sent piece by piece as the pieces are made.
 
     Checks run before the first byte, so a refused request is still a 4xx JSON answer; a
-    failure after the first piece ends the stream (the log has the reason).
+    failure after the first piece ends the stream (the log has the reason). A client that
+    hangs up cancels the synthesis (:class:`_CancellingStream`).
     """
-    pieces = await asyncio.get_running_loop().run_in_executor(
-        service.admission.executor,
-        partial(service.synthesize_stream, text, speaker_id, language, options, visitor, mode, ticket, token))
+    executor, loop = service.admission.executor, asyncio.get_running_loop()
+    pieces = await loop.run_in_executor(
+        executor, partial(service.synthesize_stream, text, speaker_id, language, options, visitor, mode, ticket, token))
     sample_rate = service.pipeline().sample_rate
 
-    def body() -> Iterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:
         yield streaming_wav_header(sample_rate)
-        try:
-            for piece in pieces:
+        try:  # each wait for a piece on the admission pool, which has a thread for every admitted request
+            while (piece := await loop.run_in_executor(executor, next, pieces, None)) is not None:
                 yield to_int16(np.clip(piece.audio, -1, 1 - 1 / 32768)).tobytes()
         except ServiceError:
             return  # logged by the service; the client sees the stream end
 
-    return StreamingResponse(body(), media_type="audio/wav",
+    return _CancellingStream(pieces, body(), media_type="audio/wav",
                              headers={"X-Sample-Rate": str(sample_rate), "X-Audio-Format": "pcm_s16le; channels=1"})
+
+
+class _CancellingStream(StreamingResponse):
+    """A streamed answer that closes its synthesis stream when it ends, which cancels the synthesis if the
+    answer ended early: Starlette stops sending when the client disconnects, but a body waiting for its
+    next piece would never learn of it, and the synthesis would run to its end."""
+
+    def __init__(self, pieces: SynthesisStream, content: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._pieces = pieces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._pieces.close()  # nothing changes once the stream has ended

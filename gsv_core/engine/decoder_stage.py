@@ -65,12 +65,14 @@ class SovitsStage:
         """Store each job's ``wave``-th batch of segments (audio from ``tokens[index]``, one (T,) per segment).
 
         Returns the jobs that failed. If the batched decode fails, every job decodes alone
-        from its state before it, so only the culprit fails.
+        from its state before it, so only the culprit fails. A job whose request says stop
+        fails with SynthesisCancelled before its next decoder call; the others decode as before.
         """
         failures: dict[int, Exception] = {}
         calls: dict[int, list[DecoderCall]] = {}
         for index, job in jobs.items():
             try:
+                job.check_cancelled()
                 self._record_tokens(job, job.batches[wave], tokens[index])
                 if job.request.options.stream == "chunks":
                     self._close_streams(job, job.batches[wave], tokens[index])
@@ -144,7 +146,8 @@ class SovitsStage:
         return [DecoderCall(torch.cat(tokens), torch.cat(phones))]
 
     def _decode_alone(self, job: SynthesisJob, call: DecoderCall) -> torch.Tensor:
-        """One decoder call -> (samples,) waveform."""
+        """One decoder call -> (samples,) waveform; a cancelled job stops before it (SynthesisCancelled)."""
+        job.check_cancelled()
         options = job.request.options
         noise = job.noise.pop(0) if job.noise else None
         audio = self.sovits.decode(

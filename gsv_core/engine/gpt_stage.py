@@ -26,8 +26,9 @@ class GptStage:
         self.decoder = decoder  # chunks mode: its streams voice a segment while its tokens come
         self.device = device
 
-    def generate_wave(self, jobs: list[SynthesisJob], wave: int) -> list[list[torch.Tensor]]:
-        """Semantic tokens (T,) of each job's ``wave``-th batch of segments: per job a list in batch order."""
+    def generate_wave(self, jobs: list[SynthesisJob], wave: int) -> list[list[torch.Tensor | None]]:
+        """Semantic tokens (T,) of each job's ``wave``-th batch of segments: per job a list in batch order
+        (None for a row whose request was cancelled)."""
         rows: list[DecodeRow] = []
         for job in jobs:
             batch = job.batches[wave]
@@ -48,4 +49,4 @@ class GptStage:
             bert = torch.cat([conditioning.prompt_bert, bert], dim=1)
         stream = self.decoder.segment_stream(job, segment) if job.request.options.stream == "chunks" else None
         return DecodeRow(phones, bert, conditioning.prompt_semantic, job.request.options.sampling(), job.generator,
-                         on_step=None if stream is None else stream.on_step)
+                         on_step=None if stream is None else stream.on_step, should_stop=job.request.should_stop)

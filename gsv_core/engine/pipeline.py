@@ -38,7 +38,8 @@ from .fast_cpu import FastCpuMode
 from .gpt_stage import GptStage
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
 from .requests import (
-    AudioChunk, AudioFn, InspectFn, PreparedText, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult,
+    AudioChunk, AudioFn, InspectFn, PreparedText, ProgressFn, SynthesisCancelled, SynthesisOptions,
+    SynthesisRequest, SynthesisResult,
 )
 from ..text.frontend import TextFrontend
 from .token_chunks import mute_similarity
@@ -248,15 +249,23 @@ class VoicePipeline:
         """The pieces of one streamed request (``request.options.stream`` set) as they are made.
 
         Synthesis runs in a worker thread; an error is raised here, after the pieces made before it.
+        Closing the iterator early stops the synthesis at its next step or chunk.
         """
         if request.options.stream is None:
             raise ValueError("synthesize_stream needs options.stream ('fragments' or 'chunks')")
         pieces: queue.Queue = queue.Queue()
-        request = dataclasses.replace(request, on_audio=pieces.put)
-        worker = threading.Thread(target=lambda: pieces.put(self.synthesize_many([request])[0]), daemon=True)
+        closed = threading.Event()
+        asked = request.should_stop
+        request = dataclasses.replace(request, on_audio=pieces.put,
+                                      should_stop=lambda: closed.is_set() or (asked is not None and asked()))
+        worker = threading.Thread(target=lambda: pieces.put(self.synthesize_many([request])[0]), daemon=True,
+                                  name="synthesis-stream")
         worker.start()
-        while not isinstance(item := pieces.get(), (SynthesisResult, Exception)):
-            yield item
+        try:
+            while not isinstance(item := pieces.get(), (SynthesisResult, Exception)):
+                yield item
+        finally:
+            closed.set()  # a no-op once synthesis ended; else the worker stops at its next step
         if isinstance(item, Exception):
             raise item
 
@@ -268,6 +277,8 @@ class VoicePipeline:
         drawn in the order a request served alone draws it, so it gets the same audio as
         alone with the same seed. Whatever one request raises (bad text, a speaker of
         another version, a fault while decoding it) lands in its own slot; the others go on.
+        A request whose ``should_stop`` says so is dropped at its next step (outcome
+        :class:`SynthesisCancelled`); the others get what they would get without it.
         """
         started = time.perf_counter()
         outcomes: list[SynthesisResult | Exception | None] = [None] * len(requests)
@@ -279,7 +290,7 @@ class VoicePipeline:
                 except Exception as error:  # noqa: BLE001 - the request's own failure, returned in its slot
                     outcomes[index] = error
             wave = 0
-            while active := {i: job for i, job in jobs.items() if wave < len(job.batches) and outcomes[i] is None}:
+            while active := _still_running(jobs, outcomes, wave):
                 for index, error in self._run_wave(active, wave).items():
                     outcomes[index] = error
                 wave += 1
@@ -331,6 +342,9 @@ class VoicePipeline:
                     wave_tokens[index] = tokens[position]
             except Exception as error:  # noqa: BLE001 - this request's failure only
                 failures[index] = error
+        for index in [index for index, job_tokens in wave_tokens.items() if any(t is None for t in job_tokens)]:
+            failures[index] = SynthesisCancelled()  # its GPT rows stopped on should_stop: nothing to decode
+            del wave_tokens[index]
         decoded = {index: jobs[index] for index in wave_tokens}
         return failures | self._decoder.decode_wave(decoded, wave, wave_tokens)
 
@@ -360,3 +374,18 @@ class VoicePipeline:
             timings={"total_s": time.perf_counter() - started, "requests_in_batch": batched},
         )
 
+
+def _still_running(jobs: dict[int, SynthesisJob], outcomes: list, wave: int) -> dict[int, SynthesisJob]:
+    """The jobs with a ``wave``-th batch to run and no outcome yet; one whose request says stop gets
+    SynthesisCancelled here, before its wave starts."""
+    running = {}
+    for index, job in jobs.items():
+        if wave >= len(job.batches) or outcomes[index] is not None:
+            continue
+        try:
+            job.check_cancelled()
+        except SynthesisCancelled as cancelled:
+            outcomes[index] = cancelled
+            continue
+        running[index] = job
+    return running

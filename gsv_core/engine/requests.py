@@ -18,6 +18,7 @@ from ..text.frontend import DEFAULT_SPLIT_METHOD, PhoneSequence
 
 ProgressFn = Callable[[float, str], None]
 InspectFn = Callable[[str, np.ndarray], None]
+StopFn = Callable[[], bool]  # True once the request's caller no longer wants it (it must then stay True)
 STREAM_MODES = (None, "fragments", "chunks")
 
 
@@ -31,6 +32,13 @@ class AudioChunk:
 
 
 AudioFn = Callable[[AudioChunk], None]
+
+
+class SynthesisCancelled(Exception):
+    """The outcome of a request whose ``should_stop`` said so: it stopped before its end, nothing is returned."""
+
+    def __init__(self) -> None:
+        super().__init__("the synthesis was cancelled")
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,9 @@ class SynthesisRequest:
     intermediate arrays under the official names (``t2s_y_full_<k>`` per segment,
     ``decode_out_<k>`` per decoder call), for parity dumps. With ``options.stream``,
     ``on_audio`` receives every piece as soon as it is made (from the synthesizing thread).
+    ``should_stop()`` is asked before every GPT step, decoder call and streamed chunk (from the
+    synthesizing thread, so it must be cheap); once it says True the request stops there, its
+    outcome is :class:`SynthesisCancelled`, and the requests served with it go on unchanged.
     ``prepared_text``: ``text`` as :meth:`VoicePipeline.prepare_text` read it for these options
     (a service that checked it hands it on); None: the pipeline reads it.
     """
@@ -175,3 +186,4 @@ class SynthesisRequest:
     inspect: InspectFn | None = None
     on_audio: AudioFn | None = None
     prepared_text: PreparedText | None = None
+    should_stop: StopFn | None = None

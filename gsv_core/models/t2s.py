@@ -132,6 +132,8 @@ class DecodeRow:
     # streaming: called after every step with the row's new token, then once with (None, True)
     # when it stopped (the stopping EOS is never passed); makes every step a stop check
     on_step: Callable[[int | None, bool], None] | None = None
+    # asked after every step: True leaves the batch at once (its result is None, on_step hears no more)
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -213,7 +215,7 @@ class Text2Semantic(nn.Module):
         max_steps: int = MAX_STEPS,
         early_stop: int = EARLY_STOP_TOKENS,
         check_every: int | None = None,
-    ) -> list[torch.Tensor]:
+    ) -> list[torch.Tensor | None]:
         """Semantic tokens for each row, all rows decoded as one left-padded batch.
 
         Rows that share a generator object (the segments of one request) draw their noise
@@ -227,7 +229,8 @@ class Text2Semantic(nn.Module):
         look without changing their output or their generator, so any value gives the same
         results; while two live rows share a generator every step is checked, since their
         next draw depends on it.
-        Returns per row (N_i,) int64 generated tokens, EOS and prompt removed.
+        Returns per row (N_i,) int64 generated tokens, EOS and prompt removed; None for a row whose
+        ``should_stop()`` said True: it left after that step, the others went on as if it had stopped.
         """
         if not rows:
             return []
@@ -245,6 +248,8 @@ class Text2Semantic(nn.Module):
                                                               hidden.shape[-1]).to(hidden)
         results: list[torch.Tensor | None] = [None] * len(rows)
         listening = any(row.on_step is not None for row in rows)
+        stoppable = any(row.should_stop is not None for row in rows)
+        cancelled: set[int] = set()  # input rows stopped by should_stop
         for step in range(max_steps):
             logits = project(hidden, self.semantic_head)
             if step < MIN_STEPS_BEFORE_EOS:
@@ -254,15 +259,18 @@ class Text2Semantic(nn.Module):
             last = step + 1 > early_stop or step == max_steps - 1
             stopped = (sampled == self.config.eos) | (greedy == self.config.eos) | last
             live.finished_at = torch.where(stopped & (live.finished_at < 0), step, live.finished_at)
-            if last or sampler.shares_generators or listening or (step + 1) % check_every == 0:
+            cancelling = stoppable and _stop_cancelled(rows, live, step, cancelled)
+            if cancelling or last or sampler.shares_generators or listening or (step + 1) % check_every == 0:
                 if listening:
-                    _notify(rows, live, step)
+                    _notify(rows, live, step, cancelled)
                 if not self._collect(live, cache, sampler, results, step):
                     break
             embedded = self.semantic_embedding(live.tokens[:, step : step + 1]) + table[live.positions + step].unsqueeze(1)
             step_mask = None if live.mask is None else live.mask[..., : cache.length + 1]
             hidden = self._run(embedded, cache, step_mask)[:, -1]
-        return results  # type: ignore[return-value]
+        for row in cancelled:
+            results[row] = None
+        return results
 
     def _prefill(self, rows: Sequence[DecodeRow], prompts: list[torch.Tensor],
                  max_steps: int) -> tuple[torch.Tensor, KVCache, _Live]:
@@ -320,11 +328,25 @@ class Text2Semantic(nn.Module):
         return bool(keep)
 
 
-def _notify(rows: Sequence[DecodeRow], live: _Live, step: int) -> None:
-    """Tell the rows that listen what this step gave them (every step is checked while one listens)."""
+def _stop_cancelled(rows: Sequence[DecodeRow], live: _Live, step: int, cancelled: set[int]) -> bool:
+    """Mark the live rows whose ``should_stop()`` says so as stopped at ``step`` and add them to
+    ``cancelled``; True when there was one (the caller then drops them from the batch at once)."""
+    newly = [index for index, row in enumerate(live.rows) if rows[row].should_stop is not None and rows[row].should_stop()]
+    if not newly:
+        return False
+    cancelled.update(live.rows[index] for index in newly)
+    picked = torch.tensor(newly, device=live.finished_at.device)
+    finished_at = live.finished_at[picked]
+    live.finished_at[picked] = torch.where(finished_at < 0, step, finished_at)  # so no generator is rewound past now
+    return True
+
+
+def _notify(rows: Sequence[DecodeRow], live: _Live, step: int, cancelled: set[int]) -> None:
+    """Tell the rows that listen what this step gave them (every step is checked while one listens);
+    a cancelled row hears nothing more."""
     for index, (row, finished_at) in enumerate(zip(live.rows, live.finished_at.tolist())):
         on_step = rows[row].on_step
-        if on_step is None:
+        if on_step is None or row in cancelled:
             continue
         if finished_at >= 0:
             on_step(None, True)

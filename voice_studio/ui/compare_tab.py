@@ -22,6 +22,7 @@ from ..service import VoiceService
 from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices, text_gpu_seconds, voice_names
 from .feedback import busy_while, int16_audio, progress_reporter, user_error
 from .downloads import Downloads
+from .page_events import page_cancellation
 from .speakers_tab import ratings_file
 from .strings import locale_of, say, ui
 
@@ -46,7 +47,8 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
             raise user_error(say("msg_pick_compare", locale, count=len(speaker_ids)))
         try:  # one batch: the voices are synthesized together
             results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session,
-                                              progress=progress_reporter(progress, locale, f"{len(speaker_ids)} × "))
+                                              progress=progress_reporter(progress, locale, f"{len(speaker_ids)} × "),
+                                              cancellation=page_cancellation())
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
         clips = [(result.sample_rate, int16_audio(result.audio)) for result in results]

@@ -17,6 +17,7 @@ from ..zerogpu import synthesis_gpu_seconds
 from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices
 from .feedback import busy_while, int16_audio, progress_reporter, user_error
 from .history import build_history, remember
+from .page_events import page_cancellation
 from .strings import EXAMPLES, locale_of, say, ui
 
 
@@ -42,7 +43,8 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
         started = time.perf_counter()
         try:
             result = service.synthesize(text, speaker_id, language, options, session_of(request),
-                                        progress=progress_reporter(progress, locale), quality_check=quality_check)
+                                        progress=progress_reporter(progress, locale), quality_check=quality_check,
+                                        cancellation=page_cancellation())
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
         return _finished(service, result, started, history, speaker_id, text, request, locale)
@@ -59,14 +61,19 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
             return
         locale = locale_of(request)
         options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
-        started, pieces, finished = time.perf_counter(), [], []
+        started, finished = time.perf_counter(), []
         try:
-            for piece in service.synthesize_stream(text, speaker_id, language, options, session_of(request),
-                                                   on_result=finished.append):
-                pieces.append(piece.audio)
+            stream = service.synthesize_stream(text, speaker_id, language, options, session_of(request),
+                                               on_result=finished.append, cancellation=page_cancellation())
+        except (ServiceError, ValueError) as error:
+            raise user_error(str(error)) from error
+        try:  # Gradio closes this generator when the page goes away (or Stop is pressed): that cancels the synthesis
+            for piece in stream:
                 yield (piece.sample_rate, int16_audio(piece.audio)), gr.skip(), gr.skip(), gr.skip()
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
+        finally:
+            stream.close()
         yield gr.skip(), *_finished(service, finished[0], started, history, speaker_id, text, request, locale)
 
     with gr.Row():
