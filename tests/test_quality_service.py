@@ -213,12 +213,14 @@ def test_zerogpu_asks_for_time_for_every_take_of_a_checked_request():
 # service cases use the tiny v2 models, holding the tiny ERes2NetV2 as a v2Pro pipeline holds its
 # SV model; the scorer alone is run on a tiny v2ProPlus synthesis.
 
-def _tiny_pipeline(reference_dir, sovits: str):
+def _tiny_pipeline(reference_dir, sovits: str, sv: bool = False):
+    """The tiny models; ``sv``: with the tiny SV model (for v2: scoring similarity alone)."""
     from gsv_core.engine.pipeline import VoicePipeline
 
     models = reference_dir / "models"
     return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / sovits, models / "chinese-hubert-tiny",
-                                    models / "chinese-roberta-tiny", official_data=reference_dir / "data")
+                                    models / "chinese-roberta-tiny", models / "sv-eres2netv2-tiny.ckpt" if sv else None,
+                                    official_data=reference_dir / "data")
 
 
 def _tiny_encoder(reference_dir):
@@ -246,12 +248,11 @@ def test_similarity_is_reported_with_the_pipelines_sv_model_and_the_reference_em
         tmp_path, reference_dir, monkeypatch):
     from gsv_core.features import similarity
 
-    pipeline = _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth")
-    pipeline.speaker_encoder = _tiny_encoder(reference_dir)
-    service, speaker_id = _tiny_service(tmp_path, reference_dir, pipeline)
+    pipeline = _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True)
     calls = []
-    monkeypatch.setattr("voice_studio.voice_similarity.reference_embedding",
+    monkeypatch.setattr("gsv_core.engine.references.reference_embedding",
                         lambda *args: calls.append(1) or similarity.reference_embedding(*args))
+    service, speaker_id = _tiny_service(tmp_path, reference_dir, pipeline)
     options = SynthesisOptions(top_k=1, seed=3)
     first = service.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", options, None)
     second = service.synthesize("我们一起去公园散步吧。", speaker_id, "zh", options, None)
@@ -264,8 +265,9 @@ def test_similarity_is_reported_with_the_pipelines_sv_model_and_the_reference_em
 
 
 def test_similarity_of_a_v2proplus_synthesis(tmp_path, reference_dir):
-    from types import SimpleNamespace
+    import dataclasses
 
+    from gsv_core.features.similarity import reference_embedding
     from voice_studio.voice_similarity import SimilarityScorer
 
     pipeline = _tiny_pipeline(reference_dir, "s2G-tiny-v2ProPlus.pth")
@@ -274,9 +276,10 @@ def test_similarity_of_a_v2proplus_synthesis(tmp_path, reference_dir):
     speaker = pipeline.prepare_speaker(case / "ref.wav", "我们一起去海边看日出吧。", "zh",
                                        sv_embedding=np.load(case / "intermediates.npz")["sv_embedding"])
     result = pipeline.synthesize("你好，世界。今天天气不错。", "zh", speaker, SynthesisOptions(top_k=1, seed=3))
-    library = SimpleNamespace(reference_path=lambda speaker_id: case / "ref.wav")
-    info = SimpleNamespace(id="plus", audio_sha256="0" * 64)
-    score = SimilarityScorer(library).score(pipeline, info, result)
+    samples, rate = load_reference_audio(case / "ref.wav")  # what preparing it with this SV model stores
+    speaker = dataclasses.replace(speaker, verification_embedding=reference_embedding(
+        pipeline.speaker_encoder, samples, rate, pipeline.sample_rate))
+    score = SimilarityScorer().score(pipeline, speaker, result)
     expected = _expected_similarity(pipeline.speaker_encoder, case / "ref.wav", pipeline.sample_rate, result)
     assert score is not None and score == pytest.approx(expected, abs=1e-5)
 
@@ -285,10 +288,27 @@ def test_similarity_is_none_for_v2_and_for_short_output_and_v2_can_score_with_th
     service, speaker_id = _tiny_service(tmp_path / "v2", reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth"))
     result = service.synthesize("你好，世界。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
     assert result.similarity is None and result.duration_s > 0
-    scored, scored_id = _tiny_service(tmp_path / "v2sv", reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth"),
-                                      sv_checkpoint=reference_dir / "models" / "sv-eres2netv2-tiny.ckpt")
-    assert scored.pipeline().speaker_encoder is None  # v2 synthesis never uses it
+    scored, scored_id = _tiny_service(tmp_path / "v2sv", reference_dir,
+                                      _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True))
+    assert scored.library.conditioning(scored_id, prepare=scored.pipeline().prepare_speaker,
+                                       weights_key=scored.pipeline().weights_key).sv_embedding is None  # v2 never uses it
     result = scored.synthesize("你好，世界。", scored_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
     assert -1 <= result.similarity <= 1
     short = SynthesisResult(result.sample_rate, np.zeros(result.sample_rate // 4, np.float32))
-    assert scored.synthesis.scorer.score(scored.pipeline(), scored.library.get(scored_id), short) is None
+    speaker = scored.library.conditioning(scored_id, prepare=scored.pipeline().prepare_speaker,
+                                          weights_key=scored.pipeline().weights_key)
+    assert scored.synthesis.scorer.score(scored.pipeline(), speaker, short) is None
+
+
+def test_the_similarity_scorer_never_opens_the_reference_file(tmp_path, reference_dir, monkeypatch):
+    """Scoring uses the verification embedding stored with the voice: synthesizing and scoring open
+    no audio file at all (the scorer used to read the voice's reference.wav and embed it again)."""
+    import soundfile
+
+    service, speaker_id = _tiny_service(tmp_path, reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True))
+    service.synthesize("你好。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=1), None)  # conditioning cached
+    opened = []
+    inner = soundfile.SoundFile.__init__
+    monkeypatch.setattr(soundfile.SoundFile, "__init__", lambda self, file, *a, **k: opened.append(file) or inner(self, file, *a, **k))
+    result = service.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
+    assert -1 <= result.similarity <= 1 and opened == []

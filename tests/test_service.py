@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.engine.requests import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import PreparedText, SynthesisOptions, SynthesisResult
 from voice_studio.service import ServiceConfig, ServiceError, VoiceService
 
 
@@ -34,6 +34,11 @@ class FakePipeline:
     def __init__(self, serve_s: float = 0.0) -> None:
         self.serve_s = serve_s
         self.batches: list[int] = []
+
+    def prepare_text(self, text, language, options):
+        sequences = tuple(self.frontend.prepare(text, language, "v2", options.split_method))
+        return PreparedText(text, language, options.split_method, "v2", sequences,
+                            tuple(len(s.norm_text) for s in sequences), 510)
 
     def prepare_speaker(self, audio, transcript, language):
         rng = np.random.default_rng(0)

@@ -155,6 +155,8 @@ def _pipeline_loader(args: argparse.Namespace):
                                  "speaker-verification checkpoint: start the app with --sv too")
         else:
             files = resolve_model_files(args.version, progress=progress)
+            if args.sv and files.sv is None:  # v2 takes no SV features; the model still scores similarity
+                files = replace(files, sv=Path(args.sv))
             pipeline = VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype,
                                                 official_data=official, fast_cpu=fast_cpu)
         return pipeline
@@ -208,7 +210,7 @@ def build_server(args: argparse.Namespace):
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
                       max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits,
                       serve_directly=args.zero_gpu, quality_check_default=quality_check_default(args),
-                      sv_checkpoint=Path(args.sv) if args.sv else None, transcriber_device=transcriber_device(args)),
+                      transcriber_device=transcriber_device(args)),
         _pipeline_loader(args),
     )
     if args.zero_gpu:  # at start, outside any GPU call: the models go to cuda here

@@ -58,8 +58,6 @@ class ServiceConfig:
     serve_directly: bool = False
     # requests that do not say whether to run the quality check (voice_studio.quality_check) get this
     quality_check_default: bool = False
-    # a speaker-verification checkpoint for scoring similarity when the pipeline has none (v2)
-    sv_checkpoint: Path | None = None
     transcriber_device: str = "cpu"  # Whisper's device: reference transcripts and the quality check
 
 
@@ -78,7 +76,7 @@ class VoiceService:
         self.sweeper = Sweeper(self.library, self.limits)
         self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
                                        config.max_batch, config.max_waiting, config.serve_directly,
-                                       SimilarityScorer(self.library, config.sv_checkpoint),
+                                       SimilarityScorer(),
                                        QualityCheck(self.transcriber, self.limits), config.quality_check_default)
         # speaking is the desk's: these are its entry points, named as the UI and REST call them
         self.admission = self.synthesis.admission

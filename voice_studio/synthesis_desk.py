@@ -121,7 +121,7 @@ class SynthesisDesk:
                 refusal = error if isinstance(error, ServiceError) else unexpected(error, "checking a synthesis")
                 self.log_failure(record, started, refusal)
                 raise refusal from None
-            return self._finish(record, started, item.info, result)
+            return self._finish(record, started, item, result)
 
     def quality_wanted(self, quality_check: bool | None) -> bool:
         """Whether a request runs the quality check: its own choice, else the server's default."""
@@ -180,13 +180,13 @@ class SynthesisDesk:
             ticket.close()
             self.log_failure(record, started, error)
             raise
-        stream.follow(future, item.info)
+        stream.follow(future, item)
         return stream
 
     def _streamed(self, record: dict, started: float, on_result: Callable[[SynthesisResult], None] | None,
-                  future: Future, info: SpeakerInfo) -> None:
+                  future: Future, item: _Queued) -> None:
         """A streamed request's end: its outcome logged (ServiceError raised on failure), ``on_result`` told."""
-        result = self._finish(record, started, info, self._outcome(None, iter([future]), None), streamed=True)
+        result = self._finish(record, started, item, self._outcome(None, iter([future]), None), streamed=True)
         if on_result is not None:
             on_result(result)
 
@@ -207,7 +207,7 @@ class SynthesisDesk:
                 self.log_failure(record, started, error)
                 failure = failure or error
                 continue
-            results.append(self._finish(record, started, item.info, result))
+            results.append(self._finish(record, started, item, result))
         if failure is not None:
             raise failure
         return results
@@ -217,12 +217,12 @@ class SynthesisDesk:
         self.log.write(record, started, outcome="cancelled" if isinstance(error, RequestCancelled) else "error",
                        status=error.status, error=str(error), **({"error_id": error.error_id} if error.error_id else {}))
 
-    def _finish(self, record: dict, started: float, info: SpeakerInfo, result: SynthesisResult,
+    def _finish(self, record: dict, started: float, item: _Queued, result: SynthesisResult,
                 streamed: bool = False) -> SynthesisResult:
         """``result`` with its speaker similarity, logged as the request's "ok" line (``rtf``: synthesis
         alone, every take of a checked request included; ``wall_s``: the scoring too)."""
         wall = time.perf_counter() - started
-        result = dataclasses.replace(result, similarity=self.scorer.score(self.pipeline(), info, result))
+        result = dataclasses.replace(result, similarity=self.scorer.score(self.pipeline(), item.request.speaker, result))
         timing = {"streamed": True} if streamed else {"rtf": round(wall / max(result.duration_s, 1e-6), 3)}
         self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3), **timing,
                        batch=result.timings.get("requests_in_batch", 1), **outcome_fields(result))
@@ -258,14 +258,15 @@ class SynthesisDesk:
         options = recheck_options(options, self.limits)
         info = self.access.visible(self.library, speaker_id, session, token)
         pipeline = self.pipeline()
-        try:  # the pipeline phonemizes again; cheap next to synthesis, and it keeps bad text out of batches
-            sequences = pipeline.frontend.prepare(text, language, pipeline.version_info.symbols, options.split_method)
+        try:  # read once: checked here, and the request carries it, so the pipeline does not read it again
+            prepared = pipeline.prepare_text(text, language, options)
         except TextError as error:
             raise ServiceError(str(error)) from error
-        expected = check_segments([len(s.phone_ids) for s in sequences], [len(s.norm_text) for s in sequences],
-                                  options, self.limits, _bert_chars(pipeline))
+        expected = check_segments(prepared.phone_counts, prepared.segment_chars, options, self.limits,
+                                  prepared.max_bert_chars)
         speaker = self._conditioning(info, pipeline)
-        request = SynthesisRequest(text, language, speaker, options, progress, should_stop=cancellation.should_stop)
+        request = SynthesisRequest(text, language, speaker, options, progress, prepared_text=prepared,
+                                   should_stop=cancellation.should_stop)
         return _Queued(request, expected, info)
 
     def _conditioning(self, info: SpeakerInfo, pipeline: VoicePipeline):
@@ -332,10 +333,3 @@ def outcome_fields(result: SynthesisResult) -> dict:
             fields["quality_note"] = report.note
     return fields
 
-
-def _bert_chars(pipeline: VoicePipeline) -> int | None:
-    """Characters one segment may have for the BERT model's position table (None: not known)."""
-    try:
-        return int(pipeline.bert.model.config.max_position_embeddings) - 2
-    except (AttributeError, TypeError, ValueError):
-        return None

@@ -13,8 +13,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from typing import Any
 
-from gsv_core.speakers import SpeakerInfo
 from gsv_core.engine.requests import AudioChunk
 
 from .admission import Ticket
@@ -25,14 +25,14 @@ from .errors import ServiceError
 class SynthesisStream(Iterator[AudioChunk]):
     """Iterate for the pieces; :meth:`close` before the end cancels the request."""
 
-    def __init__(self, cancellation: Cancellation, ticket: Ticket, settle: Callable[[Future, SpeakerInfo], None],
+    def __init__(self, cancellation: Cancellation, ticket: Ticket, settle: Callable[[Future, Any], None],
                  fail: Callable[[ServiceError], None]) -> None:
         """``settle(future, info)`` logs a finished request (raising ServiceError when it failed);
         ``fail(error)`` logs one that did not end in audio."""
         self._pieces: queue.Queue = queue.Queue()
         self._cancellation, self._ticket, self._settle, self._fail = cancellation, ticket, settle, fail
         self._future: Future | None = None
-        self._info: SpeakerInfo | None = None
+        self._checked: Any = None  # the desk's checked request, handed back to ``settle`` at the end
         self._ended = False
         self._lock = threading.Lock()
 
@@ -40,9 +40,9 @@ class SynthesisStream(Iterator[AudioChunk]):
         """Hand over one piece (the request's ``on_audio``, called from the synthesizing thread)."""
         self._pieces.put(piece)
 
-    def follow(self, future: Future, info: SpeakerInfo) -> None:
-        """The queued request's outcome: its end comes when ``future`` is done."""
-        self._future, self._info = future, info
+    def follow(self, future: Future, checked: Any) -> None:
+        """The queued request's outcome: its end comes when ``future`` is done (``checked``: the desk's request)."""
+        self._future, self._checked = future, checked
         pieces = self._pieces
         future.add_done_callback(lambda _: pieces.put(None))
 
@@ -53,7 +53,7 @@ class SynthesisStream(Iterator[AudioChunk]):
         if self._claim_end():
             with self._ticket:
                 try:
-                    self._settle(self._future, self._info)
+                    self._settle(self._future, self._checked)
                 except ServiceError as error:
                     self._fail(error)
                     raise
