@@ -220,32 +220,32 @@ def test_a_request_cancelled_while_it_waits_leaves_the_queue_and_its_slot_at_onc
 
     service, pipeline, voice, log = desk
     running, waiting = Cancellation(), Cancellation()
-    first, _ = _in_thread(lambda: service.synthesize("你好", voice, "zh", SynthesisOptions(), None, cancellation=running))
+    first, _ = _in_thread(lambda: service.synthesis.synthesize("你好", voice, "zh", SynthesisOptions(), None, cancellation=running))
     assert _wait_for(lambda: pipeline.entered == 1, 10)
-    second, outcome = _in_thread(lambda: service.synthesize("再见", voice, "zh", SynthesisOptions(), None,
+    second, outcome = _in_thread(lambda: service.synthesis.synthesize("再见", voice, "zh", SynthesisOptions(), None,
                                                             cancellation=waiting))
     assert _wait_for(lambda: service.synthesis._queue.waiting == 1, 10)
     waiting.cancel()  # its client hangs up while the first request holds the worker
     second.join(timeout=2)
     assert isinstance(outcome["error"], RequestCancelled) and outcome["error"].status == 499
-    assert service.synthesis._queue.waiting == 0 and service.admission.held == 1
+    assert service.synthesis._queue.waiting == 0 and service.synthesis.admission.held == 1
     running.cancel()
     first.join(timeout=5)
     assert pipeline.stopped == [True]  # the running one stopped when asked; the withdrawn one never ran
     assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["cancelled", "cancelled"]
-    assert service.admission.held == 0
+    assert service.synthesis.admission.held == 0
 
 
 def test_closing_a_stream_before_its_end_cancels_it_once_even_while_another_thread_reads(desk):
     service, pipeline, voice, log = desk
-    stream = service.synthesize_stream("你好", voice, "zh", SynthesisOptions(), None)
+    stream = service.synthesis.synthesize_stream("你好", voice, "zh", SynthesisOptions(), None)
     first = next(stream)
-    assert first.audio.size == 320 and service.admission.held == 1
+    assert first.audio.size == 320 and service.synthesis.admission.held == 1
     reader, outcome = _in_thread(lambda: next(stream, "ended"))  # blocked, waiting for the next piece
     time.sleep(0.2)
     stream.close()  # the web layer's answer ended early
     reader.join(timeout=5)
-    assert outcome["result"] == "ended" and service.admission.held == 0
+    assert outcome["result"] == "ended" and service.synthesis.admission.held == 0
     assert _wait_for(lambda: pipeline.stopped == [True], 5)
     stream.close()
     assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["cancelled"]
@@ -254,11 +254,11 @@ def test_closing_a_stream_before_its_end_cancels_it_once_even_while_another_thre
 def test_a_stream_read_to_its_end_is_served_and_closing_it_then_changes_nothing(desk):
     service, pipeline, voice, log = desk
     pipeline.hold_s = 0  # it ends on its own at once
-    stream = service.synthesize_stream("你好", voice, "zh", SynthesisOptions(), None)
+    stream = service.synthesis.synthesize_stream("你好", voice, "zh", SynthesisOptions(), None)
     assert len(list(stream)) == 1 and pipeline.stopped == [False]
     stream.close()
     assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["ok"]
-    assert service.admission.held == 0
+    assert service.synthesis.admission.held == 0
 
 
 def test_a_client_found_gone_by_its_probe_leaves_the_queue_within_a_probe_interval(desk):
@@ -267,10 +267,10 @@ def test_a_client_found_gone_by_its_probe_leaves_the_queue_within_a_probe_interv
 
     service, pipeline, voice, log = desk
     running, page = Cancellation(), {"gone": False}
-    first, _ = _in_thread(lambda: service.synthesize("你好", voice, "zh", SynthesisOptions(), None, cancellation=running))
+    first, _ = _in_thread(lambda: service.synthesis.synthesize("你好", voice, "zh", SynthesisOptions(), None, cancellation=running))
     assert _wait_for(lambda: pipeline.entered == 1, 10)
     probed = Cancellation(probe=lambda: page["gone"])
-    second, outcome = _in_thread(lambda: service.synthesize("再见", voice, "zh", SynthesisOptions(), None,
+    second, outcome = _in_thread(lambda: service.synthesis.synthesize("再见", voice, "zh", SynthesisOptions(), None,
                                                             cancellation=probed))
     assert _wait_for(lambda: service.synthesis._queue.waiting == 1, 10)
     page["gone"] = True
@@ -278,7 +278,7 @@ def test_a_client_found_gone_by_its_probe_leaves_the_queue_within_a_probe_interv
     assert isinstance(outcome.get("error"), RequestCancelled) and service.synthesis._queue.waiting == 0
     running.cancel()
     first.join(timeout=5)
-    assert service.admission.held == 0 and pipeline.stopped == [True]
+    assert service.synthesis.admission.held == 0 and pipeline.stopped == [True]
 
 
 def test_the_queue_withdraws_a_waiting_request_and_skips_one_cancelled_elsewhere():
@@ -383,7 +383,7 @@ def _wait_for(condition, timeout_s: float = 120.0) -> bool:
 
 def _settled(service, log, lines_before: int, count: int):
     """A condition: ``count`` new log lines written and no admission slot held any more."""
-    return lambda: len(_log_lines(log)) >= lines_before + count and service.admission.held == 0
+    return lambda: len(_log_lines(log)) >= lines_before + count and service.synthesis.admission.held == 0
 
 
 def test_streams_abandoned_after_their_first_bytes_are_cancelled_and_free_the_server(live, monkeypatch):
@@ -398,7 +398,7 @@ def test_streams_abandoned_after_their_first_bytes_are_cancelled_and_free_the_se
         received = _read_until(sock, lambda r, t=threshold: _body_bytes(r) > t)
         assert received.startswith(b"HTTP/1.1 200") and b"RIFF" in received
         sock.close()
-    assert _wait_for(_settled(server.service, log, lines_before, len(thresholds))), server.service.admission.held
+    assert _wait_for(_settled(server.service, log, lines_before, len(thresholds))), server.service.synthesis.admission.held
     lines = _log_lines(log)[lines_before:]
     assert [line["outcome"] for line in lines] == ["cancelled"] * len(thresholds), lines
     assert all(line["status"] == 499 for line in lines)
@@ -422,7 +422,7 @@ def test_rest_calls_dropped_while_they_wait_or_run_are_cancelled(live, monkeypat
     assert _wait_for(lambda: spy.entered >= 1)
     for sock in sockets:
         sock.close()
-    assert _wait_for(_settled(server.service, log, lines_before, len(sockets))), server.service.admission.held
+    assert _wait_for(_settled(server.service, log, lines_before, len(sockets))), server.service.synthesis.admission.held
     assert [line["outcome"] for line in _log_lines(log)[lines_before:]] == ["cancelled"] * len(sockets)
     assert _wait_for(spy.idle) and spy.served() == 0, spy.outcomes
 
@@ -463,6 +463,6 @@ def test_a_page_closed_during_its_synthesis_cancels_it(live, monkeypatch, api_na
     assert _wait_for(lambda: spy.entered >= 1)  # the models are at it
     sock.close()  # the visitor closes the tab
     voices = 2 if api_name == "compare" else 1
-    assert _wait_for(_settled(server.service, log, lines_before, voices)), server.service.admission.held
+    assert _wait_for(_settled(server.service, log, lines_before, voices)), server.service.synthesis.admission.held
     assert [line["outcome"] for line in _log_lines(log)[lines_before:]] == ["cancelled"] * voices
     assert _wait_for(spy.idle) and spy.served() == 0, spy.outcomes

@@ -68,7 +68,7 @@ def _log(tmp_path) -> list[dict]:
 def test_a_take_that_reads_wrong_is_made_again_with_the_next_seed(tmp_path):
     whisper = ScriptedWhisper("今天天气很差，我们不去了。", TEXT)
     service, pipeline, speaker_id = _checked_service(tmp_path, whisper)
-    result = service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=41), None, quality_check=True)
+    result = service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=41), None, quality_check=True)
     assert pipeline.seeds == [41, 42]
     assert (result.quality.tries, result.quality.seed, result.seed, result.quality.cer) == (2, 42, 42, 0.0)
     assert [call["language"] for call in whisper.calls] == ["chinese", "chinese"]  # the request's language
@@ -83,7 +83,7 @@ def test_the_best_take_is_kept_when_every_try_fails_and_a_request_without_seed_g
     wrong, worse = "今天天气很差。", "明天下雨。"
     whisper = ScriptedWhisper(worse, wrong, worse)
     service, pipeline, speaker_id = _checked_service(tmp_path, whisper)
-    result = service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(), None, quality_check=True)
+    result = service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(), None, quality_check=True)
     first = pipeline.seeds[0]
     assert first is not None and pipeline.seeds == [first, first + 1, first + 2]  # Limits().quality_max_tries
     assert result.quality.tries == 3 and result.seed == first + 1  # the lowest error rate
@@ -94,10 +94,10 @@ def test_the_server_limits_set_the_tries_and_the_threshold(tmp_path):
     whisper = ScriptedWhisper("今天天气不对。")  # 1 edit in 6 characters: 0.17
     strict, _, speaker_id = _checked_service(tmp_path / "strict", whisper,
                                              limits=Limits(quality_max_tries=2, quality_max_cer=0.1))
-    assert strict.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 2
+    assert strict.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 2
     lenient, _, speaker_id = _checked_service(tmp_path / "lenient", ScriptedWhisper("今天天气不对。"),
                                               limits=Limits(quality_max_cer=0.2))
-    assert lenient.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 1
+    assert lenient.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 1
     with pytest.raises(ValueError, match="quality_max_tries"):
         Limits(quality_max_tries=0)
 
@@ -109,7 +109,7 @@ def test_without_the_recognizer_the_take_is_kept_unchecked_and_says_why(tmp_path
         raise OSError("We couldn't connect to the Hub and the model is not in the cache")
 
     service.transcriber._load = offline
-    result = service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=7), None, quality_check=True)
+    result = service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=7), None, quality_check=True)
     assert pipeline.seeds == [7] and result.quality.cer is None and result.quality.note == RECOGNIZER_UNAVAILABLE
     line = _log(tmp_path)[-1]
     assert line["outcome"] == "ok" and line["cer"] is None and line["quality_note"] == RECOGNIZER_UNAVAILABLE
@@ -117,19 +117,19 @@ def test_without_the_recognizer_the_take_is_kept_unchecked_and_says_why(tmp_path
 
 def test_the_server_default_applies_when_a_request_does_not_say(tmp_path):
     service, pipeline, speaker_id = _checked_service(tmp_path, ScriptedWhisper("错。", TEXT), quality_check_default=True)
-    assert service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None).quality.tries == 2
-    assert service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None, quality_check=False).quality is None
+    assert service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None).quality.tries == 2
+    assert service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None, quality_check=False).quality is None
     assert pipeline.seeds == [3, 4, 3]
 
 
 def test_a_checked_request_that_fails_is_logged_once_and_frees_its_admission(tmp_path):
     service, _, speaker_id = _checked_service(tmp_path, ScriptedWhisper(TEXT))
     with pytest.raises(ServiceError, match="nothing to read"):
-        service.synthesize("😀", speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True)
+        service.synthesis.synthesize("😀", speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True)
     with pytest.raises(ServiceError, match="unknown speaker"):
-        service.synthesize(TEXT, "nobody", "zh", SynthesisOptions(), None, quality_check=True)
+        service.synthesis.synthesize(TEXT, "nobody", "zh", SynthesisOptions(), None, quality_check=True)
     assert [line["outcome"] for line in _log(tmp_path)] == ["error", "error"]
-    assert service.admission.held == 0
+    assert service.synthesis.admission.held == 0
 
 
 # -- REST -----------------------------------------------------------------------------------
@@ -254,8 +254,8 @@ def test_similarity_is_reported_with_the_pipelines_sv_model_and_the_reference_em
                         lambda *args: calls.append(1) or similarity.reference_embedding(*args))
     service, speaker_id = _tiny_service(tmp_path, reference_dir, pipeline)
     options = SynthesisOptions(top_k=1, seed=3)
-    first = service.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", options, None)
-    second = service.synthesize("我们一起去公园散步吧。", speaker_id, "zh", options, None)
+    first = service.synthesis.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", options, None)
+    second = service.synthesis.synthesize("我们一起去公园散步吧。", speaker_id, "zh", options, None)
     assert len(calls) == 1  # the reference's embedding is computed once per voice
     reference = service.library.reference_path(speaker_id)
     for result in (first, second):
@@ -286,13 +286,13 @@ def test_similarity_of_a_v2proplus_synthesis(tmp_path, reference_dir):
 
 def test_similarity_is_none_for_v2_and_for_short_output_and_v2_can_score_with_the_servers_sv(tmp_path, reference_dir):
     service, speaker_id = _tiny_service(tmp_path / "v2", reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth"))
-    result = service.synthesize("你好，世界。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
+    result = service.synthesis.synthesize("你好，世界。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
     assert result.similarity is None and result.duration_s > 0
     scored, scored_id = _tiny_service(tmp_path / "v2sv", reference_dir,
                                       _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True))
     assert scored.library.conditioning(scored_id, prepare=scored.pipeline().prepare_speaker,
                                        weights_key=scored.pipeline().weights_key).sv_embedding is None  # v2 never uses it
-    result = scored.synthesize("你好，世界。", scored_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
+    result = scored.synthesis.synthesize("你好，世界。", scored_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
     assert -1 <= result.similarity <= 1
     short = SynthesisResult(result.sample_rate, np.zeros(result.sample_rate // 4, np.float32))
     speaker = scored.library.conditioning(scored_id, prepare=scored.pipeline().prepare_speaker,
@@ -306,9 +306,9 @@ def test_the_similarity_scorer_never_opens_the_reference_file(tmp_path, referenc
     import soundfile
 
     service, speaker_id = _tiny_service(tmp_path, reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True))
-    service.synthesize("你好。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=1), None)  # conditioning cached
+    service.synthesis.synthesize("你好。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=1), None)  # conditioning cached
     opened = []
     inner = soundfile.SoundFile.__init__
     monkeypatch.setattr(soundfile.SoundFile, "__init__", lambda self, file, *a, **k: opened.append(file) or inner(self, file, *a, **k))
-    result = service.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
+    result = service.synthesis.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
     assert -1 <= result.similarity <= 1 and opened == []

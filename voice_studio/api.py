@@ -30,13 +30,13 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
-from gsv_core.engine.requests import SynthesisResult
 
 from .cancellation import Cancellation
 from .errors import ServiceError, unexpected
 from .http_guard import VISITOR_KEY_HEADER, BodyRefused
 from .limits import Limits, check_options, check_quality_flag
 from .readable_text import check_strings_readable
+from .served import ServedResult
 from .service import VoiceService
 from .synthesis_stream import SynthesisStream
 from .zerogpu import gpu_task, synthesis_gpu_seconds
@@ -256,9 +256,9 @@ def _add_unknown_route(router: APIRouter) -> None:
 def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
     limits = service.limits
     # under ZeroGPU, REST synthesis takes the same GPU path as the page's handlers (each take of a checked one counted)
-    synthesize = gpu_task(service.synthesize, lambda text, *_, quality_check=False, **__: synthesis_gpu_seconds(
+    synthesize = gpu_task(service.synthesis.synthesize, lambda text, *_, quality_check=False, **__: synthesis_gpu_seconds(
         text, checked_takes=limits.quality_max_tries if quality_check else 0)) \
-        if service.config.serve_directly else service.synthesize
+        if service.config.serve_directly else service.synthesis.synthesize
 
     @router.post("/tts")
     async def tts(request: Request, authorization: str | None = Header(default=None),
@@ -279,9 +279,9 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
                 raise ServiceError("a streamed answer cannot be quality-checked (audio already sent cannot be "
                                    'taken back): send "stream": false, or leave out "quality_check"')
         except ServiceError as error:
-            service.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
+            service.synthesis.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
             raise
-        ticket = service.admit(text, [speaker_id], language)  # before any thread is taken: 503 at once when full
+        ticket = service.synthesis.admit(text, [speaker_id], language)  # before any thread is taken: 503 at once when full
         visitor, token = _visitor(request, x_session), _token(authorization)
         if stream is not None:
             return await _streamed(service, text, speaker_id, language, options, visitor, stream, ticket, token)
@@ -289,7 +289,7 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
         job = partial(synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token,
                       quality_check=service.synthesis.quality_wanted(quality_check), cancellation=cancellation)
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
-        work = asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
+        work = asyncio.get_running_loop().run_in_executor(service.synthesis.admission.executor, job)
         result = await _unless_the_client_leaves(request, work, cancellation)
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav", headers=result_headers(result))
 
@@ -313,7 +313,7 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def result_headers(result: SynthesisResult) -> dict[str, str]:
+def result_headers(result: ServedResult) -> dict[str, str]:
     """What a /tts answer reports besides the audio: ``X-Seed`` (replays the take), ``X-Voice-Similarity``
     (4 decimals, or ``n/a`` without an SV model or for audio under half a second) and, when the
     quality check ran, ``X-Quality-CER`` (``n/a`` when it could not run, ``X-Quality-Note`` says why)
@@ -348,9 +348,9 @@ async def _streamed(service: VoiceService, text: str, speaker_id: str, language:
     failure after the first piece ends the stream (the log has the reason). A client that
     hangs up cancels the synthesis (:class:`_CancellingStream`).
     """
-    executor, loop = service.admission.executor, asyncio.get_running_loop()
+    executor, loop = service.synthesis.admission.executor, asyncio.get_running_loop()
     pieces = await loop.run_in_executor(
-        executor, partial(service.synthesize_stream, text, speaker_id, language, options, visitor, mode, ticket, token))
+        executor, partial(service.synthesis.synthesize_stream, text, speaker_id, language, options, visitor, mode, ticket, token))
     sample_rate = service.pipeline().sample_rate
 
     async def body() -> AsyncIterator[bytes]:

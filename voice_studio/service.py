@@ -35,7 +35,7 @@ from .model_host import ModelHost, PipelineLoader
 from .ratings import ClipAlreadyRated, Rating, RatingStore, VoiceScore
 from .recording_plan import RecordingView, chosen_cuts, plan_rows, split_sentences, spread_note
 from .synthesis_log import SynthesisLog
-from .synthesis_desk import SynthesisDesk
+from .synthesis_desk import DeskSettings, SynthesisDesk, Voices
 from .quality_check import QualityCheck
 from .transcriber import Transcriber, TranscriptionError
 from .voice_similarity import SimilarityScorer
@@ -74,15 +74,10 @@ class VoiceService:
         self._recognizer_slots = threading.BoundedSemaphore(self.limits.max_transcriptions)
         self.log = SynthesisLog(config.log_file, config.log_text)
         self.sweeper = Sweeper(self.library, self.limits)
-        self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
-                                       config.max_batch, config.max_waiting, config.serve_directly,
-                                       SimilarityScorer(),
-                                       QualityCheck(self.transcriber, self.limits), config.quality_check_default)
-        # speaking is the desk's: these are its entry points, named as the UI and REST call them
-        self.admission = self.synthesis.admission
-        self.admit, self.log_refusal = self.synthesis.admit, self.synthesis.log_refusal
-        self.synthesize, self.synthesize_each = self.synthesis.synthesize, self.synthesis.synthesize_each
-        self.synthesize_stream = self.synthesis.synthesize_stream
+        settings = DeskSettings(self.limits, config.max_chars, config.max_batch, config.max_waiting,
+                                config.serve_directly, config.quality_check_default)
+        self.synthesis = SynthesisDesk(self.models, Voices(self.library, self.access), self.log, settings,
+                                       SimilarityScorer(), QualityCheck(self.transcriber, self.limits))
 
     def start_loading(self) -> None:
         """At server start: load the models in the background and delete expired private voices."""

@@ -33,6 +33,7 @@ from .errors import ServiceError, scrub_paths, unexpected
 from .limits import Limits, check_segments, recheck_options
 from .model_host import ModelHost
 from .quality_check import QualityCheck
+from .served import ServedResult
 from .synthesis_log import SynthesisLog
 from .synthesis_queue import QueueBusy, SynthesisQueue
 from .synthesis_stream import SynthesisStream
@@ -51,21 +52,40 @@ class _Queued:
     info: SpeakerInfo
 
 
+@dataclass(frozen=True)
+class DeskSettings:
+    """The desk's bounds and choices, from the server's configuration."""
+
+    limits: Limits
+    max_chars: int = 150  # characters per request
+    max_batch: int = 4  # requests served together
+    max_waiting: int = 32  # requests waiting beyond the running ones; past it, 503 busy
+    serve_directly: bool = False  # ZeroGPU: serve in the calling thread, never through the queue's worker
+    quality_default: bool = False  # whether requests that do not say are quality-checked
+
+
+@dataclass(frozen=True)
+class Voices:
+    """Where a request's voice comes from: the library, and who may use which of its voices."""
+
+    library: SpeakerLibrary
+    access: AccessPolicy
+
+
 class SynthesisDesk:
     """Admits, checks, queues, serves and logs synthesis requests for the service."""
 
-    def __init__(self, models: ModelHost, access: AccessPolicy, library: SpeakerLibrary, log: SynthesisLog,
-                 limits: Limits, max_chars: int, max_batch: int, max_waiting: int, serve_directly: bool,
-                 scorer: SimilarityScorer, quality: QualityCheck, quality_default: bool = False) -> None:
-        self.models, self.access, self.library, self.log, self.limits = models, access, library, log, limits
-        self.scorer, self.quality, self.quality_default = scorer, quality, quality_default
-        self.max_chars = max_chars
-        self.serve_directly = serve_directly
+    def __init__(self, models: ModelHost, voices: Voices, log: SynthesisLog, settings: DeskSettings,
+                 scorer: SimilarityScorer, quality: QualityCheck) -> None:
+        self.models, self.log, self.settings = models, log, settings
+        self.access, self.library, self.limits = voices.access, voices.library, settings.limits
+        self.scorer, self.quality = scorer, quality
         # everything admitted has a thread at once and a queue slot: nothing waits unbounded
-        self.admission = Admission(max_waiting + max_batch)
+        self.admission = Admission(settings.max_waiting + settings.max_batch)
         # the queue holds whatever admission let in: until the worker takes a batch, the requests about
         # to be served count as waiting too, so a bound of ``max_waiting`` alone would refuse admitted ones
-        self._queue = SynthesisQueue(self._serve, max_batch=max_batch, max_waiting=max_waiting + max_batch,
+        self._queue = SynthesisQueue(self._serve, max_batch=settings.max_batch,
+                                     max_waiting=settings.max_waiting + settings.max_batch,
                                      cost=lambda queued: queued.expected_s)
 
     def pipeline(self) -> VoicePipeline:
@@ -93,12 +113,12 @@ class SynthesisDesk:
         """Log a synthesis request refused before it was checked (bad body, options, busy)."""
         record = self.log.record(text if isinstance(text, str) else "", str(speaker_id)[:80] if speaker_id else None,
                                  str(language)[:20] if language else None)
-        self.log.write(record, time.perf_counter(), outcome="error", status=error.status, error=str(error))
+        self.log_failure(record, time.perf_counter(), error)
 
     def synthesize(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
                    session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
                    token: str | None = None, quality_check: bool | None = None,
-                   cancellation: Cancellation | None = None) -> SynthesisResult:
+                   cancellation: Cancellation | None = None) -> ServedResult:
         """Speak ``text``; every call is logged as one JSON line, successful or not.
 
         Requests from concurrent callers are served together (see :class:`SynthesisQueue`).
@@ -121,11 +141,11 @@ class SynthesisDesk:
                 refusal = error if isinstance(error, ServiceError) else unexpected(error, "checking a synthesis")
                 self.log_failure(record, started, refusal)
                 raise refusal from None
-            return self._finish(record, started, item, result)
+            return self._finish(record, started, item, result)  # (ServedResult: with its quality report)
 
     def quality_wanted(self, quality_check: bool | None) -> bool:
         """Whether a request runs the quality check: its own choice, else the server's default."""
-        return self.quality_default if quality_check is None else quality_check
+        return self.settings.quality_default if quality_check is None else quality_check
 
     def _take(self, item: _Queued, cancellation: Cancellation, seed: int) -> SynthesisResult:
         """One take of a checked request with ``seed``, through the queue like any request."""
@@ -135,7 +155,7 @@ class SynthesisDesk:
 
     def synthesize_each(self, text: str, speaker_ids: list[str], language: str, options: SynthesisOptions,
                         session: str | None, progress: ProgressFn | None = None, ticket: Ticket | None = None,
-                        token: str | None = None, cancellation: Cancellation | None = None) -> list[SynthesisResult]:
+                        token: str | None = None, cancellation: Cancellation | None = None) -> list[ServedResult]:
         """One text in several voices, queued at once so that they can share a batch (Compare tab).
 
         Every request is checked completely before it is queued; raises the first failure
@@ -155,7 +175,7 @@ class SynthesisDesk:
 
     def synthesize_stream(self, text: str, speaker_id: str, language: str, options: SynthesisOptions,
                           session: str | None, mode: str = "chunks", ticket: Ticket | None = None,
-                          token: str | None = None, on_result: Callable[[SynthesisResult], None] | None = None,
+                          token: str | None = None, on_result: Callable[[ServedResult], None] | None = None,
                           cancellation: Cancellation | None = None) -> SynthesisStream:
         """Speak ``text`` piece by piece (``mode``: "chunks" or "fragments").
 
@@ -183,15 +203,15 @@ class SynthesisDesk:
         stream.follow(future, item)
         return stream
 
-    def _streamed(self, record: dict, started: float, on_result: Callable[[SynthesisResult], None] | None,
+    def _streamed(self, record: dict, started: float, on_result: Callable[[ServedResult], None] | None,
                   future: Future, item: _Queued) -> None:
         """A streamed request's end: its outcome logged (ServiceError raised on failure), ``on_result`` told."""
-        result = self._finish(record, started, item, self._outcome(None, iter([future]), None), streamed=True)
+        result = self._finish(record, started, item, ServedResult(self._outcome(None, iter([future]), None)), streamed=True)
         if on_result is not None:
             on_result(result)
 
     def _run(self, pending: list[_Queued | ServiceError], text: str, speaker_ids: list[str], language: str,
-             started: float, cancellation: Cancellation) -> list[SynthesisResult]:
+             started: float, cancellation: Cancellation) -> list[ServedResult]:
         queued = [item for item in pending if isinstance(item, _Queued)]
         try:
             futures = iter(self._queued(queued, cancellation))
@@ -207,7 +227,7 @@ class SynthesisDesk:
                 self.log_failure(record, started, error)
                 failure = failure or error
                 continue
-            results.append(self._finish(record, started, item, result))
+            results.append(self._finish(record, started, item, ServedResult(result)))
         if failure is not None:
             raise failure
         return results
@@ -217,16 +237,17 @@ class SynthesisDesk:
         self.log.write(record, started, outcome="cancelled" if isinstance(error, RequestCancelled) else "error",
                        status=error.status, error=str(error), **({"error_id": error.error_id} if error.error_id else {}))
 
-    def _finish(self, record: dict, started: float, item: _Queued, result: SynthesisResult,
-                streamed: bool = False) -> SynthesisResult:
-        """``result`` with its speaker similarity, logged as the request's "ok" line (``rtf``: synthesis
-        alone, every take of a checked request included; ``wall_s``: the scoring too)."""
+    def _finish(self, record: dict, started: float, item: _Queued, served: ServedResult,
+                streamed: bool = False) -> ServedResult:
+        """``served`` with its speaker similarity, logged as the request's "ok" line (``rtf``:
+        synthesis alone, every take of a checked request included; ``wall_s``: the scoring too)."""
         wall = time.perf_counter() - started
-        result = dataclasses.replace(result, similarity=self.scorer.score(self.pipeline(), item.request.speaker, result))
-        timing = {"streamed": True} if streamed else {"rtf": round(wall / max(result.duration_s, 1e-6), 3)}
-        self.log.write(record, started, outcome="ok", audio_s=round(result.duration_s, 3), **timing,
-                       batch=result.timings.get("requests_in_batch", 1), **outcome_fields(result))
-        return result
+        served = dataclasses.replace(served, similarity=self.scorer.score(self.pipeline(), item.request.speaker,
+                                                                          served.result))
+        timing = {"streamed": True} if streamed else {"rtf": round(wall / max(served.duration_s, 1e-6), 3)}
+        self.log.write(record, started, outcome="ok", audio_s=round(served.duration_s, 3), **timing,
+                       batch=served.timings.get("requests_in_batch", 1), **outcome_fields(served))
+        return served
 
     @staticmethod
     def _outcome(item: _Queued | ServiceError | None, futures: Iterator,
@@ -253,8 +274,8 @@ class SynthesisDesk:
         the models stop it once ``cancellation`` says so."""
         if not isinstance(text, str) or not text.strip():
             raise ServiceError("the text is empty")
-        if len(text) > self.max_chars:
-            raise ServiceError(f"the text has {len(text)} characters; the limit is {self.max_chars}")
+        if len(text) > self.settings.max_chars:
+            raise ServiceError(f"the text has {len(text)} characters; the limit is {self.settings.max_chars}")
         options = recheck_options(options, self.limits)
         info = self.access.visible(self.library, speaker_id, session, token)
         pipeline = self.pipeline()
@@ -291,7 +312,7 @@ class SynthesisDesk:
 
     def _submit(self, items: list[_Queued]) -> list[Future]:
         """Futures of the requests' outcomes: from the queue's worker, or (``serve_directly``) served now."""
-        if not self.serve_directly:
+        if not self.settings.serve_directly:
             return self._queue.submit_many(items)
         futures = [Future() for _ in items]
         for future, outcome in zip(futures, self._serve(items) if items else []):
@@ -322,7 +343,7 @@ class SynthesisDesk:
             return error
 
 
-def outcome_fields(result: SynthesisResult) -> dict:
+def outcome_fields(result: ServedResult) -> dict:
     """What a log line reports of a result: its seed, similarity (None: not available) and, when
     the quality check ran, its error rate (None: not measured), takes and note."""
     fields = {"seed": result.seed, "similarity": None if result.similarity is None else round(result.similarity, 4)}

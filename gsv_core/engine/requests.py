@@ -12,7 +12,6 @@ import numpy as np
 
 from ..conditioning import SpeakerConditioning
 from ..models.sampling import SamplingOptions
-from ..quality import QualityReport
 from ..text.errors import TextError
 from ..text.frontend import DEFAULT_SPLIT_METHOD, PhoneSequence
 
@@ -151,10 +150,6 @@ class SynthesisResult:
     segments: tuple[SegmentResult, ...] = ()
     seed: int = 0
     timings: dict = field(default_factory=dict)
-    # filled in by a service, never by the pipeline: speaker-verification cosine similarity of the
-    # output to the reference (None: no SV model, or output too short), and the quality check's report
-    similarity: float | None = None
-    quality: QualityReport | None = None
 
     @property
     def duration_s(self) -> float:

@@ -46,7 +46,7 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
         if not 2 <= len(speaker_ids) <= MAX_COMPARED:
             raise user_error(say("msg_pick_compare", locale, count=len(speaker_ids)))
         try:  # one batch: the voices are synthesized together
-            results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session,
+            results = service.synthesis.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session,
                                               progress=progress_reporter(progress, locale, f"{len(speaker_ids)} × "),
                                               cancellation=page_cancellation())
         except (ServiceError, ValueError) as error:

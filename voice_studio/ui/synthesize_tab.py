@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from gsv_core.engine.requests import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import SynthesisOptions
 from gsv_core.text.split import SPLIT_METHODS
 
 from ..errors import ServiceError
+from ..served import ServedResult
 from ..service import VoiceService
 from ..zerogpu import synthesis_gpu_seconds
 from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices
@@ -42,7 +43,7 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
         options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
         started = time.perf_counter()
         try:
-            result = service.synthesize(text, speaker_id, language, options, session_of(request),
+            result = service.synthesis.synthesize(text, speaker_id, language, options, session_of(request),
                                         progress=progress_reporter(progress, locale), quality_check=quality_check,
                                         cancellation=page_cancellation())
         except (ServiceError, ValueError) as error:
@@ -63,7 +64,7 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
         options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
         started, finished = time.perf_counter(), []
         try:
-            stream = service.synthesize_stream(text, speaker_id, language, options, session_of(request),
+            stream = service.synthesis.synthesize_stream(text, speaker_id, language, options, session_of(request),
                                                on_result=finished.append, cancellation=page_cancellation())
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
@@ -135,7 +136,7 @@ def _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, l
                             split_method=split_method, seed=None if seed in (None, "", -1) else int(seed))
 
 
-def _finished(service: VoiceService, result: SynthesisResult, started: float, history, speaker_id, text, request,
+def _finished(service: VoiceService, result: ServedResult, started: float, history, speaker_id, text, request,
               locale: str):
     """The whole clip for Result, the report line and the history, once synthesis has ended."""
     clip = (result.sample_rate, int16_audio(result.audio))
@@ -143,7 +144,7 @@ def _finished(service: VoiceService, result: SynthesisResult, started: float, hi
     return clip, line, remember(history, clip, _voice_name(service, speaker_id, request), text)
 
 
-def report_line(result: SynthesisResult, wall: float, locale: str) -> str:
+def report_line(result: ServedResult, wall: float, locale: str) -> str:
     """The line under the audio: timing, speaker similarity, the seed to replay it, and the quality check's finding."""
     duration = result.duration_s
     parts = [say("msg_timing", locale, audio=duration, wall=wall, rtf=wall / max(duration, 1e-6)),
