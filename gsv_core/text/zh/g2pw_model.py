@@ -1,0 +1,242 @@
+"""A g2pW model directory: its character lists, labels, tokenizer and ONNX network.
+
+g2pW (Chen et al., 2022) is a BERT that reads a window of a sentence and gives, for one
+polyphonic character in it, a probability over the readings (bopomofo with a tone digit) that
+character can have. The official GPT-SoVITS frontend ships it as a folder (``G2PWModel``):
+
+- ``g2pW.onnx`` (or ``g2pw.onnx``): the network, inputs ``input_ids``, ``token_type_ids``,
+  ``attention_mask`` (B, T) int64, ``phoneme_mask`` (N, L) float32, ``char_ids`` and
+  ``position_ids`` (N,) int64; output ``probs`` (N, L). B is N, or 1 for N queries of one window.
+- ``POLYPHONIC_CHARS.txt`` / ``MONOPHONIC_CHARS.txt``: ``char<TAB>bopomofo+tone`` rows. The
+  labels L are the sorted distinct readings of the polyphonic rows, the character ids index
+  the sorted polyphonic characters: both depend on the release, so they are read, never assumed.
+- ``bopomofo_to_pinyin_wo_tune_dict.json``: bopomofo without tone -> pinyin without tone.
+- ``config.py``: read for ``use_mask`` and ``use_char_phoneme`` only, as literals (never executed).
+
+The tokenizer is the BERT vocabulary's ``tokenizer.json`` (a ``tokenizer/`` folder inside the
+model directory, or the chinese-roberta-wwm-ext-large folder, whose vocabulary is the same).
+``char_bopomofo_dict.json`` is not read: upstream loads it, but it changes no reading.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from ..errors import TextError
+
+ONNX_NAMES = ("g2pW.onnx", "g2pw.onnx")
+POLYPHONIC_FILE = "POLYPHONIC_CHARS.txt"
+MONOPHONIC_FILE = "MONOPHONIC_CHARS.txt"
+PINYIN_FILE = "bopomofo_to_pinyin_wo_tune_dict.json"
+CONFIG_FILE = "config.py"
+TOKENIZER_FILE = "tokenizer.json"
+MAX_TOKENS = 512  # BERT positions, [CLS] and [SEP] included
+# Characters in the polyphonic list that upstream never asks the model about, and
+# monophonic entries it ignores (code constants of the official converter, not model data).
+NOT_ASKED = frozenset("一不和咋嗲剖差攢倒難奔勁拗肖瘙誒泊听噢")
+NOT_MONOPHONIC = frozenset("似攢")
+_WORD = re.compile(r" +|[a-zA-Z0-9]+|.", re.DOTALL)  # a space run, an ASCII letter/digit run, one char
+
+
+class G2PWModelError(TextError):
+    """A g2pW model directory that cannot be used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class EncodedWindow:
+    """One query's network input: token ids of its window and the token index of its character."""
+
+    input_ids: tuple[int, ...]  # [CLS] ... [SEP], unpadded
+    position: int  # index of the query character's token in input_ids
+    char: str  # the query character (after lowercasing, as the ids were made)
+
+
+def _read_rows(path: Path) -> list[tuple[str, str]]:
+    try:
+        lines = path.read_text(encoding="utf-8").strip().split("\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise G2PWModelError(f"cannot read the g2pW list {path.name}: {error}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        fields = line.split("\t")
+        if len(fields) != 2 or len(fields[0]) != 1 or not fields[1]:
+            raise G2PWModelError(f"{path.name}:{number}: expected 'character<TAB>bopomofo', got {line[:40]!r}")
+        rows.append((fields[0], fields[1]))
+    return rows
+
+
+def _read_config(path: Path) -> dict[str, object]:
+    """The literal top-level assignments of ``config.py`` (anything else in it is ignored)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=path.name)
+    except (OSError, UnicodeDecodeError, SyntaxError) as error:
+        raise G2PWModelError(f"cannot read the g2pW {path.name}: {error}") from None
+    config: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                config[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return config
+
+
+def _onnx_file(model_dir: Path) -> Path:
+    for name in ONNX_NAMES:
+        if (model_dir / name).is_file():
+            return model_dir / name
+    raise G2PWModelError(f"the g2pW model folder has no {' or '.join(ONNX_NAMES)}")
+
+
+def tokenizer_file(model_dir: Path, tokenizer_dir: Path | None = None) -> Path:
+    """``tokenizer.json`` of ``tokenizer_dir``, else of ``model_dir/tokenizer``, else of ``model_dir``."""
+    candidates = [tokenizer_dir] if tokenizer_dir is not None else [model_dir / "tokenizer", model_dir]
+    for folder in candidates:
+        if (Path(folder) / TOKENIZER_FILE).is_file():
+            return Path(folder) / TOKENIZER_FILE
+    raise G2PWModelError(
+        f"no {TOKENIZER_FILE} for the g2pW model: give the BERT folder (chinese-roberta-wwm-ext-large) as its tokenizer"
+    )
+
+
+def _session(path: Path, threads: int | None, providers: Sequence[str] | None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return onnxruntime.InferenceSession(str(path), sess_options=options,
+                                            providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as error:  # onnxruntime raises its own exception types
+        raise G2PWModelError(f"cannot load the g2pW network {path.name}: {type(error).__name__}") from error
+
+
+class G2PWModel:
+    """The loaded model directory; :meth:`probabilities` is thread-safe."""
+
+    def __init__(self, model_dir: Path, tokenizer_dir: Path | None = None, threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        """Raises G2PWModelError naming the file that is missing or malformed."""
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise G2PWModelError("the g2pW model folder does not exist")
+        config = _read_config(model_dir / CONFIG_FILE)
+        self.use_mask = bool(config.get("use_mask", True))
+        self.use_char_phoneme = bool(config.get("use_char_phoneme", False))
+        polyphonic = _read_rows(model_dir / POLYPHONIC_FILE)
+        names = [f"{char} {reading}" if self.use_char_phoneme else reading for char, reading in polyphonic]
+        self.labels: tuple[str, ...] = tuple(sorted(set(names)))
+        index = {label: i for i, label in enumerate(self.labels)}
+        char_labels: dict[str, list[int]] = {}
+        for (char, _), name in zip(polyphonic, names):
+            char_labels.setdefault(char, []).append(index[name])
+        self.chars: tuple[str, ...] = tuple(sorted(char_labels))
+        self.char_ids: Mapping[str, int] = MappingProxyType({char: i for i, char in enumerate(self.chars)})
+        self._masks = np.zeros((len(self.chars), len(self.labels)), dtype=np.float32)
+        for char, labels in char_labels.items():
+            self._masks[self.char_ids[char], labels] = 1.0
+        self.asked: frozenset[str] = frozenset(self.chars) - NOT_ASKED
+        self.monophonic: Mapping[str, str] = MappingProxyType(
+            {char: reading for char, reading in _read_rows(model_dir / MONOPHONIC_FILE) if char not in NOT_MONOPHONIC}
+        )
+        try:
+            self._pinyin = dict(json.loads((model_dir / PINYIN_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:
+            raise G2PWModelError(f"cannot read the g2pW {PINYIN_FILE}: {error}") from None
+        self.onnx_file = _onnx_file(model_dir)
+        self.tokenizer_file = tokenizer_file(model_dir, tokenizer_dir)
+        self._tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
+        self._unknown_id = self._tokenizer.token_to_id("[UNK]")
+        self._session = _session(self.onnx_file, threads, providers)
+        self.files: tuple[Path, ...] = (self.onnx_file, model_dir / CONFIG_FILE, model_dir / POLYPHONIC_FILE,
+                                        model_dir / MONOPHONIC_FILE, model_dir / PINYIN_FILE, self.tokenizer_file)
+
+    def to_pinyin(self, bopomofo: str) -> str | None:
+        """A label ("ㄏㄤ2", or "行 ㄏㄤ2" with per-character labels) -> pinyin with tone ("hang2"); None if unknown."""
+        reading = bopomofo.split(" ")[-1]
+        if not reading or reading[-1] not in "12345":
+            return None
+        syllable = self._pinyin.get(reading[:-1])
+        return syllable + reading[-1] if syllable else None
+
+    def _token_ids(self, tokens: Sequence[str]) -> list[int]:
+        ids = [self._tokenizer.token_to_id(token) for token in tokens]
+        return [self._unknown_id if i is None else i for i in ids]
+
+    def _tokenize(self, text: str) -> tuple[list[str], list[int | None], list[tuple[int, int]]]:
+        """Tokens, char -> token index (None for spaces) and token -> char span.
+
+        Each character is a word, except runs of ASCII letters and digits; a word the
+        vocabulary cannot spell is one [UNK] token.
+        """
+        tokens: list[str] = []
+        spans: list[tuple[int, int]] = []
+        char_token: list[int | None] = [None] * len(text)
+        for match in _WORD.finditer(text):
+            word, start = match.group(), match.start()
+            if word[0] == " ":
+                continue
+            pieces = self._tokenizer.encode(word, add_special_tokens=False).tokens
+            if not pieces or pieces == ["[UNK]"]:
+                pieces, lengths = ["[UNK]"], [len(word)]
+            else:
+                lengths = [len(piece.removeprefix("##")) for piece in pieces]
+            for piece, length in zip(pieces, lengths):
+                for position in range(start, min(start + length, len(text))):
+                    char_token[position] = len(tokens)
+                tokens.append(piece)
+                spans.append((start, start + length))
+                start += length
+        return tokens, char_token, spans
+
+    def encode(self, window: str, query: int) -> EncodedWindow:
+        """The network input for the character at ``query`` of ``window`` (lowercased first).
+
+        Windows over 510 tokens are cut to 510 tokens centred on the query, shifted to fit.
+        """
+        text = window.lower()
+        tokens, char_token, spans = self._tokenize(text)
+        token = char_token[query]
+        if token is None:
+            raise TextError(f"the g2pW query character at {query} of {window!r} has no token")
+        keep = MAX_TOKENS - 2
+        if len(tokens) > keep:
+            first = min(max(token - keep // 2, 0), len(tokens) - keep)
+            tokens, token = tokens[first:first + keep], token - first
+        return EncodedWindow(tuple(self._token_ids(["[CLS]", *tokens, "[SEP]"])), token + 1, text[query])
+
+    def probabilities(self, windows: Sequence[EncodedWindow], width: int, shared: bool) -> np.ndarray:
+        """Probabilities (N, L) over the labels for N queries.
+
+        ``width``: the token length every row is right-padded to (upstream pads to the
+        longest window of the whole call). ``shared``: all queries read one window, which
+        then goes in once (B = 1) instead of once per query.
+        """
+        rows = windows[:1] if shared else windows
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        attention = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            input_ids[i, :len(row.input_ids)] = row.input_ids
+            attention[i, :len(row.input_ids)] = 1
+        char_ids = np.array([self.char_ids[w.char] for w in windows], dtype=np.int64)
+        masks = self._masks[char_ids] if self.use_mask else np.ones((len(windows), len(self.labels)), np.float32)
+        feeds = {
+            "input_ids": input_ids, "token_type_ids": np.zeros_like(input_ids), "attention_mask": attention,
+            "phoneme_mask": masks, "char_ids": char_ids,
+            "position_ids": np.array([w.position for w in windows], dtype=np.int64),
+        }
+        return self._session.run(None, feeds)[0]
