@@ -28,7 +28,7 @@ from .pinyin import phones_for
 from .tone_sandhi import merge_for_sandhi, modified_tone, split_around_shortest, split_word, word_finals
 
 if TYPE_CHECKING:
-    from .g2pw import G2PW
+    from .g2pw import G2PW, G2PWReading
 
 PUNCTUATION = ("!", "?", "…", ",", ".", "-")
 VERSIONS = ("v1", "v2")
@@ -149,7 +149,7 @@ class ChineseG2P:
             raise TextError(f"unknown Chinese text version {version!r}; expected one of {', '.join(VERSIONS)}")
         phones: list[str] = []
         word2ph: list[int] = []
-        clauses = [_LATIN.sub("", c) for c in _CLAUSE_SPLIT.split(norm_text) if c.strip()]
+        clauses = _clauses(norm_text)
         readers = _model_readings(clauses, g2pw if version == "v2" else None)
         for clause, pinyins in zip(clauses, readers):
             initials, finals = self._clause_syllables(clause, version, pinyins, g2pw)
@@ -217,6 +217,16 @@ class ChineseG2P:
             initials += word_initials
             finals += word_finals_
         return initials, finals
+
+
+def _clauses(norm_text: str) -> list[str]:
+    """The normalized text cut after each pause mark, Latin letters removed (some may be empty)."""
+    return [_LATIN.sub("", clause) for clause in _CLAUSE_SPLIT.split(norm_text) if clause.strip()]
+
+
+def g2pw_reading(norm_text: str, g2pw: G2PW) -> G2PWReading:
+    """What g2pW answers for normalized Chinese text: the converter call :func:`g2p_zh` makes."""
+    return g2pw.read([clause for clause in _clauses(norm_text) if clause])
 
 
 def _model_readings(clauses: Sequence[str], g2pw: G2PW | None) -> list[Sequence[str] | None]:
