@@ -11,7 +11,8 @@ character can have. The official GPT-SoVITS frontend ships it as a folder (``G2P
   labels L are the sorted distinct readings of the polyphonic rows, the character ids index
   the sorted polyphonic characters: both depend on the release, so they are read, never assumed.
 - ``bopomofo_to_pinyin_wo_tune_dict.json``: bopomofo without tone -> pinyin without tone.
-- ``config.py``: read for ``use_mask`` and ``use_char_phoneme`` only, as literals (never executed).
+- ``config.py``: read for ``use_mask`` and ``use_char_phoneme`` only, as literals (never executed;
+  upstream executes it); without one, the released values (True, False).
 
 The tokenizer is the BERT vocabulary's ``tokenizer.json`` (a ``tokenizer/`` folder inside the
 model directory, or the chinese-roberta-wwm-ext-large folder, whose vocabulary is the same).
@@ -59,11 +60,16 @@ class EncodedWindow:
     char: str  # the query character (after lowercasing, as the ids were made)
 
 
+def _reason(error: Exception) -> str:
+    """An error's reason without the path it names."""
+    return getattr(error, "strerror", None) or type(error).__name__
+
+
 def _read_rows(path: Path) -> list[tuple[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").strip().split("\n")
     except (OSError, UnicodeDecodeError) as error:
-        raise G2PWModelError(f"cannot read the g2pW list {path.name}: {error}") from None
+        raise G2PWModelError(f"cannot read the g2pW list {path.name}: {_reason(error)}") from None
     rows = []
     for number, line in enumerate(lines, 1):
         fields = line.split("\t")
@@ -74,11 +80,13 @@ def _read_rows(path: Path) -> list[tuple[str, str]]:
 
 
 def _read_config(path: Path) -> dict[str, object]:
-    """The literal top-level assignments of ``config.py`` (anything else in it is ignored)."""
+    """The literal top-level assignments of ``config.py`` (anything else in it is ignored; no file: defaults)."""
+    if not path.exists():
+        return {}
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=path.name)
     except (OSError, UnicodeDecodeError, SyntaxError) as error:
-        raise G2PWModelError(f"cannot read the g2pW {path.name}: {error}") from None
+        raise G2PWModelError(f"cannot read the g2pW {path.name}: {_reason(error)}") from None
     config: dict[str, object] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -156,14 +164,15 @@ class G2PWModel:
         try:
             self._pinyin = dict(json.loads((model_dir / PINYIN_FILE).read_text(encoding="utf-8")))
         except (OSError, ValueError) as error:
-            raise G2PWModelError(f"cannot read the g2pW {PINYIN_FILE}: {error}") from None
+            raise G2PWModelError(f"cannot read the g2pW {PINYIN_FILE}: {_reason(error)}") from None
         self.onnx_file = _onnx_file(model_dir)
         self.tokenizer_file = tokenizer_file(model_dir, tokenizer_dir)
         self._tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
         self._unknown_id = self._tokenizer.token_to_id("[UNK]")
         self._session = _session(self.onnx_file, threads, providers)
-        self.files: tuple[Path, ...] = (self.onnx_file, model_dir / CONFIG_FILE, model_dir / POLYPHONIC_FILE,
-                                        model_dir / MONOPHONIC_FILE, model_dir / PINYIN_FILE, self.tokenizer_file)
+        read = (CONFIG_FILE, POLYPHONIC_FILE, MONOPHONIC_FILE, PINYIN_FILE)
+        self.files: tuple[Path, ...] = (self.onnx_file, *(model_dir / name for name in read if (model_dir / name).exists()),
+                                        self.tokenizer_file)
 
     def to_pinyin(self, bopomofo: str) -> str | None:
         """A label ("ㄏㄤ2", or "行 ㄏㄤ2" with per-character labels) -> pinyin with tone ("hang2"); None if unknown."""
