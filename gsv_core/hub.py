@@ -320,6 +320,11 @@ def unpack_archive(archive: PathLike, root: PathLike) -> Path:
     return target
 
 
+def unpacked_dir(cache_dir: PathLike | None = None) -> Path:
+    """Where unpacked archives (and models derived from them) are kept: ``<cache>/gsv_core-unpacked``."""
+    return Path(cache_dir or constants.HF_HUB_CACHE) / "gsv_core-unpacked"
+
+
 def _g2pw_model_dir(model: Path, root: Path) -> Path:
     if model.is_dir():
         return model
@@ -348,9 +353,8 @@ def resolve_g2pw_files(
     else that file from the weights repository.
     Raises ModelFilesError when a file cannot be found or fetched, ArchiveError for a refused archive.
     """
-    cache_root = Path(cache_dir or constants.HF_HUB_CACHE)
     is_offline = constants.HF_HUB_OFFLINE if offline is None else offline
-    unpack_root = cache_root / "gsv_core-unpacked"
+    unpack_root = unpacked_dir(cache_dir)
     if model is None:
         needed = {"archive": (G2PW_ARCHIVE,)}
         archive = _from_hub("g2pW", needed, repo_id, revision, cache_dir, is_offline, progress, _G2PW_REMEDY)["archive"]

@@ -159,7 +159,7 @@ def frontend_builder(args: argparse.Namespace) -> Callable[..., TextFrontend]:
             if not built:
                 official = Path(args.official_data) if args.official_data else None
                 g2pw = setup_g2pw(args.g2pw, official_data=official, bert_dir=Path(args.bert) if args.bert else None,
-                                  progress=progress)
+                                  progress=progress, int8=args.precision == "int8")  # the fast CPU mode's int8
                 built.append(TextFrontend.load(official_data=official, g2pw=g2pw.reader, g2pw_note=g2pw.note))
             return built[0]
 

@@ -85,17 +85,18 @@ class G2PW:
 
     @classmethod
     def load(cls, model_dir: Path, tokenizer_dir: Path | None = None, official_data: Path | None = None,
-             threads: int | None = None, providers: Sequence[str] | None = None) -> G2PW:
+             threads: int | None = None, providers: Sequence[str] | None = None, int8_dir: Path | None = None) -> G2PW:
         """The reader of a model folder, with the polyphone dictionary of ``official_data`` (none without).
 
         ``tokenizer_dir``: the folder with the vocabulary's ``tokenizer.json`` (default: the
         model folder's ``tokenizer/``); ``threads``: the network's CPU threads (None: the
-        runtime's choice); ``providers``: ONNX Runtime execution providers (default: the CPU).
+        runtime's choice); ``providers``: ONNX Runtime execution providers (default: the CPU);
+        ``int8_dir``: run the int8 network, made once into that folder (faster, not bit-exact).
         Raises G2PWModelError (a TextError) for an unusable folder, LexiconError for bad dictionaries.
         """
         from .g2pw_polyphones import load_polyphones, polyphone_files
 
-        model = G2PWModel(Path(model_dir), tokenizer_dir, threads, providers)
+        model = G2PWModel(Path(model_dir), tokenizer_dir, threads, providers, int8_dir)
         if official_data is None:
             return cls(model)
         return cls(model, load_polyphones(official_data), polyphone_files(official_data))

@@ -47,6 +47,7 @@ def setup_g2pw(
     offline: bool | None = None,
     progress=None,
     threads: int | None = None,
+    int8: bool = False,
 ) -> G2PWSetup:
     """The g2pW reader for ``setting``, falling back to none (with a note) when it cannot be had.
 
@@ -54,16 +55,17 @@ def setup_g2pw(
     ``bert_dir``: the BERT folder, whose ``tokenizer.json`` g2pW shares (unless its model folder
     has a ``tokenizer/``; None: that file from the Hub); the other
     arguments go to the resolver (``progress(fraction, message)`` while downloading) and to
-    the network (``threads``).
+    the network (``threads``; ``int8``: its int8 version, made once beside the cache).
     """
     if check_g2pw_setting(setting) == "off":
         return G2PWSetup(None, None)
-    from gsv_core.hub import ArchiveError, ModelFilesError, resolve_g2pw_files
+    from gsv_core.hub import ArchiveError, ModelFilesError, resolve_g2pw_files, unpacked_dir
 
     try:
         files = resolve_g2pw_files(None if setting == "auto" else setting, bert_dir, cache_dir=cache_dir,
                                    offline=offline, progress=progress)
-        reader = G2PW.load(files.model_dir, files.tokenizer_dir, official_data=official_data, threads=threads)
+        reader = G2PW.load(files.model_dir, files.tokenizer_dir, official_data=official_data, threads=threads,
+                           int8_dir=unpacked_dir(cache_dir) if int8 else None)
     except (ModelFilesError, ArchiveError, TextError, OSError) as error:
         LOGGER.warning("g2pW is not used, Chinese polyphones are read from pypinyin's dictionary: %s", error)
         return G2PWSetup(None, NOTE_MISSING)
