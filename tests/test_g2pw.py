@@ -149,6 +149,21 @@ def test_the_cli_reproduces_every_row(model_dir, official_data_dir, tmp_path):
         assert {key: out.get(key) for key in ("id", *FIELDS)} == {key: expected[key] for key in ("id", *FIELDS)}
 
 
+def test_reading_with_g2pw_never_imports_torch(model_dir, official_data_dir):
+    """The tokenizer is read with ``tokenizers`` itself: transformers' tokenizer classes import torch."""
+    script = (
+        "import sys\n"
+        "from gsv_core.text.frontend import TextFrontend\n"
+        "from gsv_core.text.zh.g2pw import G2PW\n"
+        f"g2pw = G2PW.load({str(model_dir)!r}, official_data={str(official_data_dir)!r})\n"
+        f"frontend = TextFrontend.load(official_data={str(official_data_dir)!r}, g2pw=g2pw)\n"
+        "frontend.prepare('银行行长重新调整了长期的计划。', 'zh', 'v2')\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_cli_refuses_a_folder_that_is_no_model(tmp_path):
     """A folder without the model's lists stops the CLI with the file's name, before any row."""
     result = subprocess.run([sys.executable, "-m", "gsv_core.text", "你好", "--g2pw", str(tmp_path)],

@@ -151,7 +151,7 @@ def frontend_builder(args: argparse.Namespace) -> Callable[..., TextFrontend]:
     reader of ``--g2pw``, which falls back to pypinyin's readings, saying so, when it is missing."""
     lock, built = threading.Lock(), []
 
-    def frontend(progress=None) -> TextFrontend:
+    def frontend(progress: Callable[[float, str], None] | None = None) -> TextFrontend:
         from gsv_core.text.frontend import TextFrontend
         from gsv_core.text.zh.g2pw_setup import setup_g2pw
 

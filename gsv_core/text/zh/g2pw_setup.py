@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def setup_g2pw(
     bert_dir: Path | None = None,
     cache_dir: Path | None = None,
     offline: bool | None = None,
-    progress=None,
+    progress: Callable[[float, str], None] | None = None,
     threads: int | None = None,
     int8: bool = False,
 ) -> G2PWSetup:
