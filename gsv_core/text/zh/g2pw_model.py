@@ -119,7 +119,7 @@ def tokenizer_file(model_dir: Path, tokenizer_dir: Path | None = None) -> Path:
 
 
 def int8_network(onnx_file: Path, folder: Path) -> Path:
-    """The network with its MatMul weights in int8 (ONNX Runtime's dynamic quantization; about 5x
+    """The network with its MatMul weights in int8 (ONNX Runtime's dynamic quantization; about 3.5x
     faster on a CPU with int8 dot products, and no longer bit-exact), made once into ``folder``
     and named by the fingerprint of ``onnx_file``."""
     from gsv_core.weights_key import weights_key
