@@ -220,6 +220,28 @@ def test_a_window_longer_than_bert_is_cut_around_the_query(g2pw):
     assert model.encode(window, 5).position == 6  # near the start: the cut cannot centre it
 
 
+def test_where_upstream_would_crash_pypinyin_reads(model_dir, monkeypatch):
+    """A label or listed reading without pinyin keeps pypinyin's reading (upstream hands None on and
+    fails); an s2tw result of another length is converted character by character (upstream asserts)."""
+    from pypinyin import Style, pinyin
+
+    from gsv_core.text.zh.g2pw import G2PW
+
+    reader = G2PW.load(model_dir)
+    monkeypatch.setattr(reader.model, "_pinyin", {})
+    text = "银行行长重新调整了计划."
+    expected = tuple(item[0] for item in pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors=list))
+    reading = reader.read([text])
+    assert reading.queries and reading.pinyins == (expected,)
+
+    class Lengthening:
+        def convert(self, text: str) -> str:
+            return {"说": "說"}.get(text, text) if len(text) == 1 else text + "x"
+
+    reader.__dict__["_s2tw"] = Lengthening()
+    assert reader._traditional("说话") == "說话"
+
+
 # -- missing model, setup, status ------------------------------------------------------------
 
 def test_a_missing_model_falls_back_to_pypinyin_and_says_so_once(tmp_path, plain_frontend, official_data_dir, caplog):

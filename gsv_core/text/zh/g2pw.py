@@ -110,11 +110,12 @@ class G2PW:
     def _traditional(self, segment: str) -> str:
         with self._lock:  # one converter, built on first use
             converted = self._s2tw.convert(segment)
-        if len(converted) == len(segment):
-            return converted
-        # A phrase rule changed the length (upstream fails here): convert character by character.
-        LOGGER.warning("s2tw changed the length of a segment; converting it character by character")
-        return "".join(c if len(c) == 1 else s for s, c in zip(segment, map(self._s2tw.convert, segment)))
+            if len(converted) == len(segment):
+                return converted
+            # A phrase rule changed the length (upstream fails here): convert character by character.
+            LOGGER.warning("s2tw changed the length of a segment; converting it character by character")
+            singles = [self._s2tw.convert(char) for char in segment]
+        return "".join(single if len(single) == 1 else char for char, single in zip(segment, singles))
 
     def read(self, segments: Sequence[str]) -> G2PWReading:
         """Pinyin with tone per character of each segment (see the module docstring)."""
