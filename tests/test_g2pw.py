@@ -311,6 +311,31 @@ def test_the_preview_shows_the_g2pw_readings(frontend):
     assert polyphone_readings(frontend, parts, "v1") == ""
 
 
+
+def test_the_live_page_previews_with_g2pw(reference_dir, model_dir, official_data_dir, tmp_path):
+    """The app started with --g2pw: the Pronunciation tab shows g2pW's phones and its readings line."""
+    from browser_page import open_page
+    from live_server import start_live_server
+    from playwright.sync_api import expect
+
+    row = next(r for r in _rows() if r["id"].startswith("g2pw-pub") and r["language"] == "zh")  # the page's default mode
+    queries = [q for part in row["g2pw"] for call in part for q in call["queries"]]
+    server = start_live_server(reference_dir, tmp_path, "--g2pw", str(model_dir), "--official-data", str(official_data_dir))
+    try:
+        assert server.service.status == "ready: GPT-SoVITS v2"  # on, with the dictionary: nothing to add
+        with open_page(server.base + "/") as page:
+            page.get_by_role("tab", name="Pronunciation").click()
+            page.get_by_label("Text", exact=True).last.fill(row["text"])
+            page.get_by_role("button", name="Show pronunciation").click()
+            expect(page.get_by_label("Phones", exact=True)).to_have_value(" ".join(row["phones"]), timeout=60_000)
+            readings = page.get_by_label("g2pW's readings", exact=False)
+            expect(readings).to_have_value(" · ".join(f"{q['input_char']} {q['pinyin']} {q['prob']:.2f}" for q in queries))
+            shots = PROJECT_ROOT / "tests" / "artifacts"
+            shots.mkdir(exist_ok=True)
+            page.screenshot(path=str(shots / "g2pw-preview.png"), full_page=True)
+    finally:
+        server.stop()
+
 # -- the Hub ---------------------------------------------------------------------------------
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

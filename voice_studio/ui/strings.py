@@ -77,8 +77,8 @@ _EN = {
     "pron_intro": "Type a sentence to see how it will be pronounced: normalized text and phones.",
     "version": "Version", "show_pronunciation": "Show pronunciation", "normalized_text": "Normalized text",
     "phones": "Phones", "parts": "Parts", "details": "Phones, ids and word2ph",
-    "g2pw_readings": "Polyphones read by g2pW: character, reading, probability (before the polyphone dictionary "
-                     "and tone sandhi; empty when g2pW is off)",
+    "g2pw_readings": "g2pW's readings of polyphonic characters: character, reading, probability (before the "
+                     "polyphonic-word dictionary and tone sandhi; empty when g2pW is off)",
     # messages (server side)
     "msg_pick_voice": "Pick a voice first.",
     "msg_pick_compare": "Pick two to four voices to compare (you picked {count}).",
