@@ -478,7 +478,7 @@ def test_the_tiny_model_through_a_fake_hub_reads_as_recorded(model_dir, official
 def test_the_weights_key_changes_with_g2pw_and_its_model(reference_dir, model_dir, official_data_dir, tmp_path):
     from random_g2pw import model_folder, tiny_shape
 
-    from gsv_core.pipeline import VoicePipeline
+    from gsv_core.engine.pipeline import VoicePipeline
     from gsv_core.text.frontend import TextFrontend
     from gsv_core.text.zh.g2pw import G2PW
 
