@@ -422,3 +422,13 @@ def test_metrics_file_has_one_line_per_optimizer_step_and_the_export_records_the
     assert lines[0]["loss"] == pytest.approx(sum(first) / 5)
     exported = torch.load(tmp_path / "out" / "tiny-e1.ckpt", weights_only=True)
     assert exported["config"]["train"]["precision"] == "32" and exported["config"]["train"]["batch_size"] == 4
+
+
+def test_a_resumed_run_keeps_the_batch_size_it_was_started_with(tmp_path):
+    """Without --batch-size the size comes from the free memory, which changes: a resumed run must not re-derive it."""
+    config = tiny_s1_config(epochs=1, batch_size=4)
+    pretrained, prepared = write_tiny_pretrained(tmp_path / "p.ckpt", config), write_tiny_prepared(tmp_path / "d", count=6)
+    train_s1(prepared, pretrained, tmp_path / "out", {"batch_size": 2, "epochs": 1})
+    end = train_s1(prepared, pretrained, tmp_path / "out", {"epochs": 2})  # one more epoch, batch size left to the run
+    exported = torch.load(tmp_path / "out" / "tiny-e2.ckpt", weights_only=True)
+    assert exported["config"]["train"]["batch_size"] == 2 and end == Position(2, 0, 2 * 11)  # 48 batches: steps at 4..44
