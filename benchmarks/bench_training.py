@@ -16,8 +16,9 @@ as the official loader caps it for two minutes of speech (a quarter of the items
 Reported per precision, each the median of ``--repeats`` after one warm-up:
 ``batch_s`` (forward and backward of one batch), ``optimizer_step_s`` (ScaledAdam on the
 summed gradients), ``step_s`` (an optimizer step of the official loop: 4 batches and the
-step), ``items_per_s``, ``peak_memory`` (``torch.cuda.max_memory_allocated`` on CUDA, the
-process's peak RSS elsewhere), and ``two_minute_voice_estimate_s``: what GPT fine-tuning of
+step), ``items_per_s``, ``peak_memory`` (``torch.cuda.max_memory_allocated`` of that run on
+CUDA; elsewhere the process's peak RSS, which only grows: a later precision's figure covers
+the earlier runs too, so run one precision for its own), and ``two_minute_voice_estimate_s``: what GPT fine-tuning of
 two minutes of speech with the official defaults (15 epochs) would take at these figures,
 from the official item and batch counts (utterances of ``--seconds``, repeated to 100 items).
 """
