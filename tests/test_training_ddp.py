@@ -76,6 +76,8 @@ def two_process_run(inputs) -> Path:
     out = inputs["folder"] / "ddp"
     done = subprocess.run(_torchrun(inputs, out), env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    (out / "torchrun.out").write_text(done.stdout)
+    (out / "torchrun.err").write_text(done.stderr)
     return out
 
 
@@ -156,6 +158,9 @@ def test_two_gloo_processes_give_the_parameters_of_one_process_with_the_same_glo
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-12, err_msg=names[index])
     exported = torch.load(two_process_run / f"tiny-e{EPOCHS}.ckpt", weights_only=True)["weight"]
     assert all(torch.equal(exported[f"model.{name}"], state["params"][name].half()) for name in params)
+    batches = EPOCHS * 12
+    assert f"{batches}/{batches}" in (two_process_run / "torchrun.err").read_text()  # rank 0's progress bar
+    assert (two_process_run / "torchrun.out").read_text().count("finished:") == 1
 
 
 def test_two_process_run_killed_with_sigkill_resumes_to_the_uninterrupted_parameters(inputs, two_process_run):

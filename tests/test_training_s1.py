@@ -432,3 +432,15 @@ def test_a_resumed_run_keeps_the_batch_size_it_was_started_with(tmp_path):
     end = train_s1(prepared, pretrained, tmp_path / "out", {"epochs": 2})  # one more epoch, batch size left to the run
     exported = torch.load(tmp_path / "out" / "tiny-e2.ckpt", weights_only=True)
     assert exported["config"]["train"]["batch_size"] == 2 and end == Position(2, 0, 2 * 11)  # 48 batches: steps at 4..44
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_float16_mixed_precision_on_cuda_scales_the_loss_and_trains(tmp_path):
+    trainer = _tiny_trainer(tmp_path, None)
+    trainer = S1Trainer(trainer.model, {**trainer.config, "train": {**trainer.config["train"], "precision": "16-mixed"}},
+                        trainer.dataset, "cuda")
+    trainer.start()
+    steps, losses = [], []
+    trainer.run(tmp_path, on_step=steps.append, on_batch=lambda record: losses.append(record.loss))
+    assert trainer.precision.name == "16-mixed" and trainer.precision.scaler is not None
+    assert len(steps) == 5 and all(step.loss_scale is not None for step in steps) and all(np.isfinite(losses))
