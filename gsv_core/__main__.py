@@ -4,7 +4,8 @@
 (preparation, GPT steps) from its recorded inputs and draws and writes what it reproduced.
 ``python -m gsv_core prepare-dataset LIST --out DIR ...`` prepares a ``wav|speaker|lang|text`` list
 for training as the official scripts do; ``python -m gsv_core train-s1 --prepared DIR --pretrained s1.ckpt --out DIR`` fine-tunes the GPT
-stage in the official loop (run it again to continue a run that was stopped).
+stage in the official loop (run it again to continue a run that was stopped); under
+``torchrun --nproc_per_node N -m gsv_core train-s1 ...`` it trains on N processes (DDP).
 
 Example::
 
@@ -102,13 +103,16 @@ def _add_training_commands(commands) -> None:
     train_s1.add_argument("--pretrained", type=Path, required=True, help="s1 .ckpt to start from (its config is the base)")
     train_s1.add_argument("--out", type=Path, required=True, help="folder for the exports, the state and the metrics")
     train_s1.add_argument("--epochs", type=int, help="default: the pretrained file's config")
-    train_s1.add_argument("--batch-size", type=int, help="default: the pretrained file's config")
+    train_s1.add_argument("--batch-size", type=int,
+                          help="per process; default: from the free memory (the webui's rule, see the README)")
+    train_s1.add_argument("--precision", choices=("auto", "32", "16-mixed", "bf16-mixed", "16", "bf16"), default="auto",
+                          help="auto: 16-mixed on a GPU fit for half precision, else 32 (16-mixed becomes bf16-mixed on the CPU)")
     train_s1.add_argument("--seed", type=int)
     train_s1.add_argument("--exp-name", help="name of the exported <exp-name>-e<N>.ckpt files")
     train_s1.add_argument("--state-every", type=int, default=4, help="save the resumable state every N batches")
     train_s1.add_argument("--restart", action="store_true", help="start again even if --out holds a saved state")
     train_s1.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    train_s1.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    train_s1.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: each process its LOCAL_RANK GPU)")
 
 
 def _prepare_dataset(args: argparse.Namespace) -> None:
@@ -124,18 +128,40 @@ def _prepare_dataset(args: argparse.Namespace) -> None:
 
 
 def _train_s1(args: argparse.Namespace) -> None:
+    """Under ``torchrun`` every process runs this; its rank comes from the variables torchrun sets."""
     import torch
+    from tqdm import tqdm
 
+    from .training.distributed import start_distributed, stop_distributed
     from .training.run_s1 import train_s1
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "exp_name": args.exp_name}
-    end = train_s1(args.prepared, args.pretrained, args.out, overrides, device=args.device,
-                   state_every=args.state_every, restart=args.restart,
-                   on_batch=lambda b: print(f"epoch {b.epoch + 1} batch {b.batch_idx}: loss {b.loss:.2f} "
-                                            f"acc {b.accuracy:.3f} lr {b.lr:g}{' (step)' if b.stepped else ''}"))
-    print(f"finished: {end.epoch} epochs, {end.steps} optimizer steps; exports in {args.out}")
+    group, device = start_distributed(torch.device(args.device), int(os.environ.get("LOCAL_RANK", "0")),
+                                      int(os.environ.get("WORLD_SIZE", "1")))
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # as the official s1_train.py sets it (TF32 matmuls)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "exp_name": args.exp_name,
+                 "precision": None if args.precision == "auto" else args.precision}
+    bar = None
+
+    def progress(batch) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=batch.epochs * batch.batches_in_epoch, initial=batch.epoch * batch.batches_in_epoch + batch.batch_idx,
+                       unit="batch", dynamic_ncols=True)
+        bar.set_postfix_str(f"epoch {batch.epoch + 1} loss {batch.loss:.1f} acc {batch.accuracy:.3f} lr {batch.lr:g}")
+        bar.update(1)
+
+    try:
+        end = train_s1(args.prepared, args.pretrained, args.out, overrides, device=device, state_every=args.state_every,
+                       restart=args.restart, on_batch=progress, group=group)
+    finally:
+        if bar is not None:
+            bar.close()
+        stop_distributed(group)
+    if group.is_main:
+        print(f"finished: {end.epoch} epochs, {end.steps} optimizer steps; exports in {args.out}")
 
 
 # the references were made with ATen, MKL and oneDNN limited to AVX2 (gsv-reference/README.md)

@@ -65,3 +65,15 @@ def library(tmp_path: Path):
     from gsv_core.speakers import SpeakerLibrary
 
     return SpeakerLibrary(tmp_path / "speakers")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread (restored after): tiny training runs gain nothing from
+    more, and on a busy shared 2-core machine two threads made them 10-30x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,5 +1,5 @@
-"""Benchmark scripts as smoke tests: the GPU session's scripts (the small GPU benchmark and the
-parity check) on the CPU, and the quality check's cost on the tiny models.
+"""Benchmark scripts as smoke tests: the GPU session's scripts (the small GPU benchmark, the
+parity check and the training benchmark) on the CPU, and the quality check's cost on the tiny models.
 
 Each script runs as a subprocess (as ``benchmarks/gpu_session.sh`` runs it on a GPU) and must
 exit 0 and write a JSON report with the expected keys.
@@ -60,3 +60,15 @@ def test_the_quantization_benchmark_runs_and_ours_decodes_as_torch_ao(tmp_path):
     report = _run("bench_quantization.py", "--small", "--tokens", "8", "--rounds", "1", results=tmp_path)
     assert {"fp32", "ours", "torch_ao"} <= set(report["ms_per_token"])
     assert report["ours_tokens_equal_torch_ao"]
+
+
+@pytest.mark.slow
+def test_the_training_benchmark_runs_on_the_tiny_model(reference_dir, tmp_path):
+    report = _run("bench_training.py", "--small", "--repeats", "1", "--threads", "1", "--batch-size", "2",
+                  "--precision", "32", "bf16-mixed", results=tmp_path)
+    assert set(report["runs"]) == {"32", "bf16-mixed"} and report["params"] > 0
+    for figures in report["runs"].values():
+        assert figures["batch_s"] > 0 and figures["optimizer_step_s"] > 0 and figures["peak_memory"]["gib"] > 0
+        assert figures["step_s"] == pytest.approx(4 * figures["batch_s"] + figures["optimizer_step_s"])
+        estimate = figures["two_minute_voice_estimate_s"]
+        assert estimate["utterances"] == 15 and estimate["items"] == 15 * 6 and estimate["seconds"] > 0

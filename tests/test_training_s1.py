@@ -20,17 +20,21 @@ import pytest
 import torch
 
 from gsv_core.models.t2s import DecodeRow, load_t2s
+from gsv_core.training.batch_size import batch_size_for_memory, free_memory_bytes
 from gsv_core.training.checkpoints import load_training_state, s1_export, save_s1_checkpoint
 from gsv_core.training.lr_schedule import PINNED_LR, WarmupCosineLRSchedule
+from gsv_core.training.precision import TrainingPrecision, official_precision_name
 from gsv_core.training.prepared import load_prepared
 from gsv_core.training.random_draws import DrawMismatch, DrawRecorder, RecordedDraws
-from gsv_core.training.s1 import S1Trainer, official_optimizer, official_schedule, steps_here
+from gsv_core.training.run_s1 import METRICS_FILE, train_s1
+from gsv_core.training.s1 import Position, S1Trainer, official_optimizer, official_schedule, steps_here
 from gsv_core.training.s1_data import S1Dataset, collate, epoch_batches, loader_batch_size
 from gsv_core.training.s1_model import S1Batch, attention_mask, official_parameters, training_forward
 from gsv_core.training.scaled_adam import ScaledAdam
 from tiny_s1 import tiny_s1_config, write_tiny_prepared, write_tiny_pretrained
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +265,7 @@ def test_export_is_the_official_layout_and_loads_strictly_for_generation(tmp_pat
 
 def _train_command(prepared: Path, pretrained: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "gsv_core", "train-s1", "--prepared", str(prepared), "--pretrained", str(pretrained),
-            "--out", str(out), "--state-every", "1", "--threads", "1"]
+            "--out", str(out), "--state-every", "1", "--threads", "1", "--batch-size", "8"]
 
 
 def _env() -> dict:
@@ -283,7 +287,7 @@ def test_kill_9_during_training_then_resume_ends_with_the_uninterrupted_paramete
     metrics = killed_out / "s1-metrics.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 15:  # inside epoch 2
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:  # a line per step: inside epoch 2
             break
         time.sleep(0.05)
     assert process.poll() is None, "the run ended before it could be killed"
@@ -327,3 +331,116 @@ def test_training_after_decoding_in_the_same_process(tmp_path):
     output = training_forward(model.train().requires_grad_(True), batch)
     output.loss.backward()
     assert model.phone_position_alpha.grad is not None and torch.isfinite(output.loss)
+
+
+# --- precision, metrics, batch size ------------------------------------------------------------
+
+def _tiny_trainer(tmp_path: Path, precision: TrainingPrecision | None = None, epochs: int = 1) -> S1Trainer:
+    config = tiny_s1_config(epochs=epochs, batch_size=4, if_save_every_weights=False)
+    dataset = S1Dataset.from_utterances(load_prepared(write_tiny_prepared(tmp_path / "data", count=6)))
+    trainer = S1Trainer(load_t2s(write_tiny_pretrained(tmp_path / "p.ckpt", config)), config, dataset, precision=precision)
+    trainer.start()
+    return trainer
+
+
+def test_bf16_autocast_run_on_the_cpu_stays_near_the_fp32_run(tmp_path):
+    """One epoch (24 batches, 5 steps) in bf16-mixed and in fp32 from the same seed, weights and masks.
+
+    Bound: the distance between the two runs' parameters is at most 15% of how far the fp32
+    run moved them (measured 4.0% here, 5.2% on the reference's tiny model; Adam's first steps
+    are about lr * rms * sign(gradient), so an element whose tiny gradient changes sign in
+    bfloat16 moves the other way: an element-wise bound would be the update itself).
+    """
+    runs = {}
+    for name in ("32", "bf16-mixed"):
+        trainer = _tiny_trainer(tmp_path / name, TrainingPrecision.official(name, "cpu"))
+        initial = {n: p.detach().clone() for n, p in trainer.named}
+        losses = []
+        end = trainer.run(tmp_path, on_batch=lambda record: losses.append(record.loss))
+        runs[name] = ({n: p.detach().clone() for n, p in trainer.named}, losses)
+        assert end == Position(1, 0, 5)
+    (fp32, fp32_losses), (bf16, bf16_losses) = runs["32"], runs["bf16-mixed"]
+    assert all(np.isfinite(bf16_losses)) and len(bf16_losses) == 24
+    assert bf16_losses == pytest.approx(fp32_losses, rel=1e-2)  # measured 1e-4
+    distance = sum(float(((bf16[n] - fp32[n]) ** 2).sum()) for n in fp32) ** 0.5
+    moved = sum(float(((fp32[n] - initial[n]) ** 2).sum()) for n in fp32) ** 0.5
+    assert 0 < distance <= 0.15 * moved
+
+
+def test_float16_loss_scaler_skips_a_step_with_inf_gradients_and_the_schedule_still_steps(tmp_path):
+    """Lightning's 16-mixed: unscale, skip the step on inf/NaN, halve the scale; the official loop
+    then still clears the gradients and steps the schedule (lr pinned to 0.002)."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    trainer = _tiny_trainer(tmp_path, TrainingPrecision("16-mixed", "cpu", torch.float16, scaler))
+    trainer.run(tmp_path, stop_after=4)  # batches 0-3: gradients only
+    trainer.model.semantic_head.weight.grad[0, 0] = float("inf")
+    before = {n: p.detach().clone() for n, p in trainer.named}
+    steps = []
+    trainer.run(tmp_path, stop_after=1, on_step=steps.append)  # batch 4 steps
+    (record,) = steps
+    assert record.skipped and record.batches == 5 and record.loss_scale == 512.0 and record.lr == 0.01
+    assert all(torch.equal(p, before[n]) for n, p in trainer.named)
+    assert all(p.grad is None for _, p in trainer.named)
+    assert trainer.optimizer.param_groups[0]["lr"] == PINNED_LR
+    steps.clear()
+    trainer.run(tmp_path, stop_after=4, on_step=steps.append)  # batches 5-8: a clean step
+    assert not steps[0].skipped and steps[0].loss_scale == 512.0
+    assert any(not torch.equal(p, before[n]) for n, p in trainer.named)
+
+
+def test_precision_names_as_lightning_reads_them():
+    assert official_precision_name("32", torch.device("cpu")) == "32-true"
+    assert official_precision_name("bf16", torch.device("cpu")) == "bf16-mixed"
+    assert official_precision_name("16-mixed", torch.device("cpu")) == "bf16-mixed"  # fp16 AMP is for CUDA
+    assert TrainingPrecision.official("16-mixed", "cpu").scaler is None
+    with pytest.raises(ValueError, match="unknown training precision"):
+        official_precision_name("16-true", torch.device("cpu"))
+
+
+def test_batch_size_follows_the_webui_rule_on_free_memory():
+    gib = 2**30
+    assert batch_size_for_memory(int(23.6 * gib), "cuda", mixed_precision=True) == 11  # free 23.6 GiB // 2
+    assert batch_size_for_memory(int(23.6 * gib), "cuda", mixed_precision=False) == 5  # halved in fp32
+    assert batch_size_for_memory(64 * gib, "cpu", mixed_precision=False) == 8  # 64 / 4, halved
+    assert batch_size_for_memory(gib, "cpu", mixed_precision=False) == 1
+    free = free_memory_bytes(torch.device("cpu"))
+    assert free is None or free > 0
+
+
+def test_metrics_file_has_one_line_per_optimizer_step_and_the_export_records_the_precision(tmp_path):
+    config = tiny_s1_config(epochs=1, batch_size=4)
+    pretrained = write_tiny_pretrained(tmp_path / "p.ckpt", config)
+    batches = []
+    end = train_s1(write_tiny_prepared(tmp_path / "d", count=6), pretrained, tmp_path / "out", {"batch_size": 4},
+                   on_batch=batches.append)
+    lines = [json.loads(line) for line in (tmp_path / "out" / METRICS_FILE).read_text().splitlines()]
+    assert end.steps == len(lines) == 5 and len(batches) == 24
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5] and [line["batches"] for line in lines] == [5, 4, 4, 4, 4]
+    assert [line["lr"] for line in lines] == [0.01] + [PINNED_LR] * 4
+    assert all(line["seconds"] > 0 and 0 <= line["accuracy"] <= 1 and line["loss_scale"] is None for line in lines)
+    first = [b.loss for b in batches[:5]]
+    assert lines[0]["loss"] == pytest.approx(sum(first) / 5)
+    exported = torch.load(tmp_path / "out" / "tiny-e1.ckpt", weights_only=True)
+    assert exported["config"]["train"]["precision"] == "32" and exported["config"]["train"]["batch_size"] == 4
+
+
+def test_a_resumed_run_keeps_the_batch_size_it_was_started_with(tmp_path):
+    """Without --batch-size the size comes from the free memory, which changes: a resumed run must not re-derive it."""
+    config = tiny_s1_config(epochs=1, batch_size=4)
+    pretrained, prepared = write_tiny_pretrained(tmp_path / "p.ckpt", config), write_tiny_prepared(tmp_path / "d", count=6)
+    train_s1(prepared, pretrained, tmp_path / "out", {"batch_size": 2, "epochs": 1})
+    end = train_s1(prepared, pretrained, tmp_path / "out", {"epochs": 2})  # one more epoch, batch size left to the run
+    exported = torch.load(tmp_path / "out" / "tiny-e2.ckpt", weights_only=True)
+    assert exported["config"]["train"]["batch_size"] == 2 and end == Position(2, 0, 2 * 11)  # 48 batches: steps at 4..44
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_float16_mixed_precision_on_cuda_scales_the_loss_and_trains(tmp_path):
+    trainer = _tiny_trainer(tmp_path, None)
+    trainer = S1Trainer(trainer.model, {**trainer.config, "train": {**trainer.config["train"], "precision": "16-mixed"}},
+                        trainer.dataset, "cuda")
+    trainer.start()
+    steps, losses = [], []
+    trainer.run(tmp_path, on_step=steps.append, on_batch=lambda record: losses.append(record.loss))
+    assert trainer.precision.name == "16-mixed" and trainer.precision.scaler is not None
+    assert len(steps) == 5 and all(step.loss_scale is not None for step in steps) and all(np.isfinite(losses))

@@ -8,6 +8,9 @@ serving needs none of it. Modules:
 * :mod:`.s1_data`, :mod:`.s1_model`, :mod:`.s1` -- the GPT dataset and bucketed batches,
   its training forward (loss, accuracy, dropouts) and the optimisation loop.
 * :mod:`.scaled_adam`, :mod:`.lr_schedule` -- the official s1 optimizer and schedule.
+* :mod:`.precision`, :mod:`.distributed`, :mod:`.batch_size` -- Lightning's precisions (autocast,
+  float16 loss scaling), DDP under ``torchrun``, the default batch size from free memory.
+* :mod:`.run_s1` -- a GPT run from files: defaults, resume, the metrics file.
 * :mod:`.checkpoints` -- the official s1 ``.ckpt`` export and the resumable training state.
 * :mod:`.random_draws` -- recorded random draws fed back in call order (replays).
 * :mod:`.replay` -- ``python -m gsv_core train-replay``: every stage of a training reference.

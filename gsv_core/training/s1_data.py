@@ -70,12 +70,15 @@ class S1Dataset:
                 kept.append(S1Item(u.wav_name, u.phone_ids, u.semantic, u.bert))
         if not kept:
             raise ValueError(f"no utterance is usable for GPT training (removed: {removed})")
-        if len(kept) < MIN_ITEMS:
-            kept = kept * max(2, MIN_ITEMS // len(kept))
-        return cls(tuple(kept), removed)
+        return cls(tuple(kept * repeats_for(len(kept))), removed)
 
     def seconds(self, hz: int = SEMANTIC_HZ) -> list[float]:
         return [len(item.semantic) / hz for item in self.items]
+
+
+def repeats_for(count: int) -> int:
+    """How many times the official dataset lists a set of ``count`` utterances."""
+    return max(2, MIN_ITEMS // count) if count < MIN_ITEMS else 1
 
 
 def loader_batch_size(batch_size: int, items: int, dpo: bool = False) -> int:
