@@ -48,6 +48,8 @@ class VersionInfo:
     sv_file: str | None  # speaker-verification checkpoint (v2Pro family only)
     header: bytes  # the two bytes written over the zip magic of the s2 file
     audio: AudioSettings = AudioSettings()
+    # training only: the periods of the SoVITS multi-period discriminator (after its scale discriminator)
+    discriminator_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
 
     @property
     def uses_sv(self) -> bool:
@@ -62,6 +64,7 @@ class VersionInfo:
 
 
 _SV_FILE = "sv/pretrained_eres2netv2w24s4ep4.ckpt"
+_PRO_PERIODS = (2, 3, 5, 7, 11, 17, 23)
 
 VERSIONS: dict[str, VersionInfo] = {
     "v2": VersionInfo(
@@ -79,6 +82,7 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="v2Pro/s2Gv2Pro.pth",
         sv_file=_SV_FILE,
         header=b"05",
+        discriminator_periods=_PRO_PERIODS,
     ),
     "v2ProPlus": VersionInfo(
         name="v2ProPlus",
@@ -87,6 +91,7 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="v2Pro/s2Gv2ProPlus.pth",
         sv_file=_SV_FILE,
         header=b"06",
+        discriminator_periods=_PRO_PERIODS,
     ),
 }
 
