@@ -9,6 +9,7 @@ linear spectrogram, one replicated HuBERT frame where it is a frame short) and t
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -97,3 +98,60 @@ def collate(utterances: Sequence[S2Utterance], audio: AudioSettings) -> S2Batch:
         y_lengths=lengths["y"], text=text, text_lengths=lengths["text"], sv_emb=sv,
         names=tuple(utterances[index].name for index in order),
     )
+
+
+# the official trainer's length buckets (in spectrogram frames)
+BUCKET_BOUNDARIES = (32, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800, 1900)
+MIN_ITEMS = 100  # the official loader repeats a small dataset up to about this many items
+MIN_SECONDS, MAX_SECONDS = 0.6, 54.0  # utterances outside (MIN_SECONDS, MAX_SECONDS) are skipped
+ORDER_SEED = 1234
+# upstream measures an utterance by the size of its 16-bit wav file, header included
+WAV_HEADER_BYTES = 44
+
+
+def epoch_items(names: Sequence[str], samples: Sequence[int], audio: AudioSettings) -> tuple[list[str], list[int]]:
+    """The official loader's item list: repeated up to ~100 items, shuffled (seed 1234), too short or long ones dropped.
+
+    Lengths and durations are measured as upstream does, from the size of the 16-bit wav file
+    (44-byte header included): ``bytes // (2 * hop)`` frames, ``bytes / rate / 2`` seconds.
+    Returns the item names and their lengths in frames. One deviation: the
+    official order starts from ``list(set(names))``, which depends on the process's hash seed;
+    here it starts from the names sorted, so it is the same in every process.
+    """
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    repeats = max(2, MIN_ITEMS // len(order)) if len(order) < MIN_ITEMS else 1
+    items = order * repeats
+    random.Random(ORDER_SEED).shuffle(items)
+    size = [2 * count + WAV_HEADER_BYTES for count in samples]
+    kept = [i for i in items if MIN_SECONDS < size[i] / audio.sampling_rate / 2 < MAX_SECONDS]
+    return [names[i] for i in kept], [size[i] // (2 * audio.hop_length) for i in kept]
+
+
+def bucket_batches(
+    lengths: Sequence[int], batch_size: int, epoch: int, boundaries: Sequence[int] = BUCKET_BOUNDARIES,
+    num_replicas: int = 1, rank: int = 0,
+) -> list[list[int]]:
+    """The official ``DistributedBucketSampler`` batches of one epoch (item indices), for ``rank``.
+
+    Items are grouped by length bucket (lengths outside the boundaries are dropped), each bucket
+    is padded by repetition to a multiple of ``num_replicas * batch_size``, shuffled with a
+    generator seeded by the epoch, split into batches, and the batches shuffled again.
+    """
+    buckets: list[list[int]] = [[] for _ in range(len(boundaries) - 1)]
+    for index, length in enumerate(lengths):
+        for b in range(len(boundaries) - 1):
+            if boundaries[b] < length <= boundaries[b + 1]:
+                buckets[b].append(index)
+                break
+    buckets = [bucket for bucket in buckets if bucket]
+    total = num_replicas * batch_size
+    generator = torch.Generator()
+    generator.manual_seed(epoch)
+    shuffled = [torch.randperm(len(bucket), generator=generator).tolist() for bucket in buckets]
+    batches = []
+    for bucket, ids in zip(buckets, shuffled):
+        missing = (total - len(bucket) % total) % total
+        ids = ids + ids * (missing // len(bucket)) + ids[: missing % len(bucket)]
+        ids = ids[rank::num_replicas]
+        batches += [[bucket[i] for i in ids[j * batch_size : (j + 1) * batch_size]] for j in range(len(ids) // batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
