@@ -214,3 +214,25 @@ def resolve_model_files(
         progress(1.0, "model files ready")
     paths = {**resolved, **explicit}
     return ModelFiles(**{f.name: paths.get(f.name) for f in fields(ModelFiles) if f.name != "version"}, version=version)
+
+
+def resolve_sovits_discriminator(
+    version: str = DEFAULT_VERSION,
+    *,
+    local_dir: PathLike | None = None,
+    cache_dir: PathLike | None = None,
+    repo_id: str = HUB_REPO_ID,
+    revision: str = HUB_REVISION,
+    offline: bool | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Local path of the official pretrained SoVITS discriminator of ``version`` (training only).
+
+    Found like the files of :func:`resolve_model_files`: in ``local_dir`` (the Hub layout),
+    else the Hugging Face cache, else downloaded (not offline). Raises ModelFilesError.
+    """
+    needed = {"discriminator": (get_version(version).sovits_discriminator_file,)}
+    if local_dir is not None:
+        return _from_local_dir(version, Path(local_dir), needed)["discriminator"]
+    is_offline = constants.HF_HUB_OFFLINE if offline is None else offline
+    return _from_hub(version, needed, repo_id, revision, cache_dir, is_offline, progress)["discriminator"]

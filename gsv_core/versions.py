@@ -48,7 +48,9 @@ class VersionInfo:
     sv_file: str | None  # speaker-verification checkpoint (v2Pro family only)
     header: bytes  # the two bytes written over the zip magic of the s2 file
     audio: AudioSettings = AudioSettings()
-    # training only: the periods of the SoVITS multi-period discriminator (after its scale discriminator)
+    # training only: the official pretrained SoVITS discriminator (the s2G file's name with s2D),
+    # and the periods of its multi-period discriminator (after the scale discriminator)
+    sovits_discriminator_file: str = ""
     discriminator_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
 
     @property
@@ -74,6 +76,7 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="gsv-v2final-pretrained/s2G2333k.pth",
         sv_file=None,
         header=b"PK",
+        sovits_discriminator_file="gsv-v2final-pretrained/s2D2333k.pth",
     ),
     "v2Pro": VersionInfo(
         name="v2Pro",
@@ -82,6 +85,7 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="v2Pro/s2Gv2Pro.pth",
         sv_file=_SV_FILE,
         header=b"05",
+        sovits_discriminator_file="v2Pro/s2Dv2Pro.pth",
         discriminator_periods=_PRO_PERIODS,
     ),
     "v2ProPlus": VersionInfo(
@@ -91,6 +95,7 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="v2Pro/s2Gv2ProPlus.pth",
         sv_file=_SV_FILE,
         header=b"06",
+        sovits_discriminator_file="v2Pro/s2Dv2ProPlus.pth",
         discriminator_periods=_PRO_PERIODS,
     ),
 }
