@@ -175,6 +175,14 @@ def _check_explicit(version: str, explicit: dict[str, Path]) -> None:
         raise ModelFilesError(_missing_message(version, missing, "at the paths given", "Check the paths."), missing)
 
 
+def _find(version, needed, local_dir, cache_dir, repo_id, revision, offline, progress) -> dict[str, Path]:
+    """Field -> local path of each needed file: from ``local_dir`` if given, else the cache or the Hub."""
+    if local_dir is not None:
+        return _from_local_dir(version, Path(local_dir), needed)
+    is_offline = constants.HF_HUB_OFFLINE if offline is None else offline
+    return _from_hub(version, needed, repo_id, revision, cache_dir, is_offline, progress)
+
+
 def resolve_model_files(
     version: str = DEFAULT_VERSION,
     *,
@@ -203,13 +211,7 @@ def resolve_model_files(
     explicit = {field: Path(path) for field, path in given.items() if path is not None and field in needed}
     _check_explicit(version, explicit)
     needed = {field: names for field, names in needed.items() if field not in explicit}
-    if not needed:
-        resolved = {}
-    elif local_dir is not None:
-        resolved = _from_local_dir(version, Path(local_dir), needed)
-    else:
-        is_offline = constants.HF_HUB_OFFLINE if offline is None else offline
-        resolved = _from_hub(version, needed, repo_id, revision, cache_dir, is_offline, progress)
+    resolved = _find(version, needed, local_dir, cache_dir, repo_id, revision, offline, progress) if needed else {}
     if progress:
         progress(1.0, "model files ready")
     paths = {**resolved, **explicit}
@@ -232,7 +234,4 @@ def resolve_sovits_discriminator(
     else the Hugging Face cache, else downloaded (not offline). Raises ModelFilesError.
     """
     needed = {"discriminator": (get_version(version).sovits_discriminator_file,)}
-    if local_dir is not None:
-        return _from_local_dir(version, Path(local_dir), needed)["discriminator"]
-    is_offline = constants.HF_HUB_OFFLINE if offline is None else offline
-    return _from_hub(version, needed, repo_id, revision, cache_dir, is_offline, progress)["discriminator"]
+    return _find(version, needed, local_dir, cache_dir, repo_id, revision, offline, progress)["discriminator"]

@@ -13,6 +13,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from gsv_core.training.s2_replay import replay_s2
 
 KEY_BIAS_SUFFIXES = (".conv_k.bias", "ref_enc.slf_attn.w_ks.bias")
 LOSS_RTOL = 1e-5
@@ -110,3 +113,42 @@ def check_batches(replayed: dict[str, np.ndarray], record: dict, recorded: dict[
             key = f"step{index + 1}/batch/{name}"
             np.testing.assert_array_equal(replayed[key], recorded[key], err_msg=key)
     np.testing.assert_allclose(replayed["step1/batch/spec"], recorded["step1/batch/spec"], rtol=1e-4, atol=1e-4)
+
+
+class ReplayChecks:
+    """The replay tests of one reference folder. A test module subclasses this as ``Test...``,
+    sets ``discriminators`` (scale + period discriminators) and provides the fixture
+    ``reference_folder``; the replay runs once per class (tens of seconds: marked slow)."""
+
+    discriminators: int
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def replayed(cls, reference_folder: Path) -> dict[str, np.ndarray]:
+        return replay_s2(reference_folder)
+
+    @pytest.mark.slow
+    def test_replay_losses_match_the_official_steps(self, reference_folder, replayed):
+        record, recorded = load_reference(reference_folder)
+        check_losses(replayed, record, recorded)
+
+    @pytest.mark.slow
+    def test_replay_forward_outputs_match(self, reference_folder, replayed):
+        record, recorded = load_reference(reference_folder)
+        checked = check_forward(replayed, recorded)
+        assert len(checked) == len(record["steps"]) * (14 + 3 * self.discriminators)  # 14 tensors + 3 score lists
+
+    @pytest.mark.slow
+    def test_replay_parameters_after_step1_match(self, reference_folder, replayed):
+        record, recorded = load_reference(reference_folder)
+        check_parameters(replayed, record, recorded)
+
+    @pytest.mark.slow
+    def test_replay_gradient_norms_and_learning_rates_match(self, reference_folder, replayed):
+        record, _ = load_reference(reference_folder)
+        check_gradients_and_lrs(replayed, record)
+
+    @pytest.mark.slow
+    def test_replay_builds_the_recorded_batches(self, reference_folder, replayed):
+        record, recorded = load_reference(reference_folder)
+        check_batches(replayed, record, recorded)

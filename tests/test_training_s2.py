@@ -1,7 +1,7 @@
 """SoVITS (s2) training against the official training reference (v2), and the s2 training files.
 
-The replay (two official D + G steps with the recorded draws injected) runs once per module;
-it takes tens of seconds on a busy two-core machine, so those tests are marked slow.
+The replay (two official D + G steps with the recorded draws injected, ``TestV2Replay``) runs
+once; it takes tens of seconds on a busy two-core machine, so those tests are marked slow.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from s2_replay_checks import check_batches, check_forward, check_gradients_and_lrs, check_losses, check_parameters, load_reference
+from s2_replay_checks import ReplayChecks, load_reference
 from s2_tiny import tiny_config, tiny_utterances, write_tiny_pretrained
 
 from gsv_core.checkpoints import CheckpointError, HParams, read_sovits_checkpoint
@@ -28,7 +27,7 @@ from gsv_core.training.draws import DrawMismatchError, RecordedDraw, RecordedDra
 from gsv_core.training.s2_checkpoints import atomic_write, save_discriminator_weights, save_sovits_weights
 from gsv_core.training.s2_data import bucket_batches, collate
 from gsv_core.training.s2_model import load_trainable_sovits
-from gsv_core.training.s2_replay import build_reference_trainer, replay_s2
+from gsv_core.training.s2_replay import build_reference_trainer
 from gsv_core.versions import VERSIONS
 
 CHILD = Path(__file__).resolve().parent / "s2_train_child.py"
@@ -42,40 +41,13 @@ def v2_reference(reference_dir: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def replayed(v2_reference: Path) -> dict[str, np.ndarray]:
-    return replay_s2(v2_reference)
+class TestV2Replay(ReplayChecks):
+    discriminators = 6  # the scale discriminator and periods 2, 3, 5, 7, 11
 
-
-@pytest.mark.slow
-def test_replay_losses_match_the_official_steps(v2_reference, replayed):
-    record, recorded = load_reference(v2_reference)
-    check_losses(replayed, record, recorded)
-
-
-@pytest.mark.slow
-def test_replay_forward_outputs_match(v2_reference, replayed):
-    record, recorded = load_reference(v2_reference)
-    checked = check_forward(replayed, recorded)
-    assert len(checked) == 2 * (14 + 3 * 6)  # 14 tensors + 3 score lists of S + 5 period discriminators, per step
-
-
-@pytest.mark.slow
-def test_replay_parameters_after_step1_match(v2_reference, replayed):
-    record, recorded = load_reference(v2_reference)
-    check_parameters(replayed, record, recorded)
-
-
-@pytest.mark.slow
-def test_replay_gradient_norms_and_learning_rates_match(v2_reference, replayed):
-    record, _ = load_reference(v2_reference)
-    check_gradients_and_lrs(replayed, record)
-
-
-@pytest.mark.slow
-def test_replay_builds_the_recorded_batches(v2_reference, replayed):
-    record, recorded = load_reference(v2_reference)
-    check_batches(replayed, record, recorded)
+    @pytest.fixture(scope="class")
+    @classmethod
+    def reference_folder(cls, v2_reference: Path) -> Path:
+        return v2_reference
 
 
 def test_untrained_export_equals_the_official_savee_file(v2_reference, tmp_path):
@@ -154,6 +126,9 @@ def test_recorded_draws_refuse_a_different_op_or_size():
         torch.randn_like(torch.ones(2, 3))
     with pytest.raises(DrawMismatchError, match="4 values asked"), RecordedDraws([mask]):
         torch.nn.functional.dropout(torch.ones(4), 0.1, training=True)
+    kept_90 = RecordedDraw(op="aten.bernoulli_.float", module="m", values=torch.ones(6), args=(0.9,))
+    with pytest.raises(DrawMismatchError, match="keep probability"), RecordedDraws([kept_90]):
+        torch.nn.functional.dropout(torch.ones(6), 0.2, training=True)
     with pytest.raises(DrawMismatchError, match="unused"):
         with RecordedDraws([mask]) as replay:
             pass

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from s2_replay_checks import check_batches, check_forward, check_gradients_and_lrs, check_losses, check_parameters, load_reference
+from s2_replay_checks import ReplayChecks, load_reference
 
 from gsv_core.checkpoints import read_sovits_checkpoint
 from gsv_core.models.sovits import load_sovits
 from gsv_core.training.discriminator import MultiPeriodDiscriminator
 from gsv_core.training.s2_checkpoints import save_discriminator_weights, save_sovits_weights
 from gsv_core.training.s2_model import load_trainable_sovits
-from gsv_core.training.s2_replay import replay_s2
 from gsv_core.versions import VERSIONS
 
 
@@ -31,41 +29,18 @@ def pro_reference(reference_dir: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def replayed(pro_reference: Path) -> dict[str, np.ndarray]:
-    return replay_s2(pro_reference)
+class TestV2ProPlusReplay(ReplayChecks):
+    discriminators = 8  # the scale discriminator and periods 2, 3, 5, 7, 11, 17, 23
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def reference_folder(cls, pro_reference: Path) -> Path:
+        return pro_reference
 
-@pytest.mark.slow
-def test_replay_losses_match_the_official_steps(pro_reference, replayed):
-    record, recorded = load_reference(pro_reference)
-    check_losses(replayed, record, recorded)
-
-
-@pytest.mark.slow
-def test_replay_forward_outputs_match(pro_reference, replayed):
-    _, recorded = load_reference(pro_reference)
-    checked = check_forward(replayed, recorded)
-    assert len(checked) == 2 * (14 + 3 * 8)  # the scale discriminator and 7 periods
-
-
-@pytest.mark.slow
-def test_replay_parameters_after_step1_match(pro_reference, replayed):
-    record, recorded = load_reference(pro_reference)
-    check_parameters(replayed, record, recorded)
-    assert any(key.startswith("step1/param_G/sv_emb.") for key in replayed)  # the SV projection trains
-
-
-@pytest.mark.slow
-def test_replay_gradient_norms_and_learning_rates_match(pro_reference, replayed):
-    record, _ = load_reference(pro_reference)
-    check_gradients_and_lrs(replayed, record)
-
-
-@pytest.mark.slow
-def test_replay_builds_the_recorded_batches(pro_reference, replayed):
-    record, recorded = load_reference(pro_reference)
-    check_batches(replayed, record, recorded)
+    @pytest.mark.slow
+    def test_the_sv_projection_trains(self, replayed):
+        assert any(key.startswith("step1/param_G/sv_emb.") for key in replayed)
+        assert any(key.startswith("step1/param_G/ge_to512.") for key in replayed)
 
 
 def test_export_has_the_v2proplus_header_and_synthesizes(pro_reference, tmp_path):

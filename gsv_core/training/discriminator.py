@@ -31,6 +31,17 @@ PERIOD_KERNEL = 5
 PERIOD_WIDTHS = (32, 128, 512, 1024, 1024)
 
 
+def _score(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run the layers: (B, n) flattened scores, and every layer's activations (leaky-ReLU'd, the output raw)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return torch.flatten(x, 1, -1), features
+
+
 class DiscriminatorS(nn.Module):
     """Strided grouped 1D convolutions over the waveform (B, 1, T)."""
 
@@ -48,14 +59,7 @@ class DiscriminatorS(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, 1, T) -> scores (B, n), and every layer's activations (leaky-ReLU'd, the output raw)."""
-        features = []
-        x = audio
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return torch.flatten(x, 1, -1), features
+        return _score(self.convs, self.conv_post, audio)
 
 
 class DiscriminatorP(nn.Module):
@@ -79,14 +83,7 @@ class DiscriminatorP(nn.Module):
         batch, channels, length = audio.shape
         if length % self.period:  # reflect-pad up to a whole number of periods
             audio = F.pad(audio, (0, self.period - length % self.period), "reflect")
-        x = audio.view(batch, channels, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return torch.flatten(x, 1, -1), features
+        return _score(self.convs, self.conv_post, audio.view(batch, channels, -1, self.period))
 
 
 class MultiPeriodDiscriminator(nn.Module):

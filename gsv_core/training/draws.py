@@ -40,6 +40,7 @@ class RecordedDraw:
     op: str  # e.g. "aten.bernoulli_.float"
     module: str  # the official module that drew it (for error messages)
     values: torch.Tensor  # the recorded result, in the recorded shape
+    args: tuple[float, ...] = ()  # the recorded scalar arguments (a mask's keep probability)
 
 
 def unpack_mask(bits: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -60,7 +61,10 @@ def recorded_draws(calls: Sequence[Mapping[str, Any]], arrays: Mapping[str, np.n
             values = unpack_mask(arrays[key], shape)
         else:
             values = np.asarray(arrays[key]).reshape(shape)
-        draws.append(RecordedDraw(op=call["op"], module=call.get("module", ""), values=torch.from_numpy(np.array(values))))
+        draws.append(RecordedDraw(
+            op=call["op"], module=call.get("module", ""), values=torch.from_numpy(np.array(values)),
+            args=tuple(float(a) for a in call.get("args", ()) if isinstance(a, (int, float))),
+        ))
     return draws
 
 
@@ -89,8 +93,10 @@ class RecordedDraws(TorchDispatchMode):
             return func(*args, **kwargs)
         draw = self._next(str(func))
         if func is aten.bernoulli_.float:  # in-place mask (dropout): fill the tensor it was asked for
-            target = args[0]
+            target, keep = args[0], args[1] if len(args) > 1 else kwargs.get("p", 0.5)
             self._check_count(draw, target.numel())
+            if draw.args and abs(draw.args[0] - keep) > 1e-9:
+                raise DrawMismatchError(f"draw {self.used - 1} of {draw.module}: keep probability {keep}, recorded {draw.args[0]}")
             return target.copy_(draw.values.reshape(target.shape))
         if func is aten.randn_like.default:
             like = args[0]
@@ -99,7 +105,7 @@ class RecordedDraws(TorchDispatchMode):
         if func is aten.rand.default:
             shape = tuple(args[0])
             self._check_count(draw, math.prod(shape))
-            return draw.values.reshape(shape).to(dtype=kwargs.get("dtype") or torch.get_default_dtype())
+            return draw.values.reshape(shape).to(dtype=kwargs.get("dtype") or torch.get_default_dtype(), device=kwargs.get("device"))
         raise DrawMismatchError(f"replaying {func} is not supported")
 
     def _next(self, op: str) -> RecordedDraw:

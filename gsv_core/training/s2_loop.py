@@ -48,6 +48,8 @@ def train_s2(
         torch.manual_seed(plan.seed)
         progress = {"epoch": 1, "batch": 0, "step": 0}
     by_name = {u.name: u for u in utterances}
+    if len(by_name) != len(utterances):
+        raise ValueError("utterance names must be unique (they identify the items of every batch)")
     audio = trainer.mel.audio
     names, lengths = epoch_items([u.name for u in utterances], [u.wav.numel() for u in utterances], audio)
     while progress["epoch"] <= plan.epochs:

@@ -122,8 +122,9 @@ class TrainableSoVITS(nn.Module):
         """The full state under official names, in the source file's key order (incl. ``enc_q``)."""
         ours = {ours_to_official(key): tensor for key, tensor in self.model.state_dict().items()}
         ours.update(self.passthrough)
-        missing = [key for key in ours if key not in self.source_keys]
-        return {key: ours[key] for key in [*self.source_keys, *missing] if key in ours}
+        known = set(self.source_keys)
+        order = [*self.source_keys, *(key for key in ours if key not in known)]
+        return {key: ours[key] for key in order if key in ours}
 
 
 def _weight_norm_layers(model: SoVITS, official_keys: list[str]) -> None:

@@ -27,8 +27,6 @@ from .s2_data import S2Utterance, collate
 from .s2_model import load_trainable_sovits
 from .sovits_train import S2Trainer, StepResult
 
-GENERATOR_FILE = "models/s2G-train-tiny-full.pth"
-DISCRIMINATOR_FILE = "models/s2D-train-tiny.pth"
 INT16_SCALE = 32768.0
 
 
@@ -47,10 +45,16 @@ def prepared_utterances(prepared: dict[str, np.ndarray], names: list[str]) -> di
     return utterances
 
 
+def reference_model_file(reference_dir: Path, config: dict[str, Any], which: str) -> Path:
+    """``models/<file>`` of the run's ``pretrained_s2G`` / ``pretrained_s2D`` (the config's paths are the producer's)."""
+    return Path(reference_dir) / "models" / Path(str(config["train"][which]).replace("\\", "/")).name
+
+
 def build_reference_trainer(reference_dir: Path, config: dict[str, Any]) -> S2Trainer:
     """Our trainer holding the reference's initial generator and discriminator, set up by its config."""
-    generator = load_trainable_sovits(reference_dir / GENERATOR_FILE, config)
-    weights = torch.load(reference_dir / DISCRIMINATOR_FILE, map_location="cpu", weights_only=True)["weight"]
+    generator = load_trainable_sovits(reference_model_file(reference_dir, config, "pretrained_s2G"), config)
+    d_file = reference_model_file(reference_dir, config, "pretrained_s2D")
+    weights = torch.load(d_file, map_location="cpu", weights_only=True)["weight"]
     discriminator = MultiPeriodDiscriminator.from_state_dict(weights, generator.version.discriminator_periods)
     return S2Trainer(generator, discriminator, config)
 
@@ -103,8 +107,8 @@ def replay_s2(reference_dir: Path) -> dict[str, np.ndarray]:
     near-silent bins magnify that); ``step<s>/batch/spec`` is always ours, for comparison.
 
     Keys as the reference's ``s2_step.npz``: ``step<s>/batch/*`` (what our collate built),
-    ``step<s>/fwd/*``, ``step<s>/loss/*``, and after step 1 ``step1/param_G/<official name>``
-    (every trainable generator tensor) and ``step1/param_D/<name>``. Added, for the values the
+    ``step<s>/fwd/*``, ``step<s>/loss/*``, and after every step ``step<s>/param_G/<official
+    name>`` (every trainable generator tensor) and ``step<s>/param_D/<name>``. Added, for the values the
     reference keeps in ``s2_step.json``: ``step<s>/grad_G/<name>`` and ``grad_D/<name>`` (L2
     norm of each gradient), ``grad_G_total``, ``grad_D_total``, ``lr_D``, ``lr_G_groups``.
     Raises :class:`~gsv_core.training.draws.DrawMismatchError` if our step draws differently.
@@ -138,8 +142,7 @@ def replay_s2(reference_dir: Path) -> dict[str, np.ndarray]:
         }
         arrays.update(_step_arrays(prefix, result, batch_arrays))
         arrays.update(_gradient_arrays(prefix, trainer, result))
-        if index == 0:
-            arrays.update(_parameter_arrays(prefix, trainer))
+        arrays.update(_parameter_arrays(prefix, trainer))
     return arrays
 
 

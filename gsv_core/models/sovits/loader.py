@@ -27,48 +27,38 @@ from .model import SoVITS
 
 V1_NUM_SYMBOLS = 322
 
-# Official key prefix -> ours, first match wins; parts after the prefix keep their names.
-RENAMES: tuple[tuple[str, str | Callable[[re.Match], str]], ...] = (
-    (r"enc_p\.", "text_encoder."),
-    (r"dec\.", "generator."),
-    # upstream interleaves parameterless flips: couplings sit at flows.0, .2, .4, .6
-    (r"flow\.flows\.(\d+)\.", lambda m: f"flow.couplings.{int(m[1]) // 2}."),
-    (r"ref_enc\.spectral\.0\.fc\.", "style_encoder.spectral_in."),
-    (r"ref_enc\.spectral\.3\.fc\.", "style_encoder.spectral_out."),
-    (r"ref_enc\.temporal\.(\d+)\.conv1\.conv\.", r"style_encoder.temporal.\1.conv."),
-    (r"ref_enc\.slf_attn\.w_qs\.", "style_encoder.attention.query."),
-    (r"ref_enc\.slf_attn\.w_ks\.", "style_encoder.attention.key."),
-    (r"ref_enc\.slf_attn\.w_vs\.", "style_encoder.attention.value."),
-    (r"ref_enc\.slf_attn\.fc\.", "style_encoder.attention.out."),
-    (r"ref_enc\.fc\.fc\.", "style_encoder.out_proj."),
-    (r"ssl_proj\.", "codec.ssl_proj."),
-    (r"quantizer\.vq\.layers\.(\d+)\._codebook\.embed$", r"codec.quantizer.codebooks.\1"),
-    (r"sv_emb\.", "speaker_projection.sv_proj."),
-    (r"prelu\.", "speaker_projection.prelu."),
-    (r"ge_to512\.", "speaker_projection.to_mrte."),
-    (r"enc_q\.", "posterior."),
-)
+Rule = tuple[str, str | Callable[[re.Match], str]]
 
-# Ours -> official, the inverse of RENAMES (tests check the round trip on official files).
-TO_OFFICIAL: tuple[tuple[str, str | Callable[[re.Match], str]], ...] = (
-    (r"text_encoder\.", "enc_p."),
-    (r"generator\.", "dec."),
-    (r"flow\.couplings\.(\d+)\.", lambda m: f"flow.flows.{2 * int(m[1])}."),
-    (r"style_encoder\.spectral_in\.", "ref_enc.spectral.0.fc."),
-    (r"style_encoder\.spectral_out\.", "ref_enc.spectral.3.fc."),
-    (r"style_encoder\.temporal\.(\d+)\.conv\.", r"ref_enc.temporal.\1.conv1.conv."),
-    (r"style_encoder\.attention\.query\.", "ref_enc.slf_attn.w_qs."),
-    (r"style_encoder\.attention\.key\.", "ref_enc.slf_attn.w_ks."),
-    (r"style_encoder\.attention\.value\.", "ref_enc.slf_attn.w_vs."),
-    (r"style_encoder\.attention\.out\.", "ref_enc.slf_attn.fc."),
-    (r"style_encoder\.out_proj\.", "ref_enc.fc.fc."),
-    (r"codec\.ssl_proj\.", "ssl_proj."),
-    (r"codec\.quantizer\.codebooks\.(\d+)$", r"quantizer.vq.layers.\1._codebook.embed"),
-    (r"speaker_projection\.sv_proj\.", "sv_emb."),
-    (r"speaker_projection\.prelu\.", "prelu."),
-    (r"speaker_projection\.to_mrte\.", "ge_to512."),
-    (r"posterior\.", "enc_q."),
+# (official prefix, our prefix): renamed in both directions; the rest of a key keeps its name.
+PREFIXES: tuple[tuple[str, str], ...] = (
+    ("enc_p.", "text_encoder."),
+    ("dec.", "generator."),
+    ("ref_enc.spectral.0.fc.", "style_encoder.spectral_in."),
+    ("ref_enc.spectral.3.fc.", "style_encoder.spectral_out."),
+    ("ref_enc.slf_attn.w_qs.", "style_encoder.attention.query."),
+    ("ref_enc.slf_attn.w_ks.", "style_encoder.attention.key."),
+    ("ref_enc.slf_attn.w_vs.", "style_encoder.attention.value."),
+    ("ref_enc.slf_attn.fc.", "style_encoder.attention.out."),
+    ("ref_enc.fc.fc.", "style_encoder.out_proj."),
+    ("ssl_proj.", "codec.ssl_proj."),
+    ("sv_emb.", "speaker_projection.sv_proj."),
+    ("prelu.", "speaker_projection.prelu."),
+    ("ge_to512.", "speaker_projection.to_mrte."),
+    ("enc_q.", "posterior."),
 )
+# Keys with an index or a nested name: (official -> ours, ours -> official) rule pairs.
+INDEXED: tuple[tuple[Rule, Rule], ...] = (
+    # upstream interleaves parameterless flips: couplings sit at flows.0, .2, .4, .6
+    ((r"flow\.flows\.(\d+)\.", lambda m: f"flow.couplings.{int(m[1]) // 2}."),
+     (r"flow\.couplings\.(\d+)\.", lambda m: f"flow.flows.{2 * int(m[1])}.")),
+    ((r"ref_enc\.temporal\.(\d+)\.conv1\.conv\.", r"style_encoder.temporal.\1.conv."),
+     (r"style_encoder\.temporal\.(\d+)\.conv\.", r"ref_enc.temporal.\1.conv1.conv.")),
+    ((r"quantizer\.vq\.layers\.(\d+)\._codebook\.embed$", r"codec.quantizer.codebooks.\1"),
+     (r"codec\.quantizer\.codebooks\.(\d+)$", r"quantizer.vq.layers.\1._codebook.embed")),
+)
+# Official key -> ours, and ours -> official; first match wins (tests check the round trip).
+RENAMES: tuple[Rule, ...] = (*(forward for forward, _ in INDEXED), *((re.escape(o), ours) for o, ours in PREFIXES))
+TO_OFFICIAL: tuple[Rule, ...] = (*(back for _, back in INDEXED), *((re.escape(ours), o) for o, ours in PREFIXES))
 
 # Saved state that inference never reads: the k-means statistics of the codebook (training
 # carries them through unchanged, the quantizer being frozen) and the posterior encoder
@@ -111,7 +101,7 @@ def fold_weight_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 _PARAMETRIZED = {".weight_g": ".parametrizations.weight.original0", ".weight_v": ".parametrizations.weight.original1"}
 
 
-def _apply_rules(key: str, rules: tuple[tuple[str, str | Callable[[re.Match], str]], ...]) -> str | None:
+def _apply_rules(key: str, rules: tuple[Rule, ...]) -> str | None:
     for pattern, replacement in rules:
         renamed, count = re.subn("^" + pattern, replacement, key)
         if count:
