@@ -45,8 +45,8 @@ from benchmarks.timing import median_seconds  # noqa: E402
 from gsv_core.conditioning import SpeakerConditioning  # noqa: E402
 from gsv_core.features.bert import BertFeatures  # noqa: E402
 from gsv_core.models.sovits import DecodeItem, SoVITS  # noqa: E402
-from gsv_core.pipeline import VoicePipeline  # noqa: E402
-from gsv_core.synthesis import SynthesisOptions, SynthesisRequest  # noqa: E402
+from gsv_core.engine.pipeline import VoicePipeline  # noqa: E402
+from gsv_core.engine.requests import SynthesisOptions, SynthesisRequest  # noqa: E402
 from gsv_core.text.frontend import TextFrontend  # noqa: E402
 from gsv_core.versions import VERSIONS  # noqa: E402
 

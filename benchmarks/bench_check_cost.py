@@ -69,8 +69,8 @@ def measure(size: str, device: torch.device, repeats: int) -> dict:
     from realsize import MODELS, clock
 
     from gsv_core.audio import load_reference_audio
-    from gsv_core.similarity import output_similarity, reference_embedding
-    from gsv_core.synthesis import SynthesisOptions
+    from gsv_core.features.similarity import output_similarity, reference_embedding
+    from gsv_core.engine.requests import SynthesisOptions
 
     pipeline, speaker, transcriber, encoder = _parts(size, device)
 

@@ -52,8 +52,8 @@ from benchmarks.realsize import (  # noqa: E402
 from gsv_core.devices import resolve_device  # noqa: E402
 from gsv_core.models.sampling import SamplingOptions  # noqa: E402
 from gsv_core.models.t2s import DecodeRow  # noqa: E402
-from gsv_core.pipeline import VoicePipeline  # noqa: E402
-from gsv_core.synthesis import SynthesisOptions, SynthesisRequest  # noqa: E402
+from gsv_core.engine.pipeline import VoicePipeline  # noqa: E402
+from gsv_core.engine.requests import SynthesisOptions, SynthesisRequest  # noqa: E402
 
 SENTENCE = "今天天气很好，我们一起去公园散步，看看湖边的花，再去山上走一走，晚上回家吃饭。"
 REQUEST_TEXTS = ("今天天气很好，我们去公园散步。", "晚上回到家里，妈妈做了晚饭。", "第二天早上，我们一起去爬山。",

@@ -61,7 +61,7 @@ def bench_cer() -> None:
 
 
 def _pipeline(reference: Path):
-    from gsv_core.pipeline import VoicePipeline
+    from gsv_core.engine.pipeline import VoicePipeline
 
     models = reference / "models"
     return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth", models / "chinese-hubert-tiny",
@@ -74,7 +74,7 @@ def bench_retries(pipeline, speaker, repeats: int) -> object:
     Takes with other seeds differ in length (sampling with top-k 15), so the loop's own
     overhead is the checked time minus the time of the takes it made.
     """
-    from gsv_core.synthesis import SynthesisOptions
+    from gsv_core.engine.requests import SynthesisOptions
 
     take_times: list[float] = []
 
@@ -117,7 +117,7 @@ def bench_recognizer(take, repeats: int, small_shape: bool) -> None:
 def bench_similarity(reference: Path, take, repeats: int) -> None:
     from gsv_core.audio import load_reference_audio, resample
     from gsv_core.features.sv import SpeakerEncoder
-    from gsv_core.similarity import voice_similarity
+    from gsv_core.features.similarity import voice_similarity
 
     import torch
 
@@ -130,7 +130,7 @@ def bench_similarity(reference: Path, take, repeats: int) -> None:
 
 
 def bench_plan(repeats: int) -> None:
-    from gsv_core.recordings import MAX_RECORDING_SECONDS, plan_recording
+    from gsv_core.speakers.recordings import MAX_RECORDING_SECONDS, plan_recording
 
     rate = 16000
     rng = np.random.default_rng(0)

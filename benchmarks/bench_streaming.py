@@ -40,8 +40,8 @@ from benchmarks.realsize import (  # noqa: E402
     RESULTS, TOKENS_PER_SECOND, build_pipeline, clock, in_fresh_thread, random_speaker, write_results,
 )
 from gsv_core.devices import resolve_placement  # noqa: E402
-from gsv_core.pipeline import VoicePipeline  # noqa: E402
-from gsv_core.synthesis import SynthesisOptions, SynthesisRequest  # noqa: E402
+from gsv_core.engine.pipeline import VoicePipeline  # noqa: E402
+from gsv_core.engine.requests import SynthesisOptions, SynthesisRequest  # noqa: E402
 
 TEXT = "今天天气很好，我们去公园散步。晚上回到家里，妈妈做了一顿丰盛的晚饭。第二天早上，我们起得很早，一起去爬山。"
 MODES = {

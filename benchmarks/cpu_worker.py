@@ -34,12 +34,14 @@ SOVITS_TOKENS = 125  # 5 s of audio
 REPEATS = 3
 
 
-def build_pipeline(assets: Path, frontend):
-    """The whole v2ProPlus model set loaded from its files, as the app loads it (``VoicePipeline.from_paths``)."""
-    from gsv_core.pipeline import VoicePipeline
+def build_pipeline(assets: Path, frontend, fast_cpu: bool = False):
+    """The whole v2ProPlus model set loaded from its files, as the app loads it (``VoicePipeline.from_paths``),
+    in the fast CPU mode when ``fast_cpu``."""
+    from gsv_core.engine.fast_cpu import FastCpuMode
+    from gsv_core.engine.pipeline import VoicePipeline
 
     return VoicePipeline.from_paths(assets / "s1.ckpt", assets / "s2.pth", assets / "hubert", assets / "bert",
-                                    assets / "sv.ckpt", frontend=frontend)
+                                    assets / "sv.ckpt", frontend=frontend, fast_cpu=FastCpuMode() if fast_cpu else None)
 
 
 def gpt_ms_per_token(t2s) -> float:
@@ -84,7 +86,7 @@ def sovits_s_per_audio_s(sovits) -> float:
 
 def timings(config: str, assets: Path) -> dict:
     """Per-stage and end-to-end timings of one configuration, and its peak memory."""
-    from gsv_core.synthesis import SynthesisOptions
+    from gsv_core.engine.requests import SynthesisOptions
     from gsv_core.text.frontend import TextFrontend
 
     start = time.perf_counter()
@@ -92,11 +94,7 @@ def timings(config: str, assets: Path) -> dict:
     sequence = frontend.phonemize(SENTENCE, "zh", "v2")
     report = {"frontend_cold_s": time.perf_counter() - start,
               "frontend_warm_ms": 1000 * median_seconds(lambda: frontend.phonemize(SENTENCE, "zh", "v2"), 5)}
-    pipeline = build_pipeline(assets, frontend)
-    if config == "int8":
-        from gsv_core.fast_cpu import quantize_for_cpu
-
-        quantize_for_cpu(pipeline)
+    pipeline = build_pipeline(assets, frontend, fast_cpu=config == "int8")
     pipeline.bert.sequence_features(sequence.parts)  # warm-up
     report["bert_s"] = median_seconds(lambda: pipeline.bert.sequence_features(sequence.parts), REPEATS)
     report["gpt_ms_per_token"] = gpt_ms_per_token(pipeline.t2s)
@@ -118,8 +116,8 @@ def timings(config: str, assets: Path) -> dict:
 
 def decoder_quality(sovits) -> dict:
     """The fast mode's SoVITS output against float32's for the same tokens, phones, ge and noise
-    (the generator in bfloat16 and windowed where the CPU computes it natively, as ``quantize_for_cpu`` does)."""
-    from gsv_core.fast_cpu import GENERATOR_WINDOW, native_bfloat16
+    (the generator in bfloat16 and windowed where the CPU computes it natively, as the fast mode does)."""
+    from gsv_core.engine.fast_cpu import GENERATOR_WINDOW, native_bfloat16
 
     if not native_bfloat16():
         return {"decoder_generator_dtype": "float32", "decoder_snr_db": None}
@@ -141,7 +139,7 @@ def quality(assets: Path) -> dict:
 
     import torch.nn.functional as F
 
-    from gsv_core.fast_cpu import quantize_linears, teacher_forced_logits
+    from gsv_core.engine.fast_cpu import quantize_linears
     from gsv_core.models.sampling import SamplingOptions
     from gsv_core.models.t2s import DecodeRow
     from gsv_core.text.frontend import TextFrontend
@@ -155,7 +153,7 @@ def quality(assets: Path) -> dict:
     prompt = torch.randint(0, 1024, (150,), generator=generator)
     row = DecodeRow(phones, bert, prompt, SamplingOptions(), torch.Generator().manual_seed(5))
     tokens = torch.cat([prompt, fp32.generate([row], max_steps=200)[0]])  # what float32 decoding sampled
-    expected, got = (teacher_forced_logits(model, phones, bert, tokens, len(prompt))[:-1] for model in (fp32, int8))
+    expected, got = (model.teacher_forced_logits(phones, bert, tokens, len(prompt))[:-1] for model in (fp32, int8))
     parts = pipeline.frontend.phonemize(SENTENCE, "zh", "v2").parts
     bert_fp32 = pipeline.bert.sequence_features(parts)
     quantize_linears(pipeline.bert.model.encoder)

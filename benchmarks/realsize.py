@@ -31,7 +31,7 @@ from gsv_core.conditioning import SpeakerConditioning
 from gsv_core.features.bert import HIDDEN_STATE_FROM_END, BertFeatures
 from gsv_core.models.sovits import SoVITS, SynthesizerConfig, load_sovits
 from gsv_core.models.t2s import MAX_STEPS, DecodeRow, T2SConfig, Text2Semantic
-from gsv_core.pipeline import VoicePipeline
+from gsv_core.engine.pipeline import VoicePipeline
 from gsv_core.text.frontend import TextFrontend
 from gsv_core.versions import VERSIONS
 

@@ -1,5 +1,11 @@
 """Command line: ``python -m gsv_core synth ...`` speaks a text in the voice of a reference clip.
 
+``python -m gsv_core train-replay REFERENCE_DIR --out OUT.npz`` replays a training reference
+(preparation, GPT steps) from its recorded inputs and draws and writes what it reproduced.
+``python -m gsv_core prepare-dataset LIST --out DIR ...`` prepares a ``wav|speaker|lang|text`` list
+for training as the official scripts do; ``python -m gsv_core train-s1 --prepared DIR --pretrained s1.ckpt --out DIR`` fine-tunes the GPT
+stage in the official loop (run it again to continue a run that was stopped).
+
 Example::
 
     python -m gsv_core synth --t2s s1.ckpt --sovits s2.pth --hubert chinese-hubert-base \\
@@ -68,7 +74,96 @@ def _parser() -> argparse.ArgumentParser:
                        help="auto, fp32, fp16, bf16 or int8 (auto: fp16 on CUDA, else fp32; int8: the fast CPU mode)")
     synth.add_argument("--out", type=Path, required=True, help="output WAV (16-bit)")
     synth.add_argument("--dump", type=Path, help="write intermediate arrays to this .npz")
+    _add_training_commands(commands)
     return parser
+
+
+def _add_training_commands(commands) -> None:
+    """The training commands: train-replay, prepare-dataset and train-s1."""
+    replay = commands.add_parser("train-replay", help="replay a training reference's stages from its recorded inputs")
+    replay.add_argument("reference", type=Path, help="a folder laid out like gsv-reference/training")
+    replay.add_argument("--out", type=Path, required=True, help="the reproduced arrays (.npz), under the reference's key names")
+    replay.add_argument("--stage", action="append", help="only this stage (repeatable): prepare, s1, ...")
+    replay.add_argument("--s1-ckpt", type=Path, help="also write the official s1 export of the last replayed step")
+    replay.add_argument("--native-isa", action="store_true",
+                        help="use every CPU instruction set (default on x86: AVX2 kernels, as the references were made)")
+    prepare = commands.add_parser("prepare-dataset", help="prepare a wav|speaker|lang|text list for training")
+    prepare.add_argument("list", type=Path, help="the training list (official format)")
+    prepare.add_argument("--wav-dir", type=Path, help="folder of the wavs (default: the paths as written in the list)")
+    prepare.add_argument("--out", type=Path, required=True, help="folder for prepared.npz and prepared.json")
+    prepare.add_argument("--bert", type=Path, required=True, help="chinese-roberta-wwm-ext-large folder")
+    prepare.add_argument("--hubert", type=Path, required=True, help="chinese-hubert-base folder")
+    prepare.add_argument("--sovits", type=Path, required=True, help="the s2 .pth whose quantizer gives the semantic tokens")
+    prepare.add_argument("--sv", type=Path, help="speaker-verification checkpoint (v2Pro, v2ProPlus)")
+    prepare.add_argument("--official-data", type=Path, help="folder with the official dictionary files")
+    prepare.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    train_s1 = commands.add_parser("train-s1", help="fine-tune the GPT (s1) stage on a prepared dataset")
+    train_s1.add_argument("--prepared", type=Path, required=True, help="folder with prepared.npz and prepared.json")
+    train_s1.add_argument("--pretrained", type=Path, required=True, help="s1 .ckpt to start from (its config is the base)")
+    train_s1.add_argument("--out", type=Path, required=True, help="folder for the exports, the state and the metrics")
+    train_s1.add_argument("--epochs", type=int, help="default: the pretrained file's config")
+    train_s1.add_argument("--batch-size", type=int, help="default: the pretrained file's config")
+    train_s1.add_argument("--seed", type=int)
+    train_s1.add_argument("--exp-name", help="name of the exported <exp-name>-e<N>.ckpt files")
+    train_s1.add_argument("--state-every", type=int, default=4, help="save the resumable state every N batches")
+    train_s1.add_argument("--restart", action="store_true", help="start again even if --out holds a saved state")
+    train_s1.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    train_s1.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
+
+def _prepare_dataset(args: argparse.Namespace) -> None:
+    from .training.prepare import prepare_list_file
+
+    skipped = prepare_list_file(args.list, args.out, args.bert, args.hubert, args.sovits, wav_dir=args.wav_dir,
+                                sv_path=args.sv, official_data=args.official_data, device=args.device,
+                                progress=lambda done, total: print(f"prepared {done}/{total}", end="\r", flush=True))
+    print()
+    for item in skipped:
+        print(f"left out {item.wav_name}: {item.reason}")
+    print(f"wrote {args.out}")
+
+
+def _train_s1(args: argparse.Namespace) -> None:
+    import torch
+
+    from .training.run_s1 import train_s1
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "exp_name": args.exp_name}
+    end = train_s1(args.prepared, args.pretrained, args.out, overrides, device=args.device,
+                   state_every=args.state_every, restart=args.restart,
+                   on_batch=lambda b: print(f"epoch {b.epoch + 1} batch {b.batch_idx}: loss {b.loss:.2f} "
+                                            f"acc {b.accuracy:.3f} lr {b.lr:g}{' (step)' if b.stepped else ''}"))
+    print(f"finished: {end.epoch} epochs, {end.steps} optimizer steps; exports in {args.out}")
+
+
+# the references were made with ATen, MKL and oneDNN limited to AVX2 (gsv-reference/README.md)
+_REFERENCE_ISA = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def _train_replay(args: argparse.Namespace) -> None:
+    import platform
+
+    if not args.native_isa and platform.machine().lower() in ("x86_64", "amd64"):
+        for name, value in _REFERENCE_ISA.items():  # read when torch first runs a kernel
+            os.environ.setdefault(name, value)
+    import numpy as np
+
+    from .training.atomic import write_atomically
+    from .training.replay import replay
+
+    arrays = replay(args.reference, tuple(args.stage) if args.stage else None,
+                    on_stage=lambda name, count: print(f"stage {name}: {count} arrays"))
+    write_atomically(args.out, lambda handle: np.savez(handle, **arrays))
+    print(f"wrote {args.out}: {len(arrays)} arrays")
+    if args.s1_ckpt:
+        if not any("_param/" in name for name in arrays):
+            raise ValueError("--s1-ckpt needs the s1 stage, which did not run")
+        from .training.s1_replay import export_replayed
+
+        export_replayed(args.reference, arrays, args.s1_ckpt)
+        print(f"wrote {args.s1_ckpt}")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -78,9 +173,9 @@ def _synth(args: argparse.Namespace) -> None:
 
     from .audio import to_int16
     from .devices import resolve_placement
-    from .fast_cpu import quantize_for_cpu
-    from .pipeline import VoicePipeline
-    from .synthesis import SynthesisOptions
+    from .engine.fast_cpu import FastCpuMode
+    from .engine.pipeline import VoicePipeline
+    from .engine.requests import SynthesisOptions
 
     sv_embeddings = [np.load(path) for path in args.sv_embedding or ()]
     if sv_embeddings and len(sv_embeddings) != 1 + len(args.aux_ref_audio):
@@ -91,10 +186,8 @@ def _synth(args: argparse.Namespace) -> None:
     placement = resolve_placement(args.device, args.precision)
     pipeline = VoicePipeline.from_paths(
         args.t2s, args.sovits, args.hubert, args.bert, args.sv, device=placement.device, dtype=placement.dtype,
-        official_data=args.official_data,
+        official_data=args.official_data, fast_cpu=FastCpuMode() if placement.int8 else None,
     )
-    if placement.int8:
-        pipeline = quantize_for_cpu(pipeline)
     speaker = pipeline.prepare_speaker(
         args.ref_audio, args.ref_text, args.ref_lang, sv_embedding=sv_embeddings[0] if sv_embeddings else None,
         aux_audio=args.aux_ref_audio, aux_sv_embeddings=sv_embeddings[1:] if sv_embeddings else None,
@@ -163,10 +256,10 @@ def _dump_arrays(speaker, result, traced: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
     try:
-        _synth(args)
+        {"synth": _synth, "train-replay": _train_replay, "train-s1": _train_s1,
+         "prepare-dataset": _prepare_dataset}[args.command](args)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -36,8 +36,13 @@ _ARRAYS: dict[str, tuple[str, int]] = {
     "global_embedding": ("float32", 3),  # (1, gin, 1) decoder conditioning `ge` (the references' mean)
     "reference_embeddings": ("float32", 4),  # (R, 1, gin, 1) `ge` of each reference, main first (R > 1 only)
     "sv_embedding": ("float32", 2),  # (1, 20480) speaker-verification features (v2Pro)
+    # (D,) the SV model's verification embedding of the main reference (192 for ERes2NetV2): what
+    # similarity scoring compares each output with, so it never reads the reference audio again
+    "verification_embedding": ("float32", 1),
 }
-_OPTIONAL = frozenset({"sv_embedding", "prompt_semantic", "prompt_phones", "prompt_bert", "reference_embeddings"})
+ARRAY_NAMES = tuple(_ARRAYS)  # each stored as <name>.npy
+_OPTIONAL = frozenset({"sv_embedding", "prompt_semantic", "prompt_phones", "prompt_bert", "reference_embeddings",
+                       "verification_embedding"})
 _PROMPT = ("prompt_semantic", "prompt_phones", "prompt_bert")
 
 # Widths of the released models, as in models/sovits/config.py (repeated here so that a
@@ -46,6 +51,7 @@ CODEBOOK_SIZE = 1024  # semantic codes
 NUM_SYMBOLS_V2 = 732  # phone ids
 BERT_DIM = 1024  # chinese-roberta-wwm-ext-large hidden size
 SV_DIM = 20480  # speaker-verification features
+MAX_VERIFICATION_DIM = 4096  # a verification embedding (ERes2NetV2: 192); far above any SV model's
 GIN_CHANNELS = 512  # ``ge`` width of v2 (the MRTE width)
 GIN_CHANNELS_SV = 1024  # ``ge`` width of the versions with SV features (v2Pro, v2ProPlus)
 SPEC_BINS = frozenset(v.audio.spec_channels for v in VERSIONS.values())
@@ -86,7 +92,8 @@ class SpeakerConditioning:
     mode, where the GPT stage runs without a prompt (as the official v2 allows).
     ``reference_embeddings`` is None for a single reference (then ``global_embedding`` is
     that reference's own); with auxiliary clips ``global_embedding`` is its mean over R.
-    ``ref_spec`` and ``sv_embedding`` belong to the main reference.
+    ``ref_spec``, ``sv_embedding`` and ``verification_embedding`` belong to the main reference;
+    ``verification_embedding`` is None where no SV model was loaded (v2 without one).
     """
 
     version: str
@@ -97,6 +104,7 @@ class SpeakerConditioning:
     prompt_bert: np.ndarray | None = None
     sv_embedding: np.ndarray | None = None
     reference_embeddings: np.ndarray | None = None
+    verification_embedding: np.ndarray | None = None
     prompt_text: str = ""
     prompt_language: str = ""
     metadata: dict = field(default_factory=dict)
@@ -136,7 +144,11 @@ class SpeakerConditioning:
             raise ConditioningError(f"global_embedding must be (1, channels, 1), got {self.global_embedding.shape}")
         if self.sv_embedding is not None:
             _check_shape("sv_embedding", self.sv_embedding, (1, SV_DIM))
-        for name in ("prompt_bert", "ref_spec", "global_embedding", "sv_embedding", "reference_embeddings"):
+        if self.verification_embedding is not None and not 0 < len(self.verification_embedding) <= MAX_VERIFICATION_DIM:
+            raise ConditioningError(f"verification_embedding must have 1-{MAX_VERIFICATION_DIM} values, "
+                                    f"got {len(self.verification_embedding)}")
+        for name in ("prompt_bert", "ref_spec", "global_embedding", "sv_embedding", "reference_embeddings",
+                     "verification_embedding"):
             value = getattr(self, name)
             if value is not None and not np.isfinite(value).all():
                 raise ConditioningError(f"{name} contains NaN or infinite values")

@@ -1,7 +1,7 @@
 """Choosing where and in which precision the models run, once, from a user's words.
 
 ``auto`` picks CUDA when a GPU is present, with float16 there as the official system does,
-and float32 on the CPU. ``int8`` is the fast CPU mode (:mod:`gsv_core.fast_cpu`): float32
+and float32 on the CPU. ``int8`` is the fast CPU mode (:mod:`gsv_core.engine.fast_cpu`): float32
 models whose GPT and BERT Linear weights are then stored as int8; it is off unless asked
 for. Asking for a device that is not there, or int8 on a GPU, is an error at start, not a
 silent fallback.
@@ -24,7 +24,7 @@ class Placement:
 
     device: torch.device
     dtype: torch.dtype
-    int8: bool = False  # CPU only: GPT and BERT Linear weights as int8 (gsv_core.fast_cpu.quantize_for_cpu)
+    int8: bool = False  # CPU only: GPT and BERT Linear weights as int8 (gsv_core.engine.fast_cpu.FastCpuMode)
 
     @property
     def precision(self) -> str:

@@ -1,8 +1,8 @@
 """The registry of GPT-SoVITS model versions.
 
 Every version-dependent fact lives in one row of ``VERSIONS``: which files on the Hub
-it needs, which symbol table its text uses, its audio settings and whether it has a
-speaker-verification stage. Nothing here reads the environment.
+it needs, which symbol table its text uses, its audio settings, whether it has a
+speaker-verification stage and which decoder family it uses. Nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ class VersionInfo:
     sv_file: str | None  # speaker-verification checkpoint (v2Pro family only)
     header: bytes  # the two bytes written over the zip magic of the s2 file
     audio: AudioSettings = AudioSettings()
+    # which decoder turns semantic tokens into audio (gsv_core.engine.decoder_stage.DECODER_STAGES):
+    # "vits", the SoVITS decoder of v2 and the v2Pro family; v3/v4 would name a CFM + vocoder family
+    decoder: str = "vits"
     # training only: the official pretrained SoVITS discriminator (the s2G file's name with s2D),
     # and the periods of its multi-period discriminator (after the scale discriminator)
     sovits_discriminator_file: str = ""

@@ -16,12 +16,15 @@ from pathlib import Path
 
 _VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,31}")
 _FINGERPRINT_EDGE_BYTES = 1 << 20
+# What a stored conditioning holds; a new field (2: the verification embedding) makes every key
+# new, so speakers stored before it are prepared again rather than served without it.
+CONDITIONING_FORMAT = 2
 
 
 def weights_key(version: str, files: Sequence[str | os.PathLike]) -> str:
     """Name the weights an embedding was computed with: ``"<version>-<16 hex digits>"``.
 
-    Each file contributes its size plus the sha256 of its first and last MiB: enough to tell
+    The key also covers :data:`CONDITIONING_FORMAT`. Each file contributes its size plus the sha256 of its first and last MiB: enough to tell
     checkpoints apart without reading gigabytes at every start. A directory (a Hugging Face
     model folder) contributes all its files, by relative path. Fingerprints are cached per
     (path, mtime, size), so repeated calls cost a ``stat`` per file.
@@ -30,7 +33,7 @@ def weights_key(version: str, files: Sequence[str | os.PathLike]) -> str:
         raise ValueError(f"invalid weights version {str(version)[:40]!r}: use letters, digits and '_'")
     if not files:
         raise ValueError("weights_key needs at least one weights file")
-    digest = hashlib.sha256(version.encode())
+    digest = hashlib.sha256(version.encode() + b"\0conditioning-%d" % CONDITIONING_FORMAT)
     for entry in files:
         path = Path(entry)
         if path.is_dir():

@@ -45,6 +45,12 @@ def reference_models_dir(reference_dir: Path) -> Path:
     return _require(reference_dir / "models")
 
 
+@pytest.fixture(scope="session")
+def training_dir(reference_dir: Path) -> Path:
+    """The training reference: a tiny dataset, the official preparation and training steps."""
+    return _require(reference_dir / "training" / "prepared.json").parent
+
+
 @pytest.fixture
 def prepare():
     """A stand-in for the pipeline's prepare_speaker that records its calls (speaker library tests)."""

@@ -54,3 +54,9 @@ def test_the_check_cost_benchmark_runs_on_the_tiny_models(reference_dir, tmp_pat
     assert {"one_take_s", "recognizer_per_take_s", "similarity_per_take_s", "checked_pass_at_once_s",
             "checked_fail_once_s"} <= set(figures)
     assert all(value > 0 for value in figures["ratios_to_one_take"].values())
+
+
+def test_the_quantization_benchmark_runs_and_ours_decodes_as_torch_ao(tmp_path):
+    report = _run("bench_quantization.py", "--small", "--tokens", "8", "--rounds", "1", results=tmp_path)
+    assert {"fp32", "ours", "torch_ao"} <= set(report["ms_per_token"])
+    assert report["ours_tokens_equal_torch_ao"]

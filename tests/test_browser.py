@@ -320,7 +320,7 @@ def test_the_page_plays_the_voice_while_it_is_made(live, reference_dir, monkeypa
     from playwright.sync_api import expect
 
     live_url, service = live
-    stream = service.synthesize_stream
+    stream = service.synthesis.synthesize_stream
 
     def paced(*args, **kwargs):
         for piece in stream(*args, **kwargs):

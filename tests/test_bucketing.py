@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gsv_core.audio import join_fragments, to_int16
-from gsv_core.bucketing import bucket_batches
+from gsv_core.engine.bucketing import bucket_batches
 
 
 def test_buckets_cover_every_segment_once():

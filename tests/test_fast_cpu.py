@@ -13,7 +13,7 @@ from torch import nn
 
 from gsv_core.__main__ import main
 from gsv_core.devices import resolve_placement, resolve_precision
-from gsv_core.fast_cpu import quantize_linears, teacher_forced_logits
+from gsv_core.engine.fast_cpu import FastCpuMode, quantize_linears
 from gsv_core.models.t2s import DecodeRow, T2SConfig, Text2Semantic, load_t2s, project
 from gsv_core.models.sampling import SamplingOptions
 from test_pipeline_parity import CASES, _argv
@@ -78,7 +78,7 @@ def test_int8_gpt_agrees_with_float32_on_the_public_tokens(reference_dir):
         tokens = torch.as_tensor(golden["t2s_y_full"]).view(-1)
         bert = torch.cat([torch.as_tensor(golden["prompt_bert"]), torch.as_tensor(golden["target_bert_0"])], dim=1)
         prompt = golden["prompt_semantic"].size
-        expected, got = (teacher_forced_logits(model, phones, bert, tokens, prompt) for model in (fp32, int8))
+        expected, got = (model.teacher_forced_logits(phones, bert, tokens, prompt) for model in (fp32, int8))
         assert (expected.argmax(-1) == got.argmax(-1)).float().mean() >= TOP1_FLOOR, case
         assert F.cosine_similarity(expected, got, dim=-1).min() >= COSINE_FLOOR, case
 
@@ -111,12 +111,12 @@ def test_int8_cli_runs_end_to_end(case, reference_dir, tmp_path):
     assert rate == 32000 and len(audio) >= len(ours) * 1280 and np.abs(audio).max() > 0  # 1280 samples per token
 
 
-def _tiny_v2_pipeline(models):
-    """The goldens' tiny v2 model set, loaded as the app loads it (float32, CPU)."""
-    from gsv_core.pipeline import VoicePipeline
+def _tiny_v2_pipeline(models, fast_cpu: FastCpuMode | None = None):
+    """The goldens' tiny v2 model set, loaded as the app loads it (float32, CPU; the fast mode when given)."""
+    from gsv_core.engine.pipeline import VoicePipeline
 
     return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth",
-                                    models / "chinese-hubert-tiny", models / "chinese-roberta-tiny")
+                                    models / "chinese-hubert-tiny", models / "chinese-roberta-tiny", fast_cpu=fast_cpu)
 
 
 def _snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
@@ -145,15 +145,14 @@ def test_a_bfloat16_generator_decodes_the_public_tokens_close_to_float32(case, r
 def test_the_fast_mode_puts_the_generator_in_bfloat16_where_the_cpu_computes_it(monkeypatch, reference_models_dir):
     """generator_bfloat16=None follows the CPU (oneDNN's probe); True/False force it; the GPT
     and BERT quantization is the same either way."""
-    import gsv_core.fast_cpu as fast_cpu
-    from gsv_core.fast_cpu import GENERATOR_WINDOW
+    import gsv_core.engine.fast_cpu as fast_cpu
+    from gsv_core.engine.fast_cpu import GENERATOR_WINDOW
 
     models = reference_models_dir
     for native, forced, expected in ((True, None, torch.bfloat16), (False, None, torch.float32),
                                      (False, True, torch.bfloat16), (True, False, torch.float32)):
         monkeypatch.setattr(fast_cpu, "native_bfloat16", lambda native=native: native)
-        pipeline = _tiny_v2_pipeline(models)
-        fast_cpu.quantize_for_cpu(pipeline, generator_bfloat16=forced)
+        pipeline = _tiny_v2_pipeline(models, fast_cpu.FastCpuMode(generator_bfloat16=forced))
         assert pipeline.sovits.generator.conv_pre.weight.dtype == expected
         assert pipeline.sovits.generator.window == (None if expected == torch.float32 else GENERATOR_WINDOW)
         assert not isinstance(pipeline.t2s.layers[0].qkv, nn.Linear)
@@ -196,17 +195,16 @@ def test_the_tiny_generators_receptive_field_fits_the_tests_margin(reference_dir
 
 
 def test_the_fast_mode_builds_both_window_shapes_at_once(reference_models_dir, monkeypatch):
-    """quantize_for_cpu runs the windowed generator over two windows, so both shapes' kernels exist
+    """The fast mode runs the windowed generator over two windows, so both shapes' kernels exist
     before the first request (oneDNN builds them per shape, seconds each in bfloat16)."""
-    from gsv_core.fast_cpu import GENERATOR_WINDOW, quantize_for_cpu
+    from gsv_core.engine.fast_cpu import GENERATOR_WINDOW
     from gsv_core.models.sovits.generator import Generator
 
     models = reference_models_dir
-    pipeline = _tiny_v2_pipeline(models)
     shapes = []
     inner = Generator._forward
     monkeypatch.setattr(Generator, "_forward", lambda self, x, g, lengths: shapes.append(x.shape[-1]) or inner(self, x, g, lengths))
-    quantize_for_cpu(pipeline, generator_bfloat16=True)
+    _tiny_v2_pipeline(models, FastCpuMode(generator_bfloat16=True))
     size, margin = GENERATOR_WINDOW
     assert shapes == [size + margin, size + 2 * margin]
 
@@ -214,7 +212,6 @@ def test_the_fast_mode_builds_both_window_shapes_at_once(reference_models_dir, m
 def test_the_fast_mode_caches_speakers_apart_from_float32(reference_models_dir, tmp_path, reference_dir):
     """int8 BERT makes slightly different prompt BERT features, so the speaker library keys the fast
     mode's embeddings apart: a voice stored by a float32 server is prepared again, not reused."""
-    from gsv_core.fast_cpu import quantize_for_cpu
     from gsv_core.speakers import SpeakerLibrary
     from gsv_core.speakers.records import validate_weights_key
 
@@ -225,7 +222,7 @@ def test_the_fast_mode_caches_speakers_apart_from_float32(reference_models_dir, 
     info = library.add(reference, "这是一段用来测试的参考音频。", "zh", "Ref", prepare=pipeline.prepare_speaker,
                        weights_key=pipeline.weights_key)
     float32_key = pipeline.weights_key
-    quantize_for_cpu(pipeline, generator_bfloat16=False)
+    pipeline = _tiny_v2_pipeline(models, FastCpuMode(generator_bfloat16=False))
     assert pipeline.weights_key == f"{float32_key}-int8" and validate_weights_key(pipeline.weights_key)
     prepared = []
 
@@ -235,3 +232,25 @@ def test_the_fast_mode_caches_speakers_apart_from_float32(reference_models_dir, 
 
     library.conditioning(info.id, prepare=prepare, weights_key=pipeline.weights_key)
     assert len(prepared) == 1  # not the float32 embeddings stored with the voice
+
+
+def test_int8_linear_gives_what_pytorch_dynamic_quantization_gives_without_its_deprecation_warning():
+    """The fast mode's own int8 layer calls ATen's FBGEMM kernels directly: the outputs of
+    ``torch.ao.quantization.quantize_dynamic`` bit for bit, and no DeprecationWarning."""
+    import warnings
+
+    torch.manual_seed(0)
+    for shape in ((64, 32), (512, 1536)):
+        reference = nn.Sequential(nn.Linear(*shape), nn.ReLU(), nn.Linear(shape[1], 8))
+        theirs = copy.deepcopy(reference)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.ao.quantization.quantize_dynamic(theirs, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        ours = copy.deepcopy(reference)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            quantize_linears(ours)
+            x = torch.randn(3, 5, shape[0])
+            got = ours(x)
+        assert torch.equal(got, theirs(x))
+        assert not any(isinstance(module, nn.Linear) for module in ours.modules())

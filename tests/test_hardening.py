@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 from test_service import FakePipeline, _service, _wav
 from voice_studio.errors import ServiceError
 from voice_studio.limits import Limits, check_options
@@ -77,7 +77,7 @@ def test_options_built_by_the_ui_are_checked_again_by_the_service(tmp_path):
     service = _service(tmp_path)
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Seed", session=None)
     with pytest.raises(ServiceError, match="seed must be between") as error:
-        service.synthesize("你好", speaker.id, "zh", SynthesisOptions(seed=2**70), None)
+        service.synthesis.synthesize("你好", speaker.id, "zh", SynthesisOptions(seed=2**70), None)
     assert error.value.status == 400 and "Overflow" not in str(error.value)
     assert _log(tmp_path)[-1]["outcome"] == "error" and _log(tmp_path)[-1]["status"] == 400
 
@@ -95,12 +95,12 @@ class FragilePipeline(FakePipeline):
 
 
 def _concurrently(service, calls):
-    """Run ``service.synthesize(*call)`` for every call at once; (result or ServiceError) per call."""
+    """Run ``service.synthesis.synthesize(*call)`` for every call at once; (result or ServiceError) per call."""
     outcomes = [None] * len(calls)
 
     def run(index, call):
         try:
-            outcomes[index] = service.synthesize(*call)
+            outcomes[index] = service.synthesis.synthesize(*call)
         except ServiceError as error:
             outcomes[index] = error
 
@@ -149,9 +149,9 @@ def test_audio_that_would_be_too_long_is_refused(tmp_path):
     service = _service(tmp_path, max_chars=400, limits=Limits(max_output_s=5.0))
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Long", session=None)
     with pytest.raises(ServiceError, match="the audio would last about 25 s; the limit is 5 s"):
-        service.synthesize("你好。" * 10, speaker.id, "zh", SynthesisOptions(fragment_interval=2.0), None)
+        service.synthesis.synthesize("你好。" * 10, speaker.id, "zh", SynthesisOptions(fragment_interval=2.0), None)
     with pytest.raises(ServiceError, match="41 segments; the limit is 40"):
-        service.synthesize("好。" * 41, speaker.id, "zh", SynthesisOptions(), None)
+        service.synthesis.synthesize("好。" * 41, speaker.id, "zh", SynthesisOptions(), None)
 
 
 def test_unexpected_errors_get_a_generic_message_and_an_id(tmp_path, caplog):
@@ -159,7 +159,7 @@ def test_unexpected_errors_get_a_generic_message_and_an_id(tmp_path, caplog):
     service = _service(tmp_path, pipeline)
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Alone", session=None)
     with caplog.at_level(logging.ERROR), pytest.raises(ServiceError) as error:
-        service.synthesize("boom", speaker.id, "zh", SynthesisOptions(), None)
+        service.synthesis.synthesize("boom", speaker.id, "zh", SynthesisOptions(), None)
     assert error.value.status == 500 and f"(error id {error.value.error_id})" in str(error.value)
     assert "Traceback" in caplog.text and error.value.error_id in caplog.text
 
@@ -174,7 +174,7 @@ def test_past_the_queue_requests_get_503_with_retry_after_and_are_logged(tmp_pat
     busy = [o for o in outcomes if isinstance(o, ServiceError)]
     served = [o for o in outcomes if not isinstance(o, ServiceError)]
     assert len(served) >= 3 and busy and all(b.status == 503 and b.headers["Retry-After"] for b in busy)
-    assert all("busy" in str(b) for b in busy) and service.admission.held == 0
+    assert all("busy" in str(b) for b in busy) and service.synthesis.admission.held == 0
     assert len(_log(tmp_path)) == 8
 
 
@@ -183,8 +183,8 @@ def test_what_admission_lets_in_is_never_refused_by_the_queue(tmp_path):
     all count as waiting, and the queue must not refuse them (it did, under load, at random)."""
     service = _service(tmp_path, FakePipeline(), max_batch=1, max_waiting=2)
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Three", session=None)
-    results = service.synthesize_each("你好", [speaker.id] * 3, "zh", SynthesisOptions(), None)
-    assert len(results) == 3 and service.admission.held == 0
+    results = service.synthesis.synthesize_each("你好", [speaker.id] * 3, "zh", SynthesisOptions(), None)
+    assert len(results) == 3 and service.synthesis.admission.held == 0
     assert [line["outcome"] for line in _log(tmp_path)] == ["ok"] * 3
 
 
@@ -271,7 +271,8 @@ def test_ratings_export_needs_the_token_when_one_is_set(tmp_path):
     with pytest.raises(ServiceError, match="exporting ratings needs the admin token") as error:
         service.ratings_csv(None)
     assert error.value.status == 403
-    assert "visitor-key" in service.ratings_csv("secret")
+    exported = service.ratings_csv("secret")  # who rated, as a keyed hash: never the visitor key itself
+    assert service.ratings.rater_of("visitor-key") in exported and "visitor-key" not in exported
     with pytest.raises(ServiceError, match="wrong"):
         service.ratings_csv("nope")
 
@@ -428,17 +429,24 @@ def test_an_imported_voice_with_a_bad_prompt_semantic_is_refused(tmp_path, bad):
 def test_the_ui_knows_a_visitor_by_the_cookie_not_by_the_page_load():
     import types
 
+    from test_attack_visitor_keys import as_the_app_sees
     from voice_studio.ui.common import session_of
+    from voice_studio.visitor_keys import VisitorKeys, page_session_key
 
-    key = "k" * 32
-    first_load = types.SimpleNamespace(cookies={"gsv_visitor": key}, session_hash="load-1")
-    reload = types.SimpleNamespace(cookies={"gsv_visitor": key}, session_hash="load-2")
+    keys = VisitorKeys(b"s" * 32, 3600)
+    client = keys.client_tag("203.0.113.7")
+    key = keys.mint(client)  # the key the server set on the first response
+
+    def page(session_hash, **headers):  # a Gradio request as the app sees it behind the RequestGuard
+        return types.SimpleNamespace(headers=as_the_app_sees(keys, headers), session_hash=session_hash)
+
+    first_load = page("load-1", Cookie=f"gsv_visitor={key}")
+    reload = page("load-2", Cookie=f"gsv_visitor={key}")
     assert session_of(first_load) == session_of(reload) == key
-    forged = types.SimpleNamespace(cookies={"gsv_visitor": "x; y"}, session_hash="load-3")
-    assert session_of(forged) == "load-3"  # a malformed key is never used
-    no_cookie_jar = types.SimpleNamespace(cookies={"gsv_visitor": key}, headers={"x-gsv-new-visitor": "1"},
-                                          session_hash="load-4")
-    assert session_of(no_cookie_jar) == "load-4"  # a key minted for this request alone would be lost at once
+    forged = page("load-3", Cookie="gsv_visitor=x; y")
+    assert session_of(forged) == page_session_key("load-3", client)  # a malformed key is never used
+    no_cookie_jar = page("load-4")
+    assert session_of(no_cookie_jar) == page_session_key("load-4", client)  # a key minted for this request alone would be lost at once
 
 
 def test_an_sv_checkpoint_that_does_not_fit_the_sovits_model_is_refused_at_load(reference_dir, tmp_path):

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from gsv_core.__main__ import main
 from gsv_core.audio import AudioError
-from gsv_core.pipeline import VoicePipeline
+from gsv_core.engine.pipeline import VoicePipeline
 from gsv_core.speakers import SpeakerLibrary
 
 CASES = {"v2_multiref": "s2G-tiny-v2.pth", "v2Pro_multiref": "s2G-tiny-v2Pro.pth"}

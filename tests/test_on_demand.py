@@ -12,7 +12,7 @@ import torch
 from gsv_core.features.on_demand import OnDemand
 from gsv_core.features.ssl import HubertFeatures
 from gsv_core.features.sv import SpeakerEncoder
-from gsv_core.pipeline import VoicePipeline
+from gsv_core.engine.pipeline import VoicePipeline
 
 
 class _Model:

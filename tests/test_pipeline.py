@@ -9,8 +9,8 @@ import soundfile as sf
 
 from gsv_core.audio import AudioError
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.pipeline import VoicePipeline
-from gsv_core.synthesis import SynthesisOptions, SynthesisRequest
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.engine.requests import SynthesisOptions, SynthesisRequest
 from gsv_core.text.errors import TextError
 
 GREEDY = SynthesisOptions(top_k=1, split_method="cut0", seed=7)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from gsv_core.pipeline import VoicePipeline
-from gsv_core.synthesis import SynthesisOptions, SynthesisRequest
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.engine.requests import SynthesisOptions, SynthesisRequest
 from test_pipeline import two_speakers
 
 ATOL = 1e-5

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from gsv_core.pipeline import VoicePipeline
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.engine.requests import SynthesisOptions
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_CODE_AGREEMENT = {"fp32": 1.0, "bf16": 0.85, "fp16": 0.97}

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gsv_core.pipeline import VoicePipeline
-from gsv_core.synthesis import SynthesisOptions, SynthesisRequest
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.engine.requests import SynthesisOptions, SynthesisRequest
 
 TEXT = "图书馆里非常安静，大家都在认真地看书。只有翻书的声音偶尔响起。"
 

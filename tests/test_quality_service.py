@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from gsv_core.audio import load_reference_audio, spec_audio, sv_input
 from gsv_core.quality import character_error_rate
-from gsv_core.synthesis import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import SynthesisOptions, SynthesisResult
 from test_service import FakePipeline, _service, _wav
 from voice_studio.api import add_error_handlers, build_router
 from voice_studio.errors import ServiceError
@@ -68,7 +68,7 @@ def _log(tmp_path) -> list[dict]:
 def test_a_take_that_reads_wrong_is_made_again_with_the_next_seed(tmp_path):
     whisper = ScriptedWhisper("今天天气很差，我们不去了。", TEXT)
     service, pipeline, speaker_id = _checked_service(tmp_path, whisper)
-    result = service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=41), None, quality_check=True)
+    result = service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=41), None, quality_check=True)
     assert pipeline.seeds == [41, 42]
     assert (result.quality.tries, result.quality.seed, result.seed, result.quality.cer) == (2, 42, 42, 0.0)
     assert [call["language"] for call in whisper.calls] == ["chinese", "chinese"]  # the request's language
@@ -83,7 +83,7 @@ def test_the_best_take_is_kept_when_every_try_fails_and_a_request_without_seed_g
     wrong, worse = "今天天气很差。", "明天下雨。"
     whisper = ScriptedWhisper(worse, wrong, worse)
     service, pipeline, speaker_id = _checked_service(tmp_path, whisper)
-    result = service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(), None, quality_check=True)
+    result = service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(), None, quality_check=True)
     first = pipeline.seeds[0]
     assert first is not None and pipeline.seeds == [first, first + 1, first + 2]  # Limits().quality_max_tries
     assert result.quality.tries == 3 and result.seed == first + 1  # the lowest error rate
@@ -94,10 +94,10 @@ def test_the_server_limits_set_the_tries_and_the_threshold(tmp_path):
     whisper = ScriptedWhisper("今天天气不对。")  # 1 edit in 6 characters: 0.17
     strict, _, speaker_id = _checked_service(tmp_path / "strict", whisper,
                                              limits=Limits(quality_max_tries=2, quality_max_cer=0.1))
-    assert strict.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 2
+    assert strict.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 2
     lenient, _, speaker_id = _checked_service(tmp_path / "lenient", ScriptedWhisper("今天天气不对。"),
                                               limits=Limits(quality_max_cer=0.2))
-    assert lenient.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 1
+    assert lenient.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True).quality.tries == 1
     with pytest.raises(ValueError, match="quality_max_tries"):
         Limits(quality_max_tries=0)
 
@@ -109,7 +109,7 @@ def test_without_the_recognizer_the_take_is_kept_unchecked_and_says_why(tmp_path
         raise OSError("We couldn't connect to the Hub and the model is not in the cache")
 
     service.transcriber._load = offline
-    result = service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=7), None, quality_check=True)
+    result = service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=7), None, quality_check=True)
     assert pipeline.seeds == [7] and result.quality.cer is None and result.quality.note == RECOGNIZER_UNAVAILABLE
     line = _log(tmp_path)[-1]
     assert line["outcome"] == "ok" and line["cer"] is None and line["quality_note"] == RECOGNIZER_UNAVAILABLE
@@ -117,19 +117,19 @@ def test_without_the_recognizer_the_take_is_kept_unchecked_and_says_why(tmp_path
 
 def test_the_server_default_applies_when_a_request_does_not_say(tmp_path):
     service, pipeline, speaker_id = _checked_service(tmp_path, ScriptedWhisper("错。", TEXT), quality_check_default=True)
-    assert service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None).quality.tries == 2
-    assert service.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None, quality_check=False).quality is None
+    assert service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None).quality.tries == 2
+    assert service.synthesis.synthesize(TEXT, speaker_id, "zh", SynthesisOptions(seed=3), None, quality_check=False).quality is None
     assert pipeline.seeds == [3, 4, 3]
 
 
 def test_a_checked_request_that_fails_is_logged_once_and_frees_its_admission(tmp_path):
     service, _, speaker_id = _checked_service(tmp_path, ScriptedWhisper(TEXT))
     with pytest.raises(ServiceError, match="nothing to read"):
-        service.synthesize("😀", speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True)
+        service.synthesis.synthesize("😀", speaker_id, "zh", SynthesisOptions(seed=1), None, quality_check=True)
     with pytest.raises(ServiceError, match="unknown speaker"):
-        service.synthesize(TEXT, "nobody", "zh", SynthesisOptions(), None, quality_check=True)
+        service.synthesis.synthesize(TEXT, "nobody", "zh", SynthesisOptions(), None, quality_check=True)
     assert [line["outcome"] for line in _log(tmp_path)] == ["error", "error"]
-    assert service.admission.held == 0
+    assert service.synthesis.admission.held == 0
 
 
 # -- REST -----------------------------------------------------------------------------------
@@ -213,12 +213,14 @@ def test_zerogpu_asks_for_time_for_every_take_of_a_checked_request():
 # service cases use the tiny v2 models, holding the tiny ERes2NetV2 as a v2Pro pipeline holds its
 # SV model; the scorer alone is run on a tiny v2ProPlus synthesis.
 
-def _tiny_pipeline(reference_dir, sovits: str):
-    from gsv_core.pipeline import VoicePipeline
+def _tiny_pipeline(reference_dir, sovits: str, sv: bool = False):
+    """The tiny models; ``sv``: with the tiny SV model (for v2: scoring similarity alone)."""
+    from gsv_core.engine.pipeline import VoicePipeline
 
     models = reference_dir / "models"
     return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / sovits, models / "chinese-hubert-tiny",
-                                    models / "chinese-roberta-tiny", official_data=reference_dir / "data")
+                                    models / "chinese-roberta-tiny", models / "sv-eres2netv2-tiny.ckpt" if sv else None,
+                                    official_data=reference_dir / "data")
 
 
 def _tiny_encoder(reference_dir):
@@ -235,7 +237,7 @@ def _tiny_service(tmp_path, reference_dir, pipeline, **config):
 
 def _expected_similarity(encoder, reference_path, model_rate: int, result) -> float:
     """Independently: both clips through ``voice_similarity``, the reference as the pipeline sees it."""
-    from gsv_core.similarity import voice_similarity
+    from gsv_core.features.similarity import voice_similarity
 
     samples, rate = load_reference_audio(reference_path)
     reference16k = sv_input(spec_audio(samples, rate, model_rate), model_rate)[0]
@@ -244,17 +246,16 @@ def _expected_similarity(encoder, reference_path, model_rate: int, result) -> fl
 
 def test_similarity_is_reported_with_the_pipelines_sv_model_and_the_reference_embedded_once(
         tmp_path, reference_dir, monkeypatch):
-    from gsv_core import similarity
+    from gsv_core.features import similarity
 
-    pipeline = _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth")
-    pipeline.speaker_encoder = _tiny_encoder(reference_dir)
-    service, speaker_id = _tiny_service(tmp_path, reference_dir, pipeline)
+    pipeline = _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True)
     calls = []
-    monkeypatch.setattr("voice_studio.voice_similarity.reference_embedding",
+    monkeypatch.setattr("gsv_core.engine.references.reference_embedding",
                         lambda *args: calls.append(1) or similarity.reference_embedding(*args))
+    service, speaker_id = _tiny_service(tmp_path, reference_dir, pipeline)
     options = SynthesisOptions(top_k=1, seed=3)
-    first = service.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", options, None)
-    second = service.synthesize("我们一起去公园散步吧。", speaker_id, "zh", options, None)
+    first = service.synthesis.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", options, None)
+    second = service.synthesis.synthesize("我们一起去公园散步吧。", speaker_id, "zh", options, None)
     assert len(calls) == 1  # the reference's embedding is computed once per voice
     reference = service.library.reference_path(speaker_id)
     for result in (first, second):
@@ -264,8 +265,9 @@ def test_similarity_is_reported_with_the_pipelines_sv_model_and_the_reference_em
 
 
 def test_similarity_of_a_v2proplus_synthesis(tmp_path, reference_dir):
-    from types import SimpleNamespace
+    import dataclasses
 
+    from gsv_core.features.similarity import reference_embedding
     from voice_studio.voice_similarity import SimilarityScorer
 
     pipeline = _tiny_pipeline(reference_dir, "s2G-tiny-v2ProPlus.pth")
@@ -274,21 +276,39 @@ def test_similarity_of_a_v2proplus_synthesis(tmp_path, reference_dir):
     speaker = pipeline.prepare_speaker(case / "ref.wav", "我们一起去海边看日出吧。", "zh",
                                        sv_embedding=np.load(case / "intermediates.npz")["sv_embedding"])
     result = pipeline.synthesize("你好，世界。今天天气不错。", "zh", speaker, SynthesisOptions(top_k=1, seed=3))
-    library = SimpleNamespace(reference_path=lambda speaker_id: case / "ref.wav")
-    info = SimpleNamespace(id="plus", audio_sha256="0" * 64)
-    score = SimilarityScorer(library).score(pipeline, info, result)
+    samples, rate = load_reference_audio(case / "ref.wav")  # what preparing it with this SV model stores
+    speaker = dataclasses.replace(speaker, verification_embedding=reference_embedding(
+        pipeline.speaker_encoder, samples, rate, pipeline.sample_rate))
+    score = SimilarityScorer().score(pipeline, speaker, result)
     expected = _expected_similarity(pipeline.speaker_encoder, case / "ref.wav", pipeline.sample_rate, result)
     assert score is not None and score == pytest.approx(expected, abs=1e-5)
 
 
 def test_similarity_is_none_for_v2_and_for_short_output_and_v2_can_score_with_the_servers_sv(tmp_path, reference_dir):
     service, speaker_id = _tiny_service(tmp_path / "v2", reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth"))
-    result = service.synthesize("你好，世界。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
+    result = service.synthesis.synthesize("你好，世界。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
     assert result.similarity is None and result.duration_s > 0
-    scored, scored_id = _tiny_service(tmp_path / "v2sv", reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth"),
-                                      sv_checkpoint=reference_dir / "models" / "sv-eres2netv2-tiny.ckpt")
-    assert scored.pipeline().speaker_encoder is None  # v2 synthesis never uses it
-    result = scored.synthesize("你好，世界。", scored_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
+    scored, scored_id = _tiny_service(tmp_path / "v2sv", reference_dir,
+                                      _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True))
+    assert scored.library.conditioning(scored_id, prepare=scored.pipeline().prepare_speaker,
+                                       weights_key=scored.pipeline().weights_key).sv_embedding is None  # v2 never uses it
+    result = scored.synthesis.synthesize("你好，世界。", scored_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
     assert -1 <= result.similarity <= 1
     short = SynthesisResult(result.sample_rate, np.zeros(result.sample_rate // 4, np.float32))
-    assert scored.synthesis.scorer.score(scored.pipeline(), scored.library.get(scored_id), short) is None
+    speaker = scored.library.conditioning(scored_id, prepare=scored.pipeline().prepare_speaker,
+                                          weights_key=scored.pipeline().weights_key)
+    assert scored.synthesis.scorer.score(scored.pipeline(), speaker, short) is None
+
+
+def test_the_similarity_scorer_never_opens_the_reference_file(tmp_path, reference_dir, monkeypatch):
+    """Scoring uses the verification embedding stored with the voice: synthesizing and scoring open
+    no audio file at all (the scorer used to read the voice's reference.wav and embed it again)."""
+    import soundfile
+
+    service, speaker_id = _tiny_service(tmp_path, reference_dir, _tiny_pipeline(reference_dir, "s2G-tiny-v2.pth", sv=True))
+    service.synthesis.synthesize("你好。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=1), None)  # conditioning cached
+    opened = []
+    inner = soundfile.SoundFile.__init__
+    monkeypatch.setattr(soundfile.SoundFile, "__init__", lambda self, file, *a, **k: opened.append(file) or inner(self, file, *a, **k))
+    result = service.synthesis.synthesize("你好，世界。今天天气不错。", speaker_id, "zh", SynthesisOptions(top_k=1, seed=3), None)
+    assert -1 <= result.similarity <= 1 and opened == []

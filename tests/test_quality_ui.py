@@ -68,7 +68,10 @@ def test_the_checkbox_follows_the_servers_default(tmp_path):
 def test_compare_shows_each_voices_similarity_and_ratings_record_it(tmp_path):
     service, _, first = _checked_service(tmp_path, ScriptedWhisper(TEXT), ratings_path=tmp_path / "ratings.sqlite")
     second = service.add_speaker(_wav(), "你好。", "zh", "Second", session=None).id
-    service.synthesis.scorer.score = lambda pipeline, info, result: {first: 0.8123, second: None}[info.id]
+    pipeline = service.pipeline()
+    conditioning = {id(service.library.conditioning(voice, prepare=pipeline.prepare_speaker, weights_key=pipeline.weights_key)):
+                    score for voice, score in ((first, 0.8123), (second, None))}  # the library hands out these objects
+    service.synthesis.scorer.score = lambda pipeline, speaker, result: conditioning[id(speaker)]
     app = _app(service)
     *clips, compared = _handler(app, "compare")(TEXT, "zh", [first, second], request=None, progress=_no_progress)
     assert compared["similarities"] == [0.8123, None]

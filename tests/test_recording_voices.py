@@ -163,7 +163,7 @@ def test_bad_choices_are_refused_clearly_and_nothing_is_stored(service, recordin
 
 
 def test_an_overlong_recording_is_refused_by_its_header_before_decoding(service, monkeypatch):
-    import gsv_core.recordings as recordings_module
+    import gsv_core.speakers.recordings as recordings_module
 
     def never(*args, **kwargs):
         raise AssertionError("an over-long recording must not be decoded")

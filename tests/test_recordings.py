@@ -12,7 +12,7 @@ import soundfile
 from espeak_speech import RATE, espeak_recording
 
 from gsv_core.audio import check_reference_samples
-from gsv_core.recordings import (
+from gsv_core.speakers.recordings import (
     MAX_AUXILIARIES,
     MAX_RECORDING_SECONDS,
     Problem,
@@ -123,7 +123,7 @@ def test_unplannable_recordings_are_refused_with_a_clear_message():
 
 def test_load_recording_reads_long_uploads_and_refuses_overlong_ones(tmp_path):
     from gsv_core.audio import AudioError, wav_bytes
-    from gsv_core.recordings import load_recording
+    from gsv_core.speakers.recordings import load_recording
 
     rate = 8000
     stereo = np.random.default_rng(0).normal(0, 0.1, (40 * rate, 2)).astype(np.float32)
@@ -143,7 +143,7 @@ def test_load_recording_reads_long_uploads_and_refuses_overlong_ones(tmp_path):
 
 
 def test_fixed_cuts_are_assessed_as_they_are(recording):
-    from gsv_core.recordings import plan_cuts
+    from gsv_core.speakers.recordings import plan_cuts
 
     samples, bounds = recording
     cuts = [(bounds[name][0], bounds[name][1], SENTENCES[name]) for name in ("fox", "short", "rain")]

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.synthesis import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import PreparedText, SynthesisOptions, SynthesisResult
 from voice_studio.service import ServiceConfig, ServiceError, VoiceService
 
 
@@ -34,6 +34,11 @@ class FakePipeline:
     def __init__(self, serve_s: float = 0.0) -> None:
         self.serve_s = serve_s
         self.batches: list[int] = []
+
+    def prepare_text(self, text, language, options):
+        sequences = tuple(self.frontend.prepare(text, language, "v2", options.split_method))
+        return PreparedText(text, language, options.split_method, "v2", sequences,
+                            tuple(len(s.norm_text) for s in sequences), 510)
 
     def prepare_speaker(self, audio, transcript, language):
         rng = np.random.default_rng(0)
@@ -78,9 +83,9 @@ def test_with_a_token_visitors_add_private_voices_and_admins_shared_ones(tmp_pat
     assert {s["id"] for s in service.list_speakers("visitor-1")} == {private.id, shared.id}
     assert {s["id"] for s in service.list_speakers("visitor-2")} == {shared.id}
     with pytest.raises(ServiceError, match="unknown speaker") as error:
-        service.synthesize("你好", private.id, "zh", SynthesisOptions(), session="visitor-2")
+        service.synthesis.synthesize("你好", private.id, "zh", SynthesisOptions(), session="visitor-2")
     assert error.value.status == 404
-    assert service.synthesize("你好", private.id, "zh", SynthesisOptions(), session="visitor-1").duration_s == 1.0
+    assert service.synthesis.synthesize("你好", private.id, "zh", SynthesisOptions(), session="visitor-1").duration_s == 1.0
 
 
 def test_without_a_token_everything_is_shared(tmp_path):
@@ -92,8 +97,8 @@ def test_limits_and_log_lines(tmp_path):
     service = _service(tmp_path, max_chars=10)
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Log", session=None)
     with pytest.raises(ServiceError, match="limit is 10"):
-        service.synthesize("你" * 11, speaker.id, "zh", SynthesisOptions(), None)
-    service.synthesize("你好", speaker.id, "zh", SynthesisOptions(), None)
+        service.synthesis.synthesize("你" * 11, speaker.id, "zh", SynthesisOptions(), None)
+    service.synthesis.synthesize("你好", speaker.id, "zh", SynthesisOptions(), None)
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [line["outcome"] for line in lines] == ["error", "ok"]
     assert {"time", "speaker_id", "language", "text_chars", "wall_s"} <= set(lines[1]) and "audio_s" in lines[1]
@@ -109,7 +114,7 @@ def test_the_text_is_logged_when_configured_by_flag_or_environment(tmp_path):
     assert parse_args([], environ={"GSV_LOG_TEXT": "0"}).log_text is False
     service = _service(tmp_path, log_text=True)
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Log", session=None)
-    service.synthesize("你好，世界", speaker.id, "zh", SynthesisOptions(), None)
+    service.synthesis.synthesize("你好，世界", speaker.id, "zh", SynthesisOptions(), None)
     line = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
     assert line["outcome"] == "ok" and line["text"] == "你好，世界" and line["text_chars"] == 5
 
@@ -118,7 +123,7 @@ def test_concurrent_requests_are_served_in_batches_and_logged_with_their_batch(t
     pipeline = FakePipeline(serve_s=0.3)
     service = _service(tmp_path, pipeline, max_batch=4)
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Batched", session=None)
-    threads = [threading.Thread(target=service.synthesize, args=("你好", speaker.id, "zh", SynthesisOptions(), None))
+    threads = [threading.Thread(target=service.synthesis.synthesize, args=("你好", speaker.id, "zh", SynthesisOptions(), None))
                for _ in range(6)]
     for thread in threads:
         thread.start()
@@ -134,12 +139,12 @@ def test_one_text_in_several_voices_shares_a_batch_and_a_bad_one_fails_alone(tmp
     pipeline = FakePipeline()
     service = _service(tmp_path, pipeline)
     ids = [service.add_speaker(_wav(), "你好。", "zh", f"Voice {i}", session=None).id for i in range(3)]
-    results = service.synthesize_each("你好", ids, "zh", SynthesisOptions(), None)
+    results = service.synthesis.synthesize_each("你好", ids, "zh", SynthesisOptions(), None)
     assert len(results) == 3 and pipeline.batches == [3]
     with pytest.raises(ServiceError, match="unknown speaker id 'nobody'"):
-        service.synthesize_each("你好", [ids[0], "nobody"], "zh", SynthesisOptions(), None)
+        service.synthesis.synthesize_each("你好", [ids[0], "nobody"], "zh", SynthesisOptions(), None)
     with pytest.raises(ServiceError, match="nothing to read"):
-        service.synthesize("😀", ids[0], "zh", SynthesisOptions(), None)
+        service.synthesis.synthesize("😀", ids[0], "zh", SynthesisOptions(), None)
     outcomes = [json.loads(line)["outcome"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert outcomes == ["ok"] * 3 + ["ok", "error", "error"]
 
@@ -152,7 +157,7 @@ def test_too_many_waiting_requests_get_a_busy_error(tmp_path):
 
     def call():
         try:
-            service.synthesize("你好", speaker.id, "zh", SynthesisOptions(), None)
+            service.synthesis.synthesize("你好", speaker.id, "zh", SynthesisOptions(), None)
         except ServiceError as error:
             errors.append(error)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gsv_core.features.sv import SpeakerEncoder
-from gsv_core.similarity import cosine_similarity, speaker_embedding, to_sv_input, voice_similarity
+from gsv_core.features.similarity import cosine_similarity, speaker_embedding, to_sv_input, voice_similarity
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 from gsv_core.audio import to_int16
 from gsv_core.models.sovits import load_sovits
 from gsv_core.models.sovits.model import blend_overlap, overlap_window
-from gsv_core.streaming_audio import (
+from gsv_core.engine.streaming_audio import (
     chunk_overlap, join_chunk, overlap_size, samples_per_token, sola_crossfade, stream_tail, trim_decoded,
 )
 

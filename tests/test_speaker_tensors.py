@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from gsv_core.conditioning import SpeakerConditioning
-from gsv_core.speaker_tensors import DeviceSpeakers
+from gsv_core.engine.speaker_tensors import DeviceSpeakers
 
 
 def _speaker(seed: int, prompt: bool = True) -> SpeakerConditioning:
@@ -41,3 +41,12 @@ def test_a_new_object_at_a_reused_address_is_not_mistaken_for_a_forgotten_one():
         if id(new) == address:
             break
     assert not np.array_equal(cache.get(new).global_embedding.numpy(), old_tensors.global_embedding.numpy())
+
+
+def test_a_speaker_the_library_let_go_takes_its_device_tensors_with_it():
+    cache = DeviceSpeakers(torch.device("cpu"), capacity=16)
+    kept, dropped = _speaker(1), _speaker(2)
+    cache.get(kept), cache.get(dropped)
+    del dropped
+    gc.collect()
+    assert len(cache) == 1 and cache.get(kept) is cache.get(kept)

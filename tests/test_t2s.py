@@ -230,15 +230,7 @@ def test_checking_for_stopped_rows_every_few_steps_changes_nothing():
 
 def _teacher_forced_logits(model, phones, bert, prompt, tokens):
     """(N, V) float32 logits predicting each of ``tokens`` from everything before it, in one pass."""
-    with torch.inference_mode():
-        x = model._embed_text(phones, bert).unsqueeze(0)
-        y = model._embed_semantic(torch.cat([prompt, tokens]).unsqueeze(0), 0)
-        text, total = x.shape[1], x.shape[1] + y.shape[1]
-        visible = torch.ones(total, total, dtype=torch.bool)
-        visible[:text, text:] = False
-        visible[text:, text:] = torch.ones(y.shape[1], y.shape[1], dtype=torch.bool).tril()
-        hidden = model._run(torch.cat([x, y], 1), model.new_cache(1, total), visible.view(1, 1, total, total))
-        return model.semantic_head(hidden[0, text + len(prompt) - 1 : -1]).float()
+    return model.teacher_forced_logits(phones, bert, torch.cat([prompt, tokens]), len(prompt))[:-1].float()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gsv_core.models.t2s import load_t2s
-from gsv_core.token_chunks import TokenChunker, mute_similarity
+from gsv_core.engine.token_chunks import TokenChunker, mute_similarity
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_a_given_language_is_forced_and_unknown_ones_map_to_none():
 
 
 def test_segments_feed_the_recording_planner():
-    from gsv_core.recordings import plan_recording
+    from gsv_core.speakers.recordings import plan_recording
 
     rate = 16000
     t = np.arange(4 * rate) / rate

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from gsv_core.pipeline import VoicePipeline
+from gsv_core.engine.pipeline import VoicePipeline
 from gsv_core.speakers import SpeakerLibrary
 from gsv_core.weights_key import weights_key
 

@@ -8,7 +8,7 @@ import types
 import pytest
 from test_service import FakePipeline, _service, _wav
 
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 from voice_studio.zerogpu import MAX_GPU_S, gpu_task, on_zero_gpu, synthesis_gpu_seconds
 
 
@@ -44,10 +44,10 @@ def test_served_directly_no_queue_thread_is_started(tmp_path):
     service = _service(tmp_path, pipeline, serve_directly=True)
     speaker = service.add_speaker(_wav(), "你好。", "zh", "Direct", session=None)
     before = {t.name for t in threading.enumerate()}
-    results = service.synthesize_each("你好", [speaker.id, speaker.id], "zh", SynthesisOptions(), None)
+    results = service.synthesis.synthesize_each("你好", [speaker.id, speaker.id], "zh", SynthesisOptions(), None)
     assert len(results) == 2 and pipeline.batches == [2]  # Compare's voices as one batch, inside the call
     assert "synthesis-queue" not in {t.name for t in threading.enumerate()} - before
-    pieces = list(service.synthesize_stream("你好", speaker.id, "zh", SynthesisOptions(), None))
+    pieces = list(service.synthesis.synthesize_stream("你好", speaker.id, "zh", SynthesisOptions(), None))
     assert pieces is not None
 
 

@@ -7,15 +7,17 @@ anything unexpected is a 500 ``{"error": ..., "error_id": ...}`` whose id is in 
 log with the traceback. The admin token, when the service has one, is read from
 ``Authorization: Bearer <token>`` (a wrong one is a 401). The caller's visitor key (who
 owns a private voice) is the ``X-Session`` header, else the ``gsv_visitor`` cookie the
-server sets; responses to an add carry it back in ``X-Session``.
+server sets, when the server minted it (:mod:`voice_studio.visitor_keys`; anything else is a
+new visitor); responses to an add carry the key in ``X-Session``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -23,15 +25,24 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from gsv_core.audio import streaming_wav_header, to_int16, wav_bytes
-from gsv_core.synthesis import SynthesisResult
 
+from .cancellation import Cancellation
 from .errors import ServiceError, unexpected
-from .http_guard import BodyTooLarge, visitor_key_of
+from .http_guard import VISITOR_KEY_HEADER, BodyRefused
 from .limits import Limits, check_options, check_quality_flag
+from .readable_text import check_strings_readable
+from .served import ServedResult
 from .service import VoiceService
+from .synthesis_stream import SynthesisStream
 from .zerogpu import gpu_task, synthesis_gpu_seconds
+
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]  # the unknown-route catch-all
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -47,10 +58,16 @@ def add_error_handlers(app: FastAPI) -> None:
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in error.errors())
         return JSONResponse({"error": f"missing or invalid fields: {fields[:200]}"}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refusal(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Refusals of Starlette and FastAPI themselves (a form that cannot be parsed, too many fields)."""
+        detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+        return JSONResponse({"error": detail[:200]}, status_code=error.status_code, headers=error.headers)
+
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> JSONResponse:
-        if isinstance(error, BodyTooLarge):  # the RequestGuard answers 413 in place of this response
-            return JSONResponse({"error": "the request is too large"}, status_code=413)
+        if isinstance(error, BodyRefused):  # too large, too slow: the RequestGuard answers in place of this response
+            return JSONResponse({"error": str(error)}, status_code=error.status)
         return await refused(request, unexpected(error, f"serving {request.method} {request.url.path}"))
 
 
@@ -61,7 +78,12 @@ def _token(authorization: str | None) -> str | None:
 
 
 def _visitor(request: Request, x_session: str | None) -> str | None:
-    return x_session or visitor_key_of(request.headers.get("cookie"))
+    """The caller's visitor key as the RequestGuard settled it: ``X-Session`` when this server minted
+    it, else the cookie's key, else one minted for this request (a forged key is a new visitor).
+
+    ``x_session`` is the header as sent, declared by the routes so that the API docs show it; it is
+    never used as it is. Without the guard in front there is no key (a private add asks for one)."""
+    return request.headers.get(VISITOR_KEY_HEADER.decode("ascii")) or None
 
 
 def json_depth_ok(text: str, max_depth: int) -> bool:
@@ -114,15 +136,17 @@ def _json_list(text: str, name: str, limits: Limits) -> list:
 
 def _parsed_json(text: str, subject: str, max_depth: int) -> Any:
     """``text`` parsed, None when it is not JSON; ServiceError when it nests deeper than
-    ``max_depth`` (checked before parsing) or holds NaN / Infinity."""
+    ``max_depth`` (checked before parsing), holds NaN / Infinity or a lone surrogate."""
     if not json_depth_ok(text, max_depth):
         raise ServiceError(f"{subject} nests deeper than {max_depth} levels")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except ServiceError:
         raise
     except ValueError:
         return None
+    check_strings_readable(value, subject)
+    return value
 
 
 def build_router(service: VoiceService) -> APIRouter:
@@ -207,15 +231,34 @@ def build_router(service: VoiceService) -> APIRouter:
         return Response(service.ratings_csv(_token(authorization)), media_type="text/csv")
 
     _add_tts_route(router, service)
+    _add_unknown_route(router)
     return router
+
+
+def _add_unknown_route(router: APIRouter) -> None:
+    """Every other method and path under /api: a 405 naming the methods the path takes, else a 404, both
+    ``{"error": ...}`` (without this they would reach the Gradio app mounted at /, which answers ``{"detail": ...}``).
+    Added last, after the real routes."""
+    routes = list(router.routes)
+
+    async def unknown(request: Request) -> Response:
+        allowed = sorted({method for route in routes if route.matches(request.scope)[0] != Match.NONE
+                          for method in getattr(route, "methods", ())})
+        if allowed:
+            raise ServiceError(f"{request.method} is not allowed here; this path takes {', '.join(allowed)}",
+                               status=405, headers={"Allow": ", ".join(allowed)})
+        raise ServiceError("no such API route; the README lists them", status=404)
+
+    for path in ("", "/{rest:path}"):
+        router.add_api_route(path, unknown, methods=_ALL_METHODS, include_in_schema=False)
 
 
 def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
     limits = service.limits
     # under ZeroGPU, REST synthesis takes the same GPU path as the page's handlers (each take of a checked one counted)
-    synthesize = gpu_task(service.synthesize, lambda text, *_, quality_check=False, **__: synthesis_gpu_seconds(
+    synthesize = gpu_task(service.synthesis.synthesize, lambda text, *_, quality_check=False, **__: synthesis_gpu_seconds(
         text, checked_takes=limits.quality_max_tries if quality_check else 0)) \
-        if service.config.serve_directly else service.synthesize
+        if service.config.serve_directly else service.synthesis.synthesize
 
     @router.post("/tts")
     async def tts(request: Request, authorization: str | None = Header(default=None),
@@ -236,20 +279,41 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
                 raise ServiceError("a streamed answer cannot be quality-checked (audio already sent cannot be "
                                    'taken back): send "stream": false, or leave out "quality_check"')
         except ServiceError as error:
-            service.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
+            service.synthesis.log_refusal(body.get("text"), body.get("speaker_id"), body.get("language"), error)
             raise
-        ticket = service.admit(text, [speaker_id], language)  # before any thread is taken: 503 at once when full
+        ticket = service.synthesis.admit(text, [speaker_id], language)  # before any thread is taken: 503 at once when full
         visitor, token = _visitor(request, x_session), _token(authorization)
         if stream is not None:
             return await _streamed(service, text, speaker_id, language, options, visitor, stream, ticket, token)
+        cancellation = Cancellation()
         job = partial(synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token,
-                      quality_check=service.synthesis.quality_wanted(quality_check))
+                      quality_check=service.synthesis.quality_wanted(quality_check), cancellation=cancellation)
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
-        result = await asyncio.get_running_loop().run_in_executor(service.admission.executor, job)
+        work = asyncio.get_running_loop().run_in_executor(service.synthesis.admission.executor, job)
+        result = await _unless_the_client_leaves(request, work, cancellation)
         return Response(wav_bytes(result.audio, result.sample_rate), media_type="audio/wav", headers=result_headers(result))
 
 
-def result_headers(result: SynthesisResult) -> dict[str, str]:
+async def _unless_the_client_leaves(request: Request, work: asyncio.Future, cancellation: Cancellation) -> Any:
+    """``work``'s result; a client that disconnects first cancels the request, and ``work`` then ends
+    with RequestCancelled (a 499 that nobody receives)."""
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not work.done():
+        cancellation.cancel()
+    return await work
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed its connection (the body is already read: nothing else comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def result_headers(result: ServedResult) -> dict[str, str]:
     """What a /tts answer reports besides the audio: ``X-Seed`` (replays the take), ``X-Voice-Similarity``
     (4 decimals, or ``n/a`` without an SV model or for audio under half a second) and, when the
     quality check ran, ``X-Quality-CER`` (``n/a`` when it could not run, ``X-Quality-Note`` says why)
@@ -281,20 +345,37 @@ async def _streamed(service: VoiceService, text: str, speaker_id: str, language:
     """A WAV with an open length, sent piece by piece as the pieces are made.
 
     Checks run before the first byte, so a refused request is still a 4xx JSON answer; a
-    failure after the first piece ends the stream (the log has the reason).
+    failure after the first piece ends the stream (the log has the reason). A client that
+    hangs up cancels the synthesis (:class:`_CancellingStream`).
     """
-    pieces = await asyncio.get_running_loop().run_in_executor(
-        service.admission.executor,
-        partial(service.synthesize_stream, text, speaker_id, language, options, visitor, mode, ticket, token))
+    executor, loop = service.synthesis.admission.executor, asyncio.get_running_loop()
+    pieces = await loop.run_in_executor(
+        executor, partial(service.synthesis.synthesize_stream, text, speaker_id, language, options, visitor, mode, ticket, token))
     sample_rate = service.pipeline().sample_rate
 
-    def body() -> Iterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:
         yield streaming_wav_header(sample_rate)
-        try:
-            for piece in pieces:
+        try:  # each wait for a piece on the admission pool, which has a thread for every admitted request
+            while (piece := await loop.run_in_executor(executor, next, pieces, None)) is not None:
                 yield to_int16(np.clip(piece.audio, -1, 1 - 1 / 32768)).tobytes()
         except ServiceError:
             return  # logged by the service; the client sees the stream end
 
-    return StreamingResponse(body(), media_type="audio/wav",
+    return _CancellingStream(pieces, body(), media_type="audio/wav",
                              headers={"X-Sample-Rate": str(sample_rate), "X-Audio-Format": "pcm_s16le; channels=1"})
+
+
+class _CancellingStream(StreamingResponse):
+    """A streamed answer that closes its synthesis stream when it ends, which cancels the synthesis if the
+    answer ended early: Starlette stops sending when the client disconnects, but a body waiting for its
+    next piece would never learn of it, and the synthesis would run to its end."""
+
+    def __init__(self, pieces: SynthesisStream, content: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._pieces = pieces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._pieces.close()  # nothing changes once the stream has ended

@@ -1,8 +1,13 @@
-"""The library's bounds on a public demo: voices per visitor and in all, free disk, expiry.
+"""The library's bounds on a public demo: voices per visitor, per client and in all, free disk, expiry.
 
-Visitors' private voices live as long as their visitor key (a cookie the server sets with
-the same lifetime) and are deleted by :func:`sweep_expired` once older than the TTL: at
-start, and at most every few minutes when voices are listed or added.
+Private voices are capped per visitor key, per client (the address hash a key carries, see
+:mod:`voice_studio.visitor_keys`: many keys from one client share one cap) and in all (a
+reserve of the library stays for the admin's shared voices, which only the total and the
+disk limit refuse). They live as long as their visitor key (a cookie the server sets with
+the same lifetime) and are deleted by the :class:`Sweeper` once older than the TTL, or
+earlier, oldest first, when space is short: the library near its private cap, or the disk
+below what private adds need. The sweep runs at start and at most every few minutes when
+voices are listed or added.
 """
 
 from __future__ import annotations
@@ -21,9 +26,14 @@ from gsv_core.speakers import SpeakerError, SpeakerInfo, SpeakerLibrary
 
 from .errors import ServiceError
 from .limits import Limits
+from .visitor_keys import client_of
 
 LOGGER = logging.getLogger("voice_studio.housekeeping")
 SWEEP_EVERY_S = 300.0
+# When private voices pass TRIM_ABOVE of their cap, the sweep deletes the oldest down to TRIM_TO,
+# so that new visitors find room again without waiting for the TTL.
+TRIM_ABOVE = 0.9
+TRIM_TO = 0.8
 
 
 def private_speaker_id(name: str) -> str:
@@ -38,15 +48,27 @@ def private_speaker_id(name: str) -> str:
 
 
 def check_room(library: SpeakerLibrary, limits: Limits, session: str | None, shared: bool) -> None:
-    """Refuse an add past the total or the per-visitor number of voices, or with too little disk."""
-    if len(all_speakers(library)) >= limits.max_voices:
+    """Refuse an add past the total number of voices or with too little disk; a private add also
+    past the caller's key, its client, or the private voices' share of the library."""
+    voices = all_speakers(library)
+    if len(voices) >= limits.max_voices:
         raise ServiceError(f"the library is full ({limits.max_voices} voices); ask the admin to delete some",
                            status=507)
-    if not shared:
-        own = sum(1 for info in library.list(session) if info.owned_by(session))
-        if own >= limits.max_voices_per_visitor:
-            raise ServiceError(f"you have {own} voices, the most a visitor may keep; delete one first", status=429)
-    check_disk(library.root, limits)
+    if shared:
+        check_disk(library.root, limits)
+        return
+    private = [info for info in voices if not info.shared]
+    own = sum(1 for info in private if info.owned_by(session))
+    if own >= limits.max_voices_per_visitor:
+        raise ServiceError(f"you have {own} voices, the most a visitor may keep; delete one first", status=429)
+    client = client_of(session)
+    if client is not None and sum(1 for info in private if client_of(info.owner_session) == client) \
+            >= limits.max_voices_per_client:
+        raise ServiceError(f"visitors at your address keep {limits.max_voices_per_client} private voices, the most "
+                           "one address may keep; delete one first", status=429)
+    if len(private) >= limits.max_private_voices:
+        raise ServiceError("the library has no room for more private voices right now; try again later", status=507)
+    check_disk(library.root, limits, private=True)
 
 
 def all_speakers(library: SpeakerLibrary) -> list[SpeakerInfo]:
@@ -62,9 +84,14 @@ def all_speakers(library: SpeakerLibrary) -> list[SpeakerInfo]:
     return sorted(found, key=lambda info: (info.created_at, info.id))
 
 
-def check_disk(root: Path, limits: Limits) -> None:
-    free = shutil.disk_usage(root).free
-    if free < limits.min_free_disk_bytes:
+def free_disk_bytes(root: Path) -> int:
+    return shutil.disk_usage(root).free
+
+
+def check_disk(root: Path, limits: Limits, private: bool = False) -> None:
+    """Refuse to store below the free-disk limit (twice that limit for a private voice)."""
+    free = free_disk_bytes(root)
+    if free < (limits.min_free_disk_for_private_bytes if private else limits.min_free_disk_bytes):
         LOGGER.error("refusing to store: %d MB free under %s", free >> 20, root)
         raise ServiceError("the server is short of disk space; nothing was stored. Try again later.", status=507)
 
@@ -75,11 +102,12 @@ def _age_s(created_at: str, now: float) -> float:
 
 
 class Sweeper:
-    """Deletes private voices older than the TTL; :meth:`maybe_sweep` runs at most every SWEEP_EVERY_S."""
+    """Deletes private voices past the TTL, and the oldest ones when space is short;
+    :meth:`maybe_sweep` runs at most every SWEEP_EVERY_S."""
 
-    def __init__(self, library: SpeakerLibrary, ttl_s: float) -> None:
+    def __init__(self, library: SpeakerLibrary, limits: Limits) -> None:
         self.library = library
-        self.ttl_s = ttl_s
+        self.limits = limits
         self._last = float("-inf")
         self._lock = threading.Lock()
 
@@ -91,17 +119,31 @@ class Sweeper:
         self.sweep()
 
     def sweep(self, now: float | None = None) -> list[str]:
-        """Delete every expired private voice; returns their ids."""
+        """Delete every expired private voice, then trim the oldest while space is short; returns their ids."""
         with self._lock:
             self._last = time.monotonic()
         now = time.time() if now is None else now
-        expired = [info.id for info in all_speakers(self.library)
-                   if not info.shared and _age_s(info.created_at, now) > self.ttl_s]
-        for speaker_id in expired:
+        private = [info for info in all_speakers(self.library) if not info.shared]  # oldest first
+        ttl_s = self.limits.private_voice_ttl_s
+        expired = self._delete([info.id for info in private if _age_s(info.created_at, now) > ttl_s])
+        if expired:
+            LOGGER.info("deleted %d expired private voices", len(expired))
+        left = [info.id for info in private if _age_s(info.created_at, now) <= ttl_s]
+        cap = self.limits.max_private_voices
+        over = len(left) - int(cap * TRIM_TO) if len(left) > cap * TRIM_ABOVE else 0
+        trimmed = self._delete(left[:over])
+        left = left[over:]
+        while left and free_disk_bytes(self.library.root) < self.limits.min_free_disk_for_private_bytes:
+            trimmed += self._delete(left[:1])
+            left = left[1:]
+        if trimmed:
+            LOGGER.warning("space is short: deleted the %d oldest private voices before their time", len(trimmed))
+        return expired + trimmed
+
+    def _delete(self, speaker_ids: list[str]) -> list[str]:
+        for speaker_id in speaker_ids:
             try:
                 self.library.delete(speaker_id)
             except SpeakerError:
                 continue  # deleted meanwhile
-        if expired:
-            LOGGER.info("deleted %d expired private voices", len(expired))
-        return expired
+        return speaker_ids

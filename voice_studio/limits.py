@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gsv_core.quality import DEFAULT_CER_THRESHOLD, DEFAULT_MAX_TRIES
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 from gsv_core.text.split import SPLIT_METHODS
 
 from .errors import ServiceError
@@ -44,14 +44,19 @@ class Limits:
     max_json_bytes: int = 64 * 2**10
     max_json_depth: int = 8
     max_decoded_audio_s: float = 30.0  # header duration past which an upload is not decoded
-    max_recording_s: float = 180.0  # the same for a long recording (gsv_core.recordings refuses past 180 s itself)
+    max_recording_s: float = 180.0  # the same for a long recording (gsv_core.speakers.recordings refuses past 180 s itself)
+    # a request body must arrive within this, plus a second per 32 KB received (voice_studio.http_guard), else 408
+    body_timeout_s: float = 30.0
     # uploads Whisper transcribes at once (a three-minute recording holds the recognizer for a while);
     # past it, 503 busy (the quality check's transcriptions run inside their synthesis request's admission)
     max_transcriptions: int = 2
-    # library
+    # library: private voices per visitor key and per client (address), and in all at most
+    # max_voices less a reserve kept for the admin's shared voices (see max_private_voices)
     max_voices_per_visitor: int = 5
+    max_voices_per_client: int = 10
     max_voices: int = 500
-    min_free_disk_bytes: int = 200 * 2**20
+    shared_voice_reserve: float = 0.2  # share of max_voices private voices may never take
+    min_free_disk_bytes: int = 200 * 2**20  # shared voices; private ones need twice as much
     private_voice_ttl_s: float = 7 * 24 * 3600
     # the quality check (voice_studio.quality_check): takes per request at most, and the largest
     # character error rate a take may have to be kept without another try
@@ -63,8 +68,26 @@ class Limits:
             raise ValueError(f"quality_max_tries must be between 1 and {MAX_QUALITY_TRIES}, got {self.quality_max_tries}")
         if self.max_transcriptions < 1:
             raise ValueError(f"max_transcriptions must be at least 1, got {self.max_transcriptions}")
+        if not self.body_timeout_s > 0:
+            raise ValueError(f"body_timeout_s must be above 0, got {self.body_timeout_s}")
         if not 0 <= self.quality_max_cer <= 1:
             raise ValueError(f"quality_max_cer must be between 0 and 1, got {self.quality_max_cer}")
+        if not 0 <= self.shared_voice_reserve <= 1:
+            raise ValueError(f"shared_voice_reserve must be between 0 and 1, got {self.shared_voice_reserve}")
+        if self.max_voices_per_client < 1:
+            raise ValueError(f"max_voices_per_client must be at least 1, got {self.max_voices_per_client}")
+
+    @property
+    def max_private_voices(self) -> int:
+        """Private voices the library takes in all: the rest stays free for shared ones, so that
+        visitors (however many keys or addresses they use) never fill it for the admin."""
+        return self.max_voices - math.ceil(round(self.max_voices * self.shared_voice_reserve, 9))
+
+    @property
+    def min_free_disk_for_private_bytes(self) -> int:
+        """Free disk a private add needs (and below which the sweep trims private voices): twice
+        the shared limit, so that private voices never take the disk the admin's adds need."""
+        return 2 * self.min_free_disk_bytes
 
 
 _FLOAT_OPTIONS = ("top_p", "temperature", "repetition_penalty", "speed", "fragment_interval")

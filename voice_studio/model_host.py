@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from gsv_core.pipeline import VoicePipeline
+from gsv_core.engine.pipeline import VoicePipeline
 
 from .errors import ServiceError, scrub_paths
 

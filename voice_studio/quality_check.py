@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
 
 from gsv_core.quality import QualityReport, synthesize_checked
-from gsv_core.synthesis import SynthesisResult
+from gsv_core.engine.requests import SynthesisResult
 
 from .limits import SEED_MAX, Limits
+from .served import ServedResult
 from .transcriber import Transcriber, TranscriptionError
 
 ProgressFn = Callable[[float, str], None]
@@ -56,7 +56,7 @@ class QualityCheck:
         self.max_cer = limits.quality_max_cer
 
     def run(self, take: Callable[[int], SynthesisResult], text: str, language: str, seed: int | None,
-            progress: ProgressFn | None = None) -> SynthesisResult:
+            progress: ProgressFn | None = None) -> ServedResult:
         """The kept take, its ``quality`` report attached. ``take(seed)`` synthesizes once (and raises
         ServiceError on failure, which ends the check); ``progress`` hears of each retry."""
         first = first_seed(seed)
@@ -86,6 +86,6 @@ class QualityCheck:
             checked = synthesize_checked(synthesize, transcribe, text, first, self.max_tries, self.max_cer, retrying)
         except _NoTranscript as skipped:
             report = QualityReport(None, skipped.tries, skipped.take.seed, note=skipped.note)
-            return replace(skipped.take, quality=report)
+            return ServedResult(skipped.take, quality=report)
         report = QualityReport(checked.cer, checked.tries, checked.result.seed, checked.transcript)
-        return replace(checked.result, quality=report)
+        return ServedResult(checked.result, quality=report)

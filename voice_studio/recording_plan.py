@@ -1,6 +1,6 @@
 """A long recording's plan as the page and REST show it, and the visitor's choice checked strictly.
 
-``gsv_core.recordings`` cuts and ranks utterances; here they become numbered rows in time
+``gsv_core.speakers.recordings`` cuts and ranks utterances; here they become numbered rows in time
 order, each with a role: ``main`` (the prompt: 3-10 s, its transcript is stored), ``aux``
 (auxiliary references: only their timbre counts), ``spare`` (usable, not used) or
 ``dropped`` (unusable, with its problems). A visitor may correct transcripts and pick
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from gsv_core.recordings import DROPPING, MAX_AUXILIARIES, SENTENCE_ENDS, RecordingPlan, Utterance
+from gsv_core.speakers.recordings import DROPPING, MAX_AUXILIARIES, SENTENCE_ENDS, RecordingPlan, Utterance
 from gsv_core.speakers.records import MAX_AUX_CLIPS
 
 from .errors import ServiceError

@@ -12,6 +12,10 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
+from .page_files import MAX_UI_BODY_BYTES  # the Gradio routes (file uploads from the page)
+from .visitor_keys import MIN_SECRET_CHARS
+from .zerogpu import on_zero_gpu
+
 # (flag, environment variables (the first one set wins), help)
 _FLAGS = (
     ("--t2s", "GSV_T2S", "s1 GPT checkpoint (.ckpt)"),
@@ -23,6 +27,10 @@ _FLAGS = (
     ("--data-dir", "GSV_DATA_DIR", "folder for logs"),
     ("--official-data", "GSV_OFFICIAL_DATA", "folder with the official dictionary files"),
     ("--admin-token", "GSV_ADMIN_TOKEN", "token needed to change the shared library (public Space)"),
+    ("--visitor-secret", "GSV_VISITOR_SECRET", "secret (32+ characters) that signs visitor keys; give every replica "
+     "the same one (default: made at first start, kept in the data folder)"),
+    ("--trust-proxy", "GSV_TRUST_PROXY", "auto or a number: proxies in front of the server that append to "
+     "X-Forwarded-For, whose entry the client address is taken from (auto: 1 on a Hugging Face Space, else 0)"),
     ("--version", "GSV_VERSION", "model version to download when no files are given"),
     ("--host", ("GSV_HOST", "GRADIO_SERVER_NAME"), "interface to listen on (0.0.0.0 on a Hugging Face Space)"),
     ("--port", ("GSV_PORT", "GRADIO_SERVER_PORT", "PORT"), "port to listen on"),
@@ -46,12 +54,18 @@ _LIMIT_FLAGS = (
     ("--max-upload-mb", "GSV_MAX_UPLOAD_MB", "max_upload_bytes", lambda v: int(float(v) * 2**20), "MB per uploaded file"),
     ("--max-json-kb", "GSV_MAX_JSON_KB", "max_json_bytes", lambda v: int(float(v) * 2**10), "KB per JSON request body"),
     ("--max-json-depth", "GSV_MAX_JSON_DEPTH", "max_json_depth", int, "nesting depth of a JSON body"),
+    ("--body-timeout-s", "GSV_BODY_TIMEOUT_S", "body_timeout_s", float,
+     "seconds a request body may take to arrive (plus one per 32 KB received); past it, 408"),
     ("--max-decoded-audio-s", "GSV_MAX_DECODED_AUDIO_S", "max_decoded_audio_s", float,
      "seconds an upload's header may announce before it is refused undecoded"),
     ("--max-transcriptions", "GSV_MAX_TRANSCRIPTIONS", "max_transcriptions", int,
      "uploads transcribed by Whisper at once (references, recordings); past it, 503 busy"),
     ("--max-voices-per-visitor", "GSV_MAX_VOICES_PER_VISITOR", "max_voices_per_visitor", int, "private voices per visitor"),
+    ("--max-voices-per-client", "GSV_MAX_VOICES_PER_CLIENT", "max_voices_per_client", int,
+     "private voices per client address, over all its visitor keys"),
     ("--max-voices", "GSV_MAX_VOICES", "max_voices", int, "voices in the library"),
+    ("--shared-voice-reserve", "GSV_SHARED_VOICE_RESERVE", "shared_voice_reserve", float,
+     "share of --max-voices that private voices may never take (0-1)"),
     ("--min-free-disk-mb", "GSV_MIN_FREE_DISK_MB", "min_free_disk_bytes", lambda v: int(float(v) * 2**20),
      "adds are refused (507) below this free disk space"),
     ("--private-voice-days", "GSV_PRIVATE_VOICE_DAYS", "private_voice_ttl_s", lambda v: float(v) * 86400,
@@ -61,11 +75,10 @@ _LIMIT_FLAGS = (
     ("--quality-max-cer", "GSV_QUALITY_MAX_CER", "quality_max_cer", float,
      "character error rate above which the quality check tries the next seed (0-1)"),
 )
-MAX_UI_BODY_BYTES = 64 * 2**20  # the Gradio routes (file uploads from the page)
 _MODEL_FLAGS = ("t2s", "sovits", "hubert", "bert")
 _DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860",
              "max_chars": "150", "max_batch": "4", "max_waiting": "32", "device": "auto", "precision": "auto",
-             "quality_check": "auto"}
+             "quality_check": "auto", "trust_proxy": "auto"}
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -83,8 +96,16 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
     for flag, variable, field_name, _, text in _LIMIT_FLAGS:
         parser.add_argument(flag, default=environ.get(variable), help=f"{text} (env {variable}; default: see README)")
     args = parser.parse_args(argv)
+    args.zero_gpu = on_zero_gpu(environ)  # the environment is read here, once
     if args.quality_check not in ("auto", "on", "off"):
         parser.error(f"--quality-check must be auto, on or off, got {args.quality_check!r}")
+    if args.visitor_secret is not None and len(args.visitor_secret) < MIN_SECRET_CHARS:
+        parser.error(f"--visitor-secret must be at least {MIN_SECRET_CHARS} characters")
+    if args.trust_proxy == "auto":  # a Space's own proxy is in front of every request
+        args.trust_proxy = "1" if environ.get("SPACE_ID") else "0"
+    if not args.trust_proxy.isdigit():
+        parser.error(f"--trust-proxy must be auto or a number of proxies, got {args.trust_proxy!r}")
+    args.trust_proxy = int(args.trust_proxy)
     given = [name for name in _MODEL_FLAGS if getattr(args, name)]
     if given and len(given) < len(_MODEL_FLAGS):  # never fall back to the Hub silently
         missing = ", ".join(f"--{name}" for name in _MODEL_FLAGS if not getattr(args, name))
@@ -118,24 +139,27 @@ def limits_from(args: argparse.Namespace):
 def _pipeline_loader(args: argparse.Namespace):
     def load(progress):
         from gsv_core.devices import resolve_placement
-        from gsv_core.fast_cpu import quantize_for_cpu
+        from gsv_core.engine.fast_cpu import FastCpuMode
         from gsv_core.hub import resolve_model_files
-        from gsv_core.pipeline import VoicePipeline
+        from gsv_core.engine.pipeline import VoicePipeline
 
         official = Path(args.official_data) if args.official_data else None
         placement = resolve_placement(args.device, args.precision)
+        fast_cpu = FastCpuMode() if placement.int8 else None
         if args.t2s:  # parse_args made sure the other model flags are there too
             pipeline = VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
                                                 Path(args.sv) if args.sv else None, device=placement.device,
-                                                dtype=placement.dtype, official_data=official)
+                                                dtype=placement.dtype, official_data=official, fast_cpu=fast_cpu)
             if pipeline.version_info.uses_sv and pipeline.speaker_encoder is None:  # else every add would fail
                 raise ValueError(f"{Path(args.sovits).name} is a {pipeline.version} model, which needs the "
                                  "speaker-verification checkpoint: start the app with --sv too")
         else:
             files = resolve_model_files(args.version, progress=progress)
+            if args.sv and files.sv is None:  # v2 takes no SV features; the model still scores similarity
+                files = replace(files, sv=Path(args.sv))
             pipeline = VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype,
-                                                official_data=official)
-        return quantize_for_cpu(pipeline) if placement.int8 else pipeline
+                                                official_data=official, fast_cpu=fast_cpu)
+        return pipeline
 
     return load
 
@@ -161,23 +185,23 @@ def quality_check_default(args: argparse.Namespace) -> bool:
 def transcriber_device(args: argparse.Namespace) -> str:
     """Whisper runs where the models run (reference transcripts, recordings, the quality check); on the
     CPU under ZeroGPU (its GPU exists only inside a GPU call) and when the models' placement is refused."""
-    from .zerogpu import on_zero_gpu
-
-    return "cpu" if on_zero_gpu() else _models_device(args) or "cpu"
+    return "cpu" if args.zero_gpu else _models_device(args) or "cpu"
 
 
 def build_server(args: argparse.Namespace):
     """The FastAPI app with the REST routes and the Gradio UI mounted at /."""
-    import gradio as gr
     from fastapi import FastAPI
+    from gradio.utils import get_upload_folder
 
     from gsv_core.text.frontend import TextFrontend
 
     from .api import add_error_handlers, build_router
     from .http_guard import RequestGuard
+    from .page_files import PageFileGuard, mount_page
+    from .readable_text import ReadableJsonBodies
     from .service import ServiceConfig, VoiceService
     from .ui import build_app
-    from .zerogpu import on_zero_gpu
+    from .visitor_keys import SECRET_FILE, VisitorKeys, load_or_create_secret
 
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -185,11 +209,11 @@ def build_server(args: argparse.Namespace):
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
                       max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits,
-                      serve_directly=on_zero_gpu(), quality_check_default=quality_check_default(args),
-                      sv_checkpoint=Path(args.sv) if args.sv else None, transcriber_device=transcriber_device(args)),
+                      serve_directly=args.zero_gpu, quality_check_default=quality_check_default(args),
+                      transcriber_device=transcriber_device(args)),
         _pipeline_loader(args),
     )
-    if on_zero_gpu():  # at start, outside any GPU call: the models go to cuda here
+    if args.zero_gpu:  # at start, outside any GPU call: the models go to cuda here
         service.models.load_now()
     service.start_loading()
 
@@ -201,10 +225,15 @@ def build_server(args: argparse.Namespace):
 
     add_error_handlers(app)
     app.include_router(build_router(service))
-    app = gr.mount_gradio_app(app, build_app(service, frontend), path="/")
+    # mounted, and marked launched: else Gradio does not check that the files its events name were uploaded
+    app = mount_page(app, build_app(service, frontend), path="/")
+    app = PageFileGuard(app, upload_dir=get_upload_folder(), max_bytes=MAX_UI_BODY_BYTES)  # our own check, first
     limits = service.limits
-    guarded = RequestGuard(app, max_upload_bytes=limits.max_upload_bytes, max_json_bytes=limits.max_json_bytes,
-                           max_ui_body_bytes=MAX_UI_BODY_BYTES, visitor_ttl_s=limits.private_voice_ttl_s)
+    secret = args.visitor_secret.encode("utf-8") if args.visitor_secret else load_or_create_secret(data_dir / SECRET_FILE)
+    guarded = RequestGuard(ReadableJsonBodies(app), max_upload_bytes=limits.max_upload_bytes,
+                           max_json_bytes=limits.max_json_bytes, max_ui_body_bytes=MAX_UI_BODY_BYTES,
+                           visitor_keys=VisitorKeys(secret, limits.private_voice_ttl_s), proxy_hops=args.trust_proxy,
+                           body_timeout_s=limits.body_timeout_s)
     return guarded, service
 
 

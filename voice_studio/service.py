@@ -20,8 +20,8 @@ import numpy as np
 from gsv_core.audio import (
     AudioError, check_header_duration, load_reference_audio, trimmed_wav, wav_bytes,
 )
-from gsv_core.pipeline import VoicePipeline
-from gsv_core.recordings import RecordingError, load_recording, plan_cuts, plan_recording
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.speakers.recordings import RecordingError, load_recording, plan_cuts, plan_recording
 from gsv_core.speakers import SpeakerInfo, SpeakerLibrary, SpeakerNotFound
 from gsv_core.speakers.records import MAX_AUX_CLIPS
 from gsv_core.text.languages import check_language
@@ -32,10 +32,10 @@ from .errors import ServiceError, scrub_paths, unexpected
 from .housekeeping import Sweeper, all_speakers, check_room, private_speaker_id
 from .limits import Limits
 from .model_host import ModelHost, PipelineLoader
-from .ratings import RatingStore
+from .ratings import ClipAlreadyRated, Rating, RatingStore, VoiceScore
 from .recording_plan import RecordingView, chosen_cuts, plan_rows, split_sentences, spread_note
 from .synthesis_log import SynthesisLog
-from .synthesis_desk import SynthesisDesk
+from .synthesis_desk import DeskSettings, SynthesisDesk, Voices
 from .quality_check import QualityCheck
 from .transcriber import Transcriber, TranscriptionError
 from .voice_similarity import SimilarityScorer
@@ -58,8 +58,6 @@ class ServiceConfig:
     serve_directly: bool = False
     # requests that do not say whether to run the quality check (voice_studio.quality_check) get this
     quality_check_default: bool = False
-    # a speaker-verification checkpoint for scoring similarity when the pipeline has none (v2)
-    sv_checkpoint: Path | None = None
     transcriber_device: str = "cpu"  # Whisper's device: reference transcripts and the quality check
 
 
@@ -75,16 +73,11 @@ class VoiceService:
         self.transcriber = Transcriber(device=config.transcriber_device)
         self._recognizer_slots = threading.BoundedSemaphore(self.limits.max_transcriptions)
         self.log = SynthesisLog(config.log_file, config.log_text)
-        self.sweeper = Sweeper(self.library, self.limits.private_voice_ttl_s)
-        self.synthesis = SynthesisDesk(self.models, self.access, self.library, self.log, self.limits, config.max_chars,
-                                       config.max_batch, config.max_waiting, config.serve_directly,
-                                       SimilarityScorer(self.library, config.sv_checkpoint),
-                                       QualityCheck(self.transcriber, self.limits), config.quality_check_default)
-        # speaking is the desk's: these are its entry points, named as the UI and REST call them
-        self.admission = self.synthesis.admission
-        self.admit, self.log_refusal = self.synthesis.admit, self.synthesis.log_refusal
-        self.synthesize, self.synthesize_each = self.synthesis.synthesize, self.synthesis.synthesize_each
-        self.synthesize_stream = self.synthesis.synthesize_stream
+        self.sweeper = Sweeper(self.library, self.limits)
+        settings = DeskSettings(self.limits, config.max_chars, config.max_batch, config.max_waiting,
+                                config.serve_directly, config.quality_check_default)
+        self.synthesis = SynthesisDesk(self.models, Voices(self.library, self.access), self.log, settings,
+                                       SimilarityScorer(), QualityCheck(self.transcriber, self.limits))
 
     def start_loading(self) -> None:
         """At server start: load the models in the background and delete expired private voices."""
@@ -250,18 +243,59 @@ class VoiceService:
             raise ServiceError(f"the archive is over {self.limits.max_upload_bytes // 2**20} MB", status=413)
         check_room(self.library, self.limits, session, shared)
         with self._library_errors("importing a voice"):
-            return self.library.import_zip(archive, shared=shared, owner_session=None if shared else session)
+            return self.library.import_zip(archive, shared=shared, owner_session=None if shared else session,
+                                           new_id=None if shared else private_speaker_id)  # ids tell nothing
 
     def reference_path(self, speaker_id: str, session: str | None, token: str | None = None) -> Path:
         """The stored reference clip of a speaker the caller may see."""
         return self.library.reference_path(self.access.visible(self.library, speaker_id, session, token).id)
 
+    # -- ratings ----------------------------------------------------------------------------
+
+    def new_clip_ids(self, speaker_ids: Sequence[str], text: str, session: str | None) -> list[str]:
+        """One clip id per voice of a Compare just made, signed for its voice, the text and the rater
+        (none when ratings are not stored): the only ids :meth:`save_ratings` takes."""
+        if self.ratings is None:
+            return []
+        return [self.ratings.mint_clip_id(speaker_id, text, session) for speaker_id in speaker_ids]
+
+    def save_ratings(self, ratings: Sequence[Rating]) -> int:
+        """Store one Compare's ratings together; returns how many.
+
+        Each clip id must be one :meth:`new_clip_ids` made for that voice, text and rater
+        (``Rating.session``), 403 otherwise; a clip rated already is a 409: one Compare,
+        one rating per clip.
+        """
+        ratings_store = self._ratings_store()
+        if not all(ratings_store.is_minted(r.clip_id, r.speaker_id, r.text, r.session) for r in ratings):
+            raise ServiceError("these ratings are not for clips this server made for you: compare again", status=403)
+        try:
+            return len(ratings_store.add_all(ratings))
+        except ClipAlreadyRated as error:
+            raise ServiceError("these clips are rated already (one rating per clip): compare again to rate new "
+                               "clips", status=409) from error
+        except ValueError as error:
+            raise ServiceError(str(error)) from error
+
+    def voice_ranking(self, session: str | None) -> list[tuple[str, VoiceScore]]:
+        """(name, score) of each rated voice the caller may use, best first. Other visitors' private
+        voices and voices deleted since they were rated are left out: neither name nor id is shown."""
+        if self.ratings is None:
+            return []
+        names = {info.id: info.name for info in self.library.list(session)}
+        return [(names[score.speaker_id], score) for score in self.ratings.summary() if score.speaker_id in names]
+
     def ratings_csv(self, token: str | None) -> str:
-        """Every rating as CSV; needs the admin token when one is set (notes can be private)."""
+        """Every rating as CSV; needs the admin token when one is set (notes can be private).
+        Raters appear as keyed hashes, never their visitor keys (see :mod:`voice_studio.ratings`)."""
+        ratings_store = self._ratings_store()
+        self.access.require_admin(token, "exporting ratings")
+        return ratings_store.to_csv()
+
+    def _ratings_store(self) -> RatingStore:
         if self.ratings is None:
             raise ServiceError("ratings are not stored on this server", status=404)
-        self.access.require_admin(token, "exporting ratings")
-        return self.ratings.to_csv()
+        return self.ratings
 
     def transcribe(self, audio: bytes | Path, language: str | None) -> str:
         """What the reference clip says, by the speech recognizer (loaded on first use)."""

@@ -24,6 +24,8 @@ class SynthesisLog:
     def write(self, record: dict, started: float, **fields) -> None:
         line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record,
                            "wall_s": round(time.perf_counter() - started, 3), **fields}, ensure_ascii=False)
+        # a lone surrogate in a refused text cannot be written as UTF-8: it stays a JSON escape ("\ud800")
+        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
         print(line, flush=True)
         if self.path is not None:
             with self._lock, open(self.path, "a", encoding="utf-8") as log:

@@ -4,7 +4,8 @@ Synthesis on one device is fastest when one worker owns it: two threads decoding
 once only split the cores, while one decode over several requests shares every weight
 read (see ``benchmarks/bench_batching.py``). Callers block in :meth:`SynthesisQueue.submit`
 until their own outcome is ready; an exception meant for one request is raised only to
-its caller.
+its caller. A waiting request can be withdrawn (its client went away): it leaves the queue
+at once and its future is cancelled.
 """
 
 from __future__ import annotations
@@ -77,6 +78,19 @@ class SynthesisQueue(Generic[Request, Outcome]):
             self._condition.notify_all()
         return futures
 
+    def withdraw(self, future: Future) -> bool:
+        """Take the request of ``future`` out of the queue and cancel the future, if it is still waiting.
+
+        False when the worker has taken it (or it was never here): a running request stops on its own
+        (see ``SynthesisRequest.should_stop``).
+        """
+        with self._condition:
+            position = next((i for i, (_, waiting) in enumerate(self._waiting) if waiting is future), None)
+            if position is None:
+                return False
+            del self._waiting[position]
+        return future.cancel()
+
     @property
     def waiting(self) -> int:
         return len(self._waiting)
@@ -107,7 +121,10 @@ class SynthesisQueue(Generic[Request, Outcome]):
 
     def _work(self) -> None:
         while True:
-            batch = self._next_batch()
+            # a future cancelled by someone else meanwhile is skipped; the others can no longer be cancelled
+            batch = [(request, future) for request, future in self._next_batch() if future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             try:
                 outcomes = list(self._serve([request for request, _ in batch]))
                 if len(outcomes) != len(batch):

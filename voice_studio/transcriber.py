@@ -3,7 +3,7 @@
 The model loads on first use and is shared; offline without it in the cache, the error
 says which model is missing and how to provide it, at once. :meth:`Transcriber.transcribe`
 gives the text of a short clip; :meth:`Transcriber.transcribe_segments` gives timed
-segments of a long recording (what ``gsv_core.recordings.plan_recording`` cuts along) and
+segments of a long recording (what ``gsv_core.speakers.recordings.plan_recording`` cuts along) and
 the language Whisper heard (to preselect the reference language).
 """
 

@@ -12,7 +12,6 @@ Everywhere else these helpers change nothing.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 
 # GPU seconds per request: a fixed part (moving the call, warm-up) and a part per character
@@ -22,10 +21,10 @@ MAX_GPU_S = 120
 CHECK_GPU_S = 2  # transcribing a take with Whisper (and scoring it), on top of synthesizing it
 
 
-def on_zero_gpu(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether this process runs on a ZeroGPU Space."""
-    value = (os.environ if environ is None else environ).get("SPACES_ZERO_GPU", "")
-    return value.lower() in ("1", "t", "true")
+def on_zero_gpu(environ: Mapping[str, str]) -> bool:
+    """Whether ``environ`` (the process environment, read once by the server's flag parsing) says
+    this runs on a ZeroGPU Space."""
+    return environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
 def import_spaces_first() -> None:

@@ -70,6 +70,11 @@ class BertFeatures:
         self.tokenizer = AutoTokenizer.from_pretrained(os.fspath(model_dir), local_files_only=True)
         self.model = load_bert_trunk(model_dir, self.device, dtype)
 
+    @property
+    def max_chars(self) -> int:
+        """Characters one text part may have: the model's position table less [CLS] and [SEP]."""
+        return int(self.model.config.max_position_embeddings) - 2
+
     @torch.inference_mode()
     def token_features(self, norm_text: str) -> torch.Tensor:
         """(n_tokens, 1024): ``hidden_states[-3]`` of ``norm_text`` with [CLS] and [SEP] removed."""
@@ -93,9 +98,14 @@ class BertFeatures:
         counts = torch.as_tensor(list(word2ph), dtype=torch.long, device=tokens.device)
         return torch.repeat_interleave(tokens[: len(word2ph)], counts, dim=0).T
 
+    @staticmethod
+    def reads(part: TextPartLike) -> bool:
+        """Whether the model reads this part (Chinese); every other part gets zeros."""
+        return _base_language(part.language) in BERT_LANGUAGES
+
     def part_features(self, part: TextPartLike) -> torch.Tensor:
         """(1024, len(part.phones)): BERT features for a Chinese part, zeros for any other."""
-        if _base_language(part.language) in BERT_LANGUAGES:
+        if self.reads(part):
             if part.word2ph is None:
                 raise ValueError(f"the {part.language} part {part.norm_text!r} has no word2ph")
             features = self.phone_features(part.norm_text, part.word2ph)

@@ -132,6 +132,8 @@ class DecodeRow:
     # streaming: called after every step with the row's new token, then once with (None, True)
     # when it stopped (the stopping EOS is never passed); makes every step a stop check
     on_step: Callable[[int | None, bool], None] | None = None
+    # asked after every step: True leaves the batch at once (its result is None, on_step hears no more)
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -186,13 +188,34 @@ class Text2Semantic(nn.Module):
         return x
 
     @torch.inference_mode()
+    def teacher_forced_logits(self, phones: torch.Tensor, bert: torch.Tensor, tokens: torch.Tensor,
+                              prompt_length: int) -> torch.Tensor:
+        """The logits decoding sees at every generated position of a given sequence, in one pass.
+
+        phones (P,), bert (1024, P), tokens (T,) = the prompt's tokens then generated ones; returns
+        (T - prompt_length + 1, vocab): row i is the distribution for generated token i when every
+        token before it is fed (the last row: for the token after them all). Compares precisions or
+        quantized weights on identical inputs, where sampled decoding would diverge at the first
+        differing token.
+        """
+        text = self._embed_text(phones, bert)
+        semantic = self._embed_semantic(tokens.view(1, -1), 0)[0]
+        total, text_length = len(text) + len(semantic), len(phones)
+        visible = torch.ones(total, total, dtype=torch.bool, device=tokens.device)
+        visible[:text_length, text_length:] = False  # text sees text only; tokens see text and earlier tokens
+        visible[text_length:, text_length:] = visible[text_length:, text_length:].tril()
+        mask = _additive(visible.view(1, 1, total, total), text.dtype)
+        hidden = self._run(torch.cat([text, semantic]).unsqueeze(0), self.new_cache(1, total), mask)
+        return self.semantic_head(hidden[0, text_length + prompt_length - 1:])
+
+    @torch.inference_mode()
     def generate(
         self,
         rows: Sequence[DecodeRow],
         max_steps: int = MAX_STEPS,
         early_stop: int = EARLY_STOP_TOKENS,
         check_every: int | None = None,
-    ) -> list[torch.Tensor]:
+    ) -> list[torch.Tensor | None]:
         """Semantic tokens for each row, all rows decoded as one left-padded batch.
 
         Rows that share a generator object (the segments of one request) draw their noise
@@ -206,7 +229,8 @@ class Text2Semantic(nn.Module):
         look without changing their output or their generator, so any value gives the same
         results; while two live rows share a generator every step is checked, since their
         next draw depends on it.
-        Returns per row (N_i,) int64 generated tokens, EOS and prompt removed.
+        Returns per row (N_i,) int64 generated tokens, EOS and prompt removed; None for a row whose
+        ``should_stop()`` said True: it left after that step, the others went on as if it had stopped.
         """
         if not rows:
             return []
@@ -224,6 +248,8 @@ class Text2Semantic(nn.Module):
                                                               hidden.shape[-1]).to(hidden)
         results: list[torch.Tensor | None] = [None] * len(rows)
         listening = any(row.on_step is not None for row in rows)
+        stoppable = any(row.should_stop is not None for row in rows)
+        cancelled: set[int] = set()  # input rows stopped by should_stop
         for step in range(max_steps):
             logits = project(hidden, self.semantic_head)
             if step < MIN_STEPS_BEFORE_EOS:
@@ -233,15 +259,18 @@ class Text2Semantic(nn.Module):
             last = step + 1 > early_stop or step == max_steps - 1
             stopped = (sampled == self.config.eos) | (greedy == self.config.eos) | last
             live.finished_at = torch.where(stopped & (live.finished_at < 0), step, live.finished_at)
-            if last or sampler.shares_generators or listening or (step + 1) % check_every == 0:
+            cancelling = stoppable and _stop_cancelled(rows, live, step, cancelled)
+            if cancelling or last or sampler.shares_generators or listening or (step + 1) % check_every == 0:
                 if listening:
-                    _notify(rows, live, step)
+                    _notify(rows, live, step, cancelled)
                 if not self._collect(live, cache, sampler, results, step):
                     break
             embedded = self.semantic_embedding(live.tokens[:, step : step + 1]) + table[live.positions + step].unsqueeze(1)
             step_mask = None if live.mask is None else live.mask[..., : cache.length + 1]
             hidden = self._run(embedded, cache, step_mask)[:, -1]
-        return results  # type: ignore[return-value]
+        for row in cancelled:
+            results[row] = None
+        return results
 
     def _prefill(self, rows: Sequence[DecodeRow], prompts: list[torch.Tensor],
                  max_steps: int) -> tuple[torch.Tensor, KVCache, _Live]:
@@ -299,11 +328,25 @@ class Text2Semantic(nn.Module):
         return bool(keep)
 
 
-def _notify(rows: Sequence[DecodeRow], live: _Live, step: int) -> None:
-    """Tell the rows that listen what this step gave them (every step is checked while one listens)."""
+def _stop_cancelled(rows: Sequence[DecodeRow], live: _Live, step: int, cancelled: set[int]) -> bool:
+    """Mark the live rows whose ``should_stop()`` says so as stopped at ``step`` and add them to
+    ``cancelled``; True when there was one (the caller then drops them from the batch at once)."""
+    newly = [index for index, row in enumerate(live.rows) if rows[row].should_stop is not None and rows[row].should_stop()]
+    if not newly:
+        return False
+    cancelled.update(live.rows[index] for index in newly)
+    picked = torch.tensor(newly, device=live.finished_at.device)
+    finished_at = live.finished_at[picked]
+    live.finished_at[picked] = torch.where(finished_at < 0, step, finished_at)  # so no generator is rewound past now
+    return True
+
+
+def _notify(rows: Sequence[DecodeRow], live: _Live, step: int, cancelled: set[int]) -> None:
+    """Tell the rows that listen what this step gave them (every step is checked while one listens);
+    a cancelled row hears nothing more."""
     for index, (row, finished_at) in enumerate(zip(live.rows, live.finished_at.tolist())):
         on_step = rows[row].on_step
-        if on_step is None:
+        if on_step is None or row in cancelled:
             continue
         if finished_at >= 0:
             on_step(None, True)
@@ -349,6 +392,19 @@ def rename_official_key(key: str) -> str:
             if rest.startswith(old):
                 return f"layers.{index}.{new}{rest[len(old):]}"
     return key
+
+
+def official_key(name: str) -> str:
+    """The official s1 state-dict key (``model.``-prefixed) of one of our parameter names."""
+    if name.startswith("layers."):
+        index, rest = name[len("layers.") :].split(".", 1)
+        for official, ours in _LAYER_RENAMES.items():
+            if rest.startswith(ours):
+                return f"model.h.layers.{index}.{official}{rest[len(ours):]}"
+    for official, ours in _RENAMES.items():
+        if name.startswith(ours) and official != "model.h.layers.":
+            return official + name[len(ours) :]
+    raise KeyError(f"{name} is not a parameter of the GPT stage")
 
 
 def load_state_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:

@@ -17,6 +17,7 @@ import re
 import stat
 import zipfile
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from .records import MAX_AUX_CLIPS, SpeakerError, SpeakerInfo, info_from_metadata, validate_weights_key
@@ -48,8 +49,14 @@ def build_archive(folder: Path, info: SpeakerInfo) -> bytes:
     """Zip one stored speaker with its intact embedding sets (damaged ones stay behind and are
     recomputed by the importer). The owner session never leaves the server."""
     buffer = io.BytesIO()
+    # dated by the voice's creation, not the export, so that exporting the same voice twice gives the same bytes
+    # (a web app's download cache then holds one copy, whatever the number of exports)
+    created = datetime.fromisoformat(info.created_at.replace("Z", "+00:00"))
+    metadata = zipfile.ZipInfo(METADATA_FILE, date_time=max(created.timetuple()[:6], (1980, 1, 1, 0, 0, 0)))
+    metadata.external_attr = 0o644 << 16  # rw-r--r--, as the other members
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(METADATA_FILE, metadata_bytes(replace(info, owner_session=None, shared=True)))
+        archive.writestr(metadata, metadata_bytes(replace(info, owner_session=None, shared=True)),
+                         compress_type=zipfile.ZIP_DEFLATED)
         archive.write(folder / AUDIO_FILE, AUDIO_FILE)
         for path in aux_paths(folder, info):
             archive.write(path, path.name)

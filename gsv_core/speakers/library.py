@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 PrepareFn = Callable[..., SpeakerConditioning]
 """prepare(reference_wav_path, transcript or None when empty, language) -> SpeakerConditioning;
 for a voice with auxiliary clips also ``aux_audio=[aux_wav_path, ...]`` (a keyword, in order),
-as :meth:`gsv_core.pipeline.VoicePipeline.prepare_speaker` takes it."""
+as :meth:`gsv_core.engine.pipeline.VoicePipeline.prepare_speaker` takes it."""
 
 _COMPUTE_STRIPES = 16
 
@@ -172,10 +172,13 @@ class SpeakerLibrary:
         return info
 
     def import_zip(self, archive: bytes | str | os.PathLike, *, shared: bool = True,
-                   owner_session: str | None = None) -> SpeakerInfo:
+                   owner_session: str | None = None, new_id: Callable[[str], str] | None = None) -> SpeakerInfo:
         """Add a speaker exported by :meth:`export_zip` (bytes or a path), checked strictly.
 
         The archive's id and name are kept when free, else numbered (``alice-2``, "Alice (2)").
+        ``new_id(name)``, when given, makes the id instead (never numbered: a taken one is
+        refused), so that the id does not tell whether the archive's id is taken by a voice
+        the importer cannot see.
         Visibility comes from the arguments, not the archive. Every embedding set in it is
         loaded and validated; one bad set refuses the whole import and nothing is written.
         """
@@ -196,8 +199,9 @@ class SpeakerLibrary:
                     store.check_reference_count(store.load_embeddings(directory, self.limits), 1 + len(aux_clips))
                 except SpeakerError as error:
                     raise SpeakerError(f"embeddings {key!r} in the archive are damaged: {error}") from None
-            info = replace(content.info, shared=shared, owner_session=owner, audio_sha256=sha256, aux_clips=aux_clips)
-            return self._commit_new(staging, info, numbered_id=True, numbered_name=True)
+            info = replace(content.info, id=new_id(content.info.name) if new_id else content.info.id, shared=shared,
+                           owner_session=owner, audio_sha256=sha256, aux_clips=aux_clips)
+            return self._commit_new(staging, info, numbered_id=new_id is None, numbered_name=True)
 
     # -- conditioning ----------------------------------------------------------------------
 
@@ -269,9 +273,13 @@ class SpeakerLibrary:
 
     @staticmethod
     def _check_name_free(name: str, speakers: dict[str, SpeakerInfo], owner: str | None) -> None:
-        """Names are unique among the voices whoever sees this one also sees (``owner``: None for a shared voice)."""
-        if any(name_key(s.name) == name_key(name) for s in speakers.values() if _shares_audience(s, owner)):
-            raise SpeakerError(f"a speaker named {name!r} already exists; choose another name")
+        """Names are unique among the voices whoever sees this one also sees (``owner``: None for a shared
+        voice); a look-alike of a name (``name_key``: Cyrillic or full-width letters, case) is that name."""
+        key = name_key(name)
+        same = next((s for s in speakers.values() if _shares_audience(s, owner) and name_key(s.name) == key), None)
+        if same is not None:
+            looks = "" if same.name == name else f" ({name!r} looks the same)"
+            raise SpeakerError(f"a speaker named {same.name!r} already exists{looks}; choose another name")
 
     def _commit_new(self, staging: Path, info: SpeakerInfo, numbered_id: bool, numbered_name: bool) -> SpeakerInfo:
         """Under the lock, against what is on disk now: choose the final id (numbered, or refused

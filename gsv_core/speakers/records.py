@@ -18,6 +18,8 @@ from pypinyin import lazy_pinyin
 
 from gsv_core.conditioning import MAX_REFERENCES
 
+from .lookalikes import marks_problem, name_key
+
 METADATA_FORMAT = 1
 MAX_AUX_CLIPS = MAX_REFERENCES - 1  # auxiliary clips besides the main reference
 MAX_ID_CHARS = 64
@@ -212,17 +214,16 @@ def numbered(base: str, number: int, limit: int, template: str) -> str:
     return base[: limit - len(suffix)].rstrip() + suffix
 
 
-def name_key(name: str) -> str:
-    """What makes two display names the same: NFC, then case-insensitive ("Alice" == "ALICE")."""
-    return unicodedata.normalize("NFC", name).casefold()
-
-
 def clean_name(value: Any) -> str:
     """A display name as stored: NFC, stripped, 1-80 characters, no control characters
-    (a line break inside is refused). Not escaped here: the UI escapes it wherever it is shown."""
+    (a line break inside is refused), no flood of combining marks. Not escaped here: the UI
+    escapes it wherever it is shown. Names are compared by :func:`name_key` (look-alikes match)."""
     name = _checked(_nfc(value, "a speaker name").strip(), "a speaker name", MAX_NAME_CHARS)
     if not name:
         raise SpeakerError("a speaker name must not be empty")
+    problem = marks_problem(name)
+    if problem:
+        raise SpeakerError(f"a speaker name {problem}")
     return name
 
 
@@ -241,6 +242,9 @@ def _checked(text: str, what: str, limit: int) -> str:
     if len(text) > limit:
         raise SpeakerError(f"{what} must be at most {limit} characters, got {len(text)}")
     for char in text:
+        if unicodedata.category(char) == "Cs":  # from a JSON "\\ud800" escape: no text at all
+            raise SpeakerError(f"{what} is not valid text: it holds U+{ord(char):04X}, half of a UTF-16 surrogate "
+                               "pair; send UTF-8 text")
         if unicodedata.category(char) in _INVISIBLE and char not in _ALLOWED_FORMAT_CHARS:
             raise SpeakerError(f"{what} must not contain control or invisible characters (found U+{ord(char):04X})")
     return text

@@ -32,7 +32,7 @@ from typing import Iterator
 import numpy as np
 import soundfile
 
-from gsv_core.conditioning import ConditioningLimits, SpeakerConditioning
+from gsv_core.conditioning import ARRAY_NAMES, ConditioningLimits, SpeakerConditioning
 
 from .records import ClipInfo, SpeakerError, SpeakerInfo, SpeakerProblem, info_from_metadata, validate_weights_key
 
@@ -40,9 +40,7 @@ METADATA_FILE = "speaker.json"
 AUDIO_FILE = "reference.wav"
 EMBEDDINGS_DIR = "embeddings"
 CONDITIONING_FILE = "conditioning.json"
-ARRAY_FILES = frozenset(f"{name}.npy" for name in (
-    "prompt_semantic", "prompt_phones", "prompt_bert", "ref_spec", "global_embedding", "sv_embedding",
-    "reference_embeddings"))
+ARRAY_FILES = frozenset(f"{name}.npy" for name in ARRAY_NAMES)
 LOCK_FILE = ".lock"
 TMP_DIR = ".tmp"
 TRASH_DIR = ".trash"

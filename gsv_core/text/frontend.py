@@ -15,7 +15,7 @@ from itertools import chain
 from pathlib import Path
 
 from gsv_core.text.cleaner import Analyzers, clean_text
-from gsv_core.text.errors import TextError
+from gsv_core.text.errors import TextError, check_readable
 from gsv_core.text.languages import check_language, check_version
 from gsv_core.text.lexicon import Lexicon, load_lexicon
 from gsv_core.text.segment import LanguageSegmenter, segment_languages
@@ -164,6 +164,7 @@ class TextFrontend:
         """
         check_language(language)
         check_version(version)
+        check_readable(text)
         text = _SPACE_RUNS.sub(" ", text)
         sequence = self._phonemize_once(text, language, version)
         if len(sequence.phones) < MIN_PHONES:
@@ -179,6 +180,7 @@ class TextFrontend:
         """
         check_version(version)
         check_language(language, version)
+        check_readable(transcript, "the transcript")
         transcript = transcript.strip("\n")
         if not _has_speakable_char(transcript):
             raise TextError("the transcript has nothing to speak: it needs at least one letter, character or digit")
@@ -189,6 +191,7 @@ class TextFrontend:
     def preseg(self, text: str, language: str, method: str) -> list[str]:
         """The pieces official inference cuts ``text`` into (its ``preseg_texts``)."""
         check_language(language)
+        check_readable(text)
         return pre_seg_text(replace_consecutive_punctuation(text), language, method)
 
     def prepare(
@@ -197,12 +200,14 @@ class TextFrontend:
         """Validate, cut and phonemize text for synthesis: one PhoneSequence per piece.
 
         Raises TextError with a plain message for text with nothing to speak (empty,
-        whitespace, punctuation, emoji or control characters only), an unsupported
+        whitespace, punctuation, emoji or control characters only), text that is not valid
+        Unicode (a lone surrogate, which the language detector cannot read), an unsupported
         language, an unknown version or split method, and for Korean or Cantonese with a
         v1 model (whose symbol table has no such phones; upstream would read silence).
         """
         if not isinstance(text, str):
             raise TextError(f"text must be a string, not {type(text).__name__}")
+        check_readable(text)
         check_version(version)
         check_language(language, version)
         get_split_method(method)

@@ -17,6 +17,7 @@ from gsv_core.text.frontend import TextFrontend
 from ..service import VoiceService
 from .common import session_of, speaker_choices, status_html
 from .compare_tab import build_compare_tab, ranking
+from .downloads import DOWNLOAD_CACHE
 from .pronunciation_tab import build_pronunciation_tab
 from .speakers_tab import build_speakers_tab
 from .strings import i18n, locale_of, ui
@@ -36,7 +37,8 @@ CSS = """
 
 
 def build_app(service: VoiceService, get_frontend: Callable[[], TextFrontend]) -> gr.Blocks:
-    with gr.Blocks(title="GPT-SoVITS Voice Studio") as app:
+    # delete_cache bounds Gradio's cache of outputs (exports, audio); the mounted app's lifespan runs it
+    with gr.Blocks(title="GPT-SoVITS Voice Studio", delete_cache=DOWNLOAD_CACHE) as app:
         gr.HTML(f"<style>{CSS}</style>", padding=False, container=False)
         gr.Markdown(ui("heading"))
         gr.Markdown(ui("intro"))

@@ -1,15 +1,21 @@
-"""What every tab shares: language choices, the ZeroGPU wrapper, the status line, sessions, voice lists."""
+"""What every tab shares: language choices, the ZeroGPU wrapper, the status line, sessions, voice lists,
+the check of the files an event receives."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
-from ..http_guard import NEW_VISITOR_HEADER, VISITOR_COOKIE, visitor_key_of
+from ..http_guard import CLIENT_HEADER, NEW_VISITOR_HEADER, VISITOR_KEY_HEADER
+from ..page_files import NOT_UPLOADED, is_uploaded_file
 from ..service import VoiceService
+from ..visitor_keys import page_session_key
 from ..zerogpu import BASE_GPU_S, gpu_task, synthesis_gpu_seconds
+from .feedback import user_error
 from .strings import say, ui
 
 LANGUAGE_CODES = ("zh", "all_zh", "en", "all_ja", "ja", "all_yue", "yue", "all_ko", "ko", "auto", "auto_yue")
@@ -52,18 +58,37 @@ def status_html(service: VoiceService, locale: str = "en") -> str:
     return line + f'<progress class="gsv-loading" value="{percent}" max="100" aria-label="model download">{percent}%</progress>'
 
 
+def uploaded_path(value: str | None) -> Path | None:
+    """A file path a handler received, refused (one message for every kind of bad path) unless it is
+    a file the page uploaded; None when there is none.
+
+    The second guard: ``PageFileGuard`` refused such paths before Gradio read the request, and
+    Gradio's own check (on since ``mount_page``) before it copied anything; see
+    :mod:`voice_studio.page_files`. This one holds however a handler is reached.
+    """
+    if not value:
+        return None
+    if not is_uploaded_file(value, get_upload_folder()):
+        raise user_error(NOT_UPLOADED)
+    return Path(value)
+
+
 def session_of(request: gr.Request | None) -> str | None:
-    """The visitor key: the ``gsv_visitor`` cookie the server sets (it survives page reloads,
-    unlike Gradio's per-load session hash). A caller that keeps no cookies (a key minted for
-    this very request) falls back to the session hash, which at least lasts the page load."""
+    """The visitor key the RequestGuard settled on: the ``gsv_visitor`` cookie when the server minted
+    it (it survives page reloads, unlike Gradio's per-load session hash).
+
+    A caller that keeps no cookies (the guard minted a key for this very request, which would be
+    lost at once) is known by its page session instead: :func:`page_session_key` of Gradio's
+    session hash and the client's address hash, never the session hash itself (the page chooses
+    it, so it may be anything, even another visitor's key)."""
     if request is None:
         return None
+    headers = {name.lower(): value for name, value in dict(getattr(request, "headers", None) or {}).items()}
+    key, client = headers.get(VISITOR_KEY_HEADER.decode()), headers.get(CLIENT_HEADER.decode())
     session_hash = getattr(request, "session_hash", None)
-    cookies = dict(getattr(request, "cookies", None) or {})
-    if NEW_VISITOR_HEADER.decode() in dict(getattr(request, "headers", None) or {}):
-        return session_hash or cookies.get(VISITOR_COOKIE)
-    key = visitor_key_of(f"{VISITOR_COOKIE}={cookies[VISITOR_COOKIE]}") if VISITOR_COOKIE in cookies else None
-    return key or session_hash
+    if NEW_VISITOR_HEADER.decode() in headers and client and isinstance(session_hash, str) and session_hash:
+        return page_session_key(session_hash, client)
+    return key or None
 
 
 def speaker_choices(service: VoiceService, session: str | None, locale: str = "en") -> list[tuple[str, str]]:

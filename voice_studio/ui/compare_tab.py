@@ -1,25 +1,28 @@
 """The Compare tab: one text through two to four voices side by side, rated by the team.
 
 Ratings are tied to what made the clips: the compared text, language and seed are kept in a
-``gr.State`` when the clips are made, never read back from the (editable) text box. Each clip
-shows its voice's speaker similarity (output vs. reference), which each saved rating records.
+``gr.State`` when the clips are made, never read back from the (editable) text box, with one
+clip id per voice that the server signs for the rater (one rating per clip: saving twice is
+refused). Each clip shows its voice's speaker similarity (output vs. reference), which each
+saved rating records. The ranking names only voices the viewer may use.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 import gradio as gr
 
-from gsv_core.synthesis import SynthesisOptions
+from gsv_core.engine.requests import SynthesisOptions
 
 from ..errors import ServiceError
 from ..ratings import Rating
 from ..service import VoiceService
 from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices, text_gpu_seconds, voice_names
 from .feedback import busy_while, int16_audio, progress_reporter, user_error
+from .downloads import Downloads
+from .page_events import page_cancellation
 from .speakers_tab import ratings_file
 from .strings import locale_of, say, ui
 
@@ -39,17 +42,19 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
     """Lay out the tab inside the current Blocks context."""
 
     def compare(text, language, speaker_ids, request: gr.Request = None, progress=gr.Progress()):
-        locale, speaker_ids = locale_of(request), list(speaker_ids or [])
+        locale, session, speaker_ids = locale_of(request), session_of(request), list(speaker_ids or [])
         if not 2 <= len(speaker_ids) <= MAX_COMPARED:
             raise user_error(say("msg_pick_compare", locale, count=len(speaker_ids)))
         try:  # one batch: the voices are synthesized together
-            results = service.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session_of(request),
-                                              progress=progress_reporter(progress, locale, f"{len(speaker_ids)} × "))
+            results = service.synthesis.synthesize_each(text, speaker_ids, language, SynthesisOptions(seed=SEED), session,
+                                              progress=progress_reporter(progress, locale, f"{len(speaker_ids)} × "),
+                                              cancellation=page_cancellation())
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
         clips = [(result.sample_rate, int16_audio(result.audio)) for result in results]
         clips += [None] * (MAX_COMPARED - len(clips))
-        return (*clips, {"speaker_ids": speaker_ids, "text": text, "settings": {"language": language, "seed": SEED},
+        return (*clips, {"speaker_ids": speaker_ids, "clip_ids": service.new_clip_ids(speaker_ids, text, session),
+                         "text": text, "settings": {"language": language, "seed": SEED},
                          "similarities": [result.similarity for result in results]})
 
     def show_compared(compared, request: gr.Request = None):
@@ -65,22 +70,22 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
         return (*labels, *ratings, *[gr.update(visible=number < len(ids)) for number in range(MAX_COMPARED)])
 
     def save_ratings(request: gr.Request, compared, *scores_and_notes):  # request first: Gradio injects it only there
-        locale = locale_of(request)
+        """The ratings of the last Compare, once: its clip ids are refused the second time."""
+        locale, session = locale_of(request), session_of(request)
         if service.ratings is None:
             raise user_error(say("msg_no_ratings", locale))
-        if not compared:
+        if not compared or len(compared.get("clip_ids") or []) != len(compared["speaker_ids"]):
             raise user_error(say("msg_compare_first", locale))
         scores, notes = scores_and_notes[:MAX_COMPARED], scores_and_notes[MAX_COMPARED:]
-        batch = f"{int(time.time() * 1000)}"
         similarities = compared.get("similarities") or [None] * len(compared["speaker_ids"])
-        for number, speaker_id in enumerate(compared["speaker_ids"]):
-            settings = json.dumps({**compared["settings"], "similarity": similarities[number]}, sort_keys=True)
-            try:
-                service.ratings.add(Rating(f"{batch}-{number}", speaker_id, compared["text"], int(scores[number]),
-                                           notes[number] or "", session_of(request), settings))
-            except ValueError as error:
-                raise user_error(str(error)) from error
-        return say("msg_saved", locale, count=len(compared["speaker_ids"])), ranking(service, session_of(request), locale)
+        ratings = [Rating(clip_id, speaker_id, compared["text"], int(scores[number]), notes[number] or "", session,
+                          json.dumps({**compared["settings"], "similarity": similarities[number]}, sort_keys=True))
+                   for number, (clip_id, speaker_id) in enumerate(zip(compared["clip_ids"], compared["speaker_ids"]))]
+        try:
+            count = service.save_ratings(ratings)
+        except ServiceError as error:
+            raise user_error(say("msg_rated_already", locale) if error.status == 409 else str(error)) from error
+        return say("msg_saved", locale, count=count), ranking(service, session, locale)
 
     gr.Markdown(ui("compare_intro"))
     text = gr.Textbox(label=ui("compare_text"), lines=2, max_length=service.config.max_chars)
@@ -103,15 +108,15 @@ def build_compare_tab(service: VoiceService) -> CompareTab:
                  show_progress="hidden")
     busy_while(save, save_ratings, [compared, *scores, *notes], [saved, table], api_name="save_ratings",
                api_visibility="undocumented")
-    export.click(lambda: _export(service), None, csv_file, api_visibility="private")
+    downloads = Downloads()  # the ratings' files, the newest few only
+    export.click(lambda: _export(service, downloads), None, csv_file, api_visibility="private")
     return CompareTab(speakers, table)
 
 
 def ranking(service: VoiceService, session: str | None, locale: str = "en") -> dict:
-    """The ranking table: voice name (plain text), number of ratings, mean rating; headers in ``locale``."""
-    scores = service.ratings.summary() if service.ratings is not None else []
-    names = voice_names(service, session)
-    rows = [[names.get(s.speaker_id, s.speaker_id), s.count, round(s.mean, 2)] for s in scores]
+    """The ranking table: voice name (plain text), number of ratings, mean rating; headers in ``locale``.
+    Only voices ``session`` may use appear (:meth:`VoiceService.voice_ranking`)."""
+    rows = [[name, score.count, round(score.mean, 2)] for name, score in service.voice_ranking(session)]
     return {"headers": [say(key, locale) for key in ("col_voice", "col_count", "col_mean")], "data": rows}
 
 
@@ -129,10 +134,10 @@ def _build_clip_columns() -> tuple[list[gr.Column], list[gr.Audio], list[gr.Slid
     return columns, clips, scores, notes
 
 
-def _export(service: VoiceService) -> dict:
+def _export(service: VoiceService, downloads: Downloads) -> dict:
     if service.ratings is None:
         raise user_error(say("msg_no_ratings"))
     try:
-        return gr.update(value=ratings_file(service, None), visible=True)
+        return gr.update(value=ratings_file(service, None, downloads), visible=True)
     except ServiceError as error:  # with an admin token set: export from the Admin panel (Add voice tab)
         raise user_error(f"{error}: use 'Export ratings' in the Admin panel of the Add voice tab.") from error

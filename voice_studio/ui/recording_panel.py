@@ -17,7 +17,7 @@ import gradio as gr
 from ..errors import ServiceError
 from ..recording_plan import PlannedUtterance, RecordingView, with_main
 from ..service import VoiceService
-from .common import LANGUAGE_CODES, on_gpu, session_of
+from .common import LANGUAGE_CODES, on_gpu, session_of, uploaded_path
 from .feedback import busy_while, int16_audio, user_error
 from .strings import locale_of, say, ui
 
@@ -88,11 +88,11 @@ def wire_recording_panel(service: VoiceService, panel: RecordingPanel, save: gr.
     language = shared[0]
 
     def cut(path, text, chosen_language, request: gr.Request = None):
-        locale = locale_of(request)
-        if not path:
+        locale, recording = locale_of(request), uploaded_path(path)
+        if recording is None:
             raise user_error(say("msg_recording_first", locale))
         try:  # with a typed transcript the language is the visitor's; else Whisper says which it heard
-            view = service.plan_recording_upload(Path(path), text or None, chosen_language if text else None)
+            view = service.plan_recording_upload(recording, text or None, chosen_language if text else None)
         except ServiceError as error:
             raise user_error(str(error)) from error
         heard = view.language if view.language in LANGUAGE_CODES else chosen_language

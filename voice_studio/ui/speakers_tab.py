@@ -3,14 +3,14 @@ or build a voice from a long recording (``recording_panel``); manage voices; the
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 
 from ..errors import ServiceError
 from ..service import VoiceService
-from .common import LANGUAGE_CODES, LANGUAGES, on_gpu, session_of, speaker_choices
+from .common import LANGUAGE_CODES, LANGUAGES, on_gpu, session_of, speaker_choices, uploaded_path
+from .downloads import Downloads
 from .feedback import busy_while, user_error
 from .recording_panel import layout_recording_panel, wire_recording_panel
 from .strings import locale_of, say, ui
@@ -30,11 +30,10 @@ def access_notice(service: VoiceService) -> str:
             "Shared voices are managed by the admin.")
 
 
-def ratings_file(service: VoiceService, token: str | None) -> str:
-    """The ratings as a CSV file for download (ServiceError without the token when one is set)."""
-    path = Path(tempfile.mkdtemp(prefix="ratings-")) / "ratings.csv"
-    path.write_text(service.ratings_csv(token), encoding="utf-8")
-    return str(path)
+def ratings_file(service: VoiceService, token: str | None, downloads: Downloads) -> str:
+    """The ratings as a CSV file for download, among ``downloads``' newest few (ServiceError without
+    the token when one is set)."""
+    return downloads.write("ratings.csv", service.ratings_csv(token).encode("utf-8"))
 
 
 def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.events.Dependency], gr.State]:
@@ -44,24 +43,26 @@ def build_speakers_tab(service: VoiceService) -> tuple[gr.Dropdown, list[gr.even
 
     def transcribe(audio_path, language):
         """The transcript, and the language Whisper heard preselected (kept when it heard none of ours)."""
-        if not audio_path:
+        audio = uploaded_path(audio_path)
+        if audio is None:
             raise user_error("Upload or record the reference first.")
         try:
-            text, heard = service.transcribe_detecting(Path(audio_path))
+            text, heard = service.transcribe_detecting(audio)
         except ServiceError as error:
             raise user_error(str(error)) from error
         return text, heard if heard in LANGUAGE_CODES else language
 
     def add_speaker(audio_path, transcript, language, name, consent, token="", aux_paths=None,
                     request: gr.Request = None):
+        audio, aux = uploaded_path(audio_path), [uploaded_path(path) for path in aux_paths or [] if path]
         if not consent:
             raise user_error(say("msg_consent", locale_of(request)))
-        if not audio_path:
+        if audio is None:
             raise user_error(say("msg_upload_first", locale_of(request)))
         session = session_of(request)
         try:
-            info = service.add_speaker(Path(audio_path), transcript or "", language, name or "", session, token or None,
-                                       aux_audio=[Path(path) for path in aux_paths or []])
+            info = service.add_speaker(audio, transcript or "", language, name or "", session, token or None,
+                                       aux_audio=aux)
             stored = str(service.reference_path(info.id, session, token or None))
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
@@ -107,9 +108,11 @@ def _build_admin_panel(service: VoiceService) -> gr.Textbox:
         except ServiceError as error:
             raise user_error(str(error)) from error
 
+    downloads = Downloads()  # the ratings' files, the newest few only
+
     def export(token):
         try:
-            return ratings_file(service, token or None)
+            return ratings_file(service, token or None, downloads)
         except ServiceError as error:
             raise user_error(str(error)) from error
 
@@ -128,6 +131,8 @@ def _build_admin_panel(service: VoiceService) -> gr.Textbox:
 
 
 def _build_manage_voices(service: VoiceService, token: gr.Textbox) -> tuple[gr.Dropdown, list[gr.events.Dependency]]:
+    downloads = Downloads()  # the exports' files, the newest few only
+
     def rename_voice(speaker_id, new_name, token_value="", request: gr.Request = None):
         try:
             info = service.rename_speaker(speaker_id or "", new_name or "", session_of(request), token_value or None)
@@ -149,9 +154,7 @@ def _build_manage_voices(service: VoiceService, token: gr.Textbox) -> tuple[gr.D
             data = service.export_speaker(speaker_id or "", session_of(request), token_value or None)
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
-        path = Path(tempfile.mkdtemp(prefix="voice-export-")) / f"{speaker_id}.zip"
-        path.write_bytes(data)
-        return str(path)
+        return downloads.write(f"{speaker_id}.zip", data)  # never more than a few on disk
 
     managed = gr.Dropdown(label=ui("voice"), choices=speaker_choices(service, None), allow_custom_value=True)
     new_name = gr.Textbox(label=ui("new_name"), max_length=80)

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from gsv_core.synthesis import SynthesisOptions, SynthesisResult
+from gsv_core.engine.requests import SynthesisOptions
 from gsv_core.text.split import SPLIT_METHODS
 
 from ..errors import ServiceError
+from ..served import ServedResult
 from ..service import VoiceService
 from ..zerogpu import synthesis_gpu_seconds
 from .common import LANGUAGES, on_gpu, session_of, similarity_text, speaker_choices
 from .feedback import busy_while, int16_audio, progress_reporter, user_error
 from .history import build_history, remember
+from .page_events import page_cancellation
 from .strings import EXAMPLES, locale_of, say, ui
 
 
@@ -41,8 +43,9 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
         options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
         started = time.perf_counter()
         try:
-            result = service.synthesize(text, speaker_id, language, options, session_of(request),
-                                        progress=progress_reporter(progress, locale), quality_check=quality_check)
+            result = service.synthesis.synthesize(text, speaker_id, language, options, session_of(request),
+                                        progress=progress_reporter(progress, locale), quality_check=quality_check,
+                                        cancellation=page_cancellation())
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
         return _finished(service, result, started, history, speaker_id, text, request, locale)
@@ -59,14 +62,19 @@ def build_synthesize_tab(service: VoiceService) -> SynthesizeTab:
             return
         locale = locale_of(request)
         options = _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, locale)
-        started, pieces, finished = time.perf_counter(), [], []
+        started, finished = time.perf_counter(), []
         try:
-            for piece in service.synthesize_stream(text, speaker_id, language, options, session_of(request),
-                                                   on_result=finished.append):
-                pieces.append(piece.audio)
+            stream = service.synthesis.synthesize_stream(text, speaker_id, language, options, session_of(request),
+                                               on_result=finished.append, cancellation=page_cancellation())
+        except (ServiceError, ValueError) as error:
+            raise user_error(str(error)) from error
+        try:  # Gradio closes this generator when the page goes away (or Stop is pressed): that cancels the synthesis
+            for piece in stream:
                 yield (piece.sample_rate, int16_audio(piece.audio)), gr.skip(), gr.skip(), gr.skip()
         except (ServiceError, ValueError) as error:
             raise user_error(str(error)) from error
+        finally:
+            stream.close()
         yield gr.skip(), *_finished(service, finished[0], started, history, speaker_id, text, request, locale)
 
     with gr.Row():
@@ -128,7 +136,7 @@ def _options(speaker_id, top_k, top_p, temperature, speed, split_method, seed, l
                             split_method=split_method, seed=None if seed in (None, "", -1) else int(seed))
 
 
-def _finished(service: VoiceService, result: SynthesisResult, started: float, history, speaker_id, text, request,
+def _finished(service: VoiceService, result: ServedResult, started: float, history, speaker_id, text, request,
               locale: str):
     """The whole clip for Result, the report line and the history, once synthesis has ended."""
     clip = (result.sample_rate, int16_audio(result.audio))
@@ -136,7 +144,7 @@ def _finished(service: VoiceService, result: SynthesisResult, started: float, hi
     return clip, line, remember(history, clip, _voice_name(service, speaker_id, request), text)
 
 
-def report_line(result: SynthesisResult, wall: float, locale: str) -> str:
+def report_line(result: ServedResult, wall: float, locale: str) -> str:
     """The line under the audio: timing, speaker similarity, the seed to replay it, and the quality check's finding."""
     duration = result.duration_s
     parts = [say("msg_timing", locale, audio=duration, wall=wall, rtf=wall / max(duration, 1e-6)),

@@ -8,7 +8,7 @@ Several references: ``model.fused_global_embedding(specs, svs)``, or store the r
 ``model.reference_embeddings(specs, svs)`` and join them with ``fuse_global_embeddings``.
 Several requests at once: ``model.decode_batch([DecodeItem(codes, phones, ge, ...), ...])``
 (items of any lengths; each comes out as it does alone). Streaming: ``model.decode_streaming``
-per chunk (see ``gsv_core.streaming_audio`` for the audio side).
+per chunk (see ``gsv_core.engine.streaming_audio`` for the audio side).
 """
 
 from .config import SynthesizerConfig, SynthesizerConfigError

@@ -1,7 +1,8 @@
 """A speaker's conditioning as tensors on the device, and a bounded cache of hot speakers.
 
 The speaker library hands out the same :class:`SpeakerConditioning` object while a speaker
-is hot, so its tensors are moved to the GPU once, not per request.
+is hot (its cache is the one that decides which speakers are kept), so its tensors are moved
+to the GPU once, not per request, and go when that object goes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .conditioning import SpeakerConditioning
+from ..conditioning import SpeakerConditioning
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class DeviceSpeakers:
     """A bounded LRU of speakers' tensors on ``device``, keyed by the conditioning object itself.
 
     An entry holds only a weak reference to its key object, so a forgotten speaker is never
-    matched by a new object that happens to reuse its ``id``. Safe across threads.
+    matched by a new object that happens to reuse its ``id``, and it is dropped as soon as that
+    object is (the library evicted it): ``capacity`` only bounds callers that keep many alive.
+    Safe across threads.
     """
 
     def __init__(self, device: torch.device, capacity: int = 16) -> None:
@@ -54,12 +57,19 @@ class DeviceSpeakers:
                 self._items.move_to_end(key)
                 return entry[1]
         tensors = SpeakerTensors.of(speaker, self.device)
+        reference = weakref.ref(speaker, lambda dead, key=key: self._forget(key, dead))
         with self._lock:
-            self._items[key] = (weakref.ref(speaker), tensors)
+            self._items[key] = (reference, tensors)
             self._items.move_to_end(key)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return tensors
+
+    def _forget(self, key: int, dead: weakref.ref) -> None:
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is not None and entry[0] is dead:  # not a newer speaker at the same address
+                del self._items[key]
 
     def __len__(self) -> int:
         return len(self._items)

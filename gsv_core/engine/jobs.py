@@ -14,8 +14,8 @@ import torch
 
 from .speaker_tensors import SpeakerTensors
 from .streaming import SegmentStream
-from .synthesis import AudioChunk, SegmentResult, SynthesisRequest
-from .text.frontend import PhoneSequence
+from ..text.frontend import PhoneSequence
+from .requests import AudioChunk, SegmentResult, SynthesisCancelled, SynthesisRequest
 
 
 @dataclass
@@ -34,6 +34,11 @@ class SynthesisJob:
     decode_calls: int = 0
     streamed: dict[int, list[np.ndarray]] = field(default_factory=dict)  # per segment, the pieces emitted
     streams: dict[int, SegmentStream] = field(default_factory=dict)  # chunks mode, per segment
+
+    def check_cancelled(self) -> None:
+        """Raise SynthesisCancelled once the request's ``should_stop`` says so (before each decoder call)."""
+        if self.request.should_stop is not None and self.request.should_stop():
+            raise SynthesisCancelled()
 
     def report(self, fraction: float, message: str) -> None:
         if self.request.progress is not None:

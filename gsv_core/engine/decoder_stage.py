@@ -1,24 +1,32 @@
-"""The SoVITS stage of a wave: each job's batch of segments, from semantic tokens to audio.
+"""The decoder stage: semantic tokens to audio, by every route a request can take.
 
 After the GPT stage of a wave, every job has the tokens of its next batch of segments. A job
 needs one decoder call for the batch (its segments' tokens joined, as the official parallel
 decoder does), or one per segment with a speed change. Those calls are made one by one, or,
 where batching the decoder pays (on a GPU), all calls of all jobs of the wave go through
 :meth:`SoVITS.decode_batch` as one padded batch, which gives each call what it gives alone
-(up to float reassociation). Chunks-mode jobs were voiced while their tokens came; here they
-are only closed.
+(up to float reassociation). Chunks-mode jobs are voiced while their tokens come
+(:meth:`SovitsStage.segment_stream`); after the wave they are only closed.
+
+Which stage decodes is the version's ``decoder`` family (:data:`DECODER_STAGES`): the SoVITS
+(VITS) decoder of v2 and the v2Pro family here; a CFM + vocoder family would be one more
+module with the same three methods and one more row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from .audio import join_fragments
+from ..audio import join_fragments
+from ..models.sovits import DecodeItem
+from ..versions import VersionInfo
 from .jobs import SynthesisJob, segment_result, silence, to_numpy
-from .models.sovits import DecodeItem
+from .streaming import SegmentStream
+from .token_chunks import TokenChunker
 
 
 @dataclass(frozen=True)
@@ -29,25 +37,42 @@ class DecoderCall:
     phones: torch.Tensor
 
 
+class DecoderStage(Protocol):
+    """What :class:`~gsv_core.engine.pipeline.VoicePipeline` asks of a decoder family."""
+
+    batched: bool  # whether a wave's calls of all jobs are decoded as one batch
+
+    def decode_wave(self, jobs: dict[int, SynthesisJob], wave: int,
+                    tokens: dict[int, list[torch.Tensor]]) -> dict[int, Exception]: ...
+
+    def segment_stream(self, job: SynthesisJob, segment: int) -> SegmentStream: ...
+
+
 class SovitsStage:
     """Decodes the waves of :meth:`VoicePipeline.synthesize_many`; holds no per-request state."""
 
-    def __init__(self, sovits: torch.nn.Module, sample_rate: int, device: torch.device, batched: bool) -> None:
+    def __init__(self, sovits: torch.nn.Module, sample_rate: int, device: torch.device, batched: bool,
+                 mute_similarity: torch.Tensor | None = None) -> None:
+        """``mute_similarity`` (vocab,): how much each token sounds like silence, where chunks mode may
+        cut a segment (:func:`~gsv_core.engine.token_chunks.mute_similarity`); None: fixed-length chunks only."""
         self.sovits = sovits
         self.sample_rate = sample_rate
         self.device = device
         self.batched = batched  # all non-streaming calls of a wave as one SoVITS.decode_batch
+        self.mute_similarity = mute_similarity
 
     def decode_wave(self, jobs: dict[int, SynthesisJob], wave: int, tokens: dict[int, list[torch.Tensor]]) -> dict[int, Exception]:
         """Store each job's ``wave``-th batch of segments (audio from ``tokens[index]``, one (T,) per segment).
 
         Returns the jobs that failed. If the batched decode fails, every job decodes alone
-        from its state before it, so only the culprit fails.
+        from its state before it, so only the culprit fails. A job whose request says stop
+        fails with SynthesisCancelled before its next decoder call; the others decode as before.
         """
         failures: dict[int, Exception] = {}
         calls: dict[int, list[DecoderCall]] = {}
         for index, job in jobs.items():
             try:
+                job.check_cancelled()
                 self._record_tokens(job, job.batches[wave], tokens[index])
                 if job.request.options.stream == "chunks":
                     self._close_streams(job, job.batches[wave], tokens[index])
@@ -72,6 +97,28 @@ class SovitsStage:
             except Exception as error:  # noqa: BLE001 - this request's failure only
                 failures[index] = error
         return failures
+
+    def segment_stream(self, job: SynthesisJob, segment: int) -> SegmentStream:
+        """Chunks mode: the stream that voices ``segment`` piece by piece from the GPT stage's steps."""
+        options = job.request.options
+        phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device).view(1, -1)
+
+        def decode(codes: torch.Tensor, result_tokens: int | None, overlap_frames: torch.Tensor | None):
+            chunk = self.sovits.decode_streaming(
+                codes.to(self.device).view(1, 1, -1), phones, job.conditioning.global_embedding,
+                result_tokens=result_tokens, overlap_frames=overlap_frames, speed=options.speed,
+                noise_scale=options.noise_scale, noise=job.noise.pop(0) if job.noise else None, generator=job.generator,
+            )
+            self._record_audio(job, chunk.audio)
+            return chunk
+
+        similarity = None if options.fixed_length_chunk else self.mute_similarity
+        job.streams[segment] = SegmentStream(
+            TokenChunker(options.min_chunk_length, similarity), decode, options.overlap_length,
+            self.sovits.samples_per_token / options.speed,
+            emit=lambda audio: job.emit(segment, to_numpy(audio), self.sample_rate),
+        )
+        return job.streams[segment]
 
     def _record_tokens(self, job: SynthesisJob, batch: list[int], tokens: list[torch.Tensor]) -> None:
         prompt = job.conditioning.prompt_semantic
@@ -99,7 +146,8 @@ class SovitsStage:
         return [DecoderCall(torch.cat(tokens), torch.cat(phones))]
 
     def _decode_alone(self, job: SynthesisJob, call: DecoderCall) -> torch.Tensor:
-        """One decoder call -> (samples,) waveform."""
+        """One decoder call -> (samples,) waveform; a cancelled job stops before it (SynthesisCancelled)."""
+        job.check_cancelled()
         options = job.request.options
         noise = job.noise.pop(0) if job.noise else None
         audio = self.sovits.decode(
@@ -133,6 +181,7 @@ class SovitsStage:
         return {index: [next(audio) for _ in calls[index]] for index in jobs}
 
     def _record_audio(self, job: SynthesisJob, audio: torch.Tensor) -> None:
+        """Every decoder call's bookkeeping: its output under the official dump name, and the count."""
         job.inspect(f"decode_out_{job.decode_calls}", to_numpy(audio).reshape(1, 1, -1))
         job.decode_calls += 1
 
@@ -147,3 +196,18 @@ class SovitsStage:
         if options.stream == "fragments":  # the batch's segments as one piece, as upstream yields them
             piece = join_fragments([job.segments[i].audio for i in batch], self.sample_rate, options.fragment_interval)
             job.emit(batch[0], piece, self.sample_rate)
+
+
+# decoder family (VersionInfo.decoder) -> its stage
+DECODER_STAGES: dict[str, type] = {"vits": SovitsStage}
+
+
+def decoder_stage_for(version: VersionInfo, model: torch.nn.Module, sample_rate: int, device: torch.device,
+                      batched: bool, mute_similarity: torch.Tensor | None) -> DecoderStage:
+    """The stage of ``version``'s decoder family over its loaded ``model``."""
+    try:
+        stage = DECODER_STAGES[version.decoder]
+    except KeyError:
+        raise ValueError(f"{version.name} uses the {version.decoder!r} decoder, which this engine does not have; "
+                         f"it has {', '.join(DECODER_STAGES)}") from None
+    return stage(model, sample_rate, device, batched, mute_similarity)

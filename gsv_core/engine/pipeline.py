@@ -20,26 +20,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioSource, join_fragments
+from ..audio import AudioSource, join_fragments
 from .bucketing import bucket_batches
-from .conditioning import SpeakerConditioning
-from .features.bert import BertFeatures
-from .features.ssl import HubertFeatures
-from .features.sv import SpeakerEncoder, check_sv_fits
-from .hub import ModelFiles
-from .jobs import SynthesisJob, segment_message, to_numpy
-from .memory import release_free_memory
-from .models.sovits import load_sovits
-from .models.t2s import DecodeRow, load_t2s
+from ..conditioning import SpeakerConditioning
+from ..features.bert import BertFeatures
+from ..features.similarity import output_similarity
+from ..features.ssl import HubertFeatures
+from ..features.sv import SpeakerEncoder, check_sv_fits
+from ..hub import ModelFiles
+from .jobs import SynthesisJob
+from ..memory import release_free_memory
+from ..models.sovits import load_sovits
+from ..models.t2s import load_t2s
 from .references import ReferenceEncoder
-from .sovits_stage import SovitsStage
+from .decoder_stage import decoder_stage_for
+from .fast_cpu import FastCpuMode
+from .gpt_stage import GptStage
 from .speaker_tensors import DeviceSpeakers, SpeakerTensors
-from .streaming import SegmentStream
-from .synthesis import AudioChunk, AudioFn, InspectFn, ProgressFn, SynthesisOptions, SynthesisRequest, SynthesisResult
-from .text.frontend import TextFrontend
-from .token_chunks import TokenChunker, mute_similarity
-from .versions import VersionInfo
-from .weights_key import weights_key as compute_weights_key
+from .requests import (
+    AudioChunk, AudioFn, InspectFn, PreparedText, ProgressFn, SynthesisCancelled, SynthesisOptions,
+    SynthesisRequest, SynthesisResult,
+)
+from ..text.frontend import TextFrontend
+from .token_chunks import mute_similarity
+from ..versions import VersionInfo
+from ..weights_key import weights_key as compute_weights_key
 
 
 class VoicePipeline:
@@ -72,15 +77,16 @@ class VoicePipeline:
         self.weights_key = weights_key
         self.device = torch.device(device)
         self._device_speakers = DeviceSpeakers(self.device, capacity=16)
-        self._mute_similarity = mute_similarity(t2s.semantic_embedding.weight)  # for streaming chunk splits
         self._references = ReferenceEncoder(version, sovits, hubert, bert, speaker_encoder, frontend, self.device)
         batched = self.device.type == "cuda" if batch_decoder is None else batch_decoder
-        self._sovits_stage = SovitsStage(sovits, self.sample_rate, self.device, batched)
+        self._decoder = decoder_stage_for(version, sovits, self.sample_rate, self.device, batched,
+                                          mute_similarity(t2s.semantic_embedding.weight))  # where chunks may be cut
+        self._gpt = GptStage(t2s, bert, self._decoder, self.device)
 
     @property
     def batch_decoder(self) -> bool:
         """Whether a wave's decoder calls of all requests go through SoVITS as one batch."""
-        return self._sovits_stage.batched
+        return self._decoder.batched
 
     def with_batch_decoder(self, batch_decoder: bool | None) -> "VoicePipeline":
         """A pipeline over these same models (nothing is copied) with another ``batch_decoder`` setting."""
@@ -107,11 +113,12 @@ class VoicePipeline:
         frontend: TextFrontend | None = None,
         official_data: Path | None = None,
         batch_decoder: bool | None = None,
+        fast_cpu: FastCpuMode | None = None,
     ) -> "VoicePipeline":
         """Load every model of ``files`` (see :func:`gsv_core.hub.resolve_model_files`)."""
         pipeline = cls.from_paths(
-            files.t2s, files.sovits, files.hubert_dir, files.bert_dir, files.sv,
-            device=device, dtype=dtype, frontend=frontend, official_data=official_data, batch_decoder=batch_decoder,
+            files.t2s, files.sovits, files.hubert_dir, files.bert_dir, files.sv, device=device, dtype=dtype,
+            frontend=frontend, official_data=official_data, batch_decoder=batch_decoder, fast_cpu=fast_cpu,
         )
         if pipeline.version != files.version:
             raise ValueError(f"{files.sovits} is a {pipeline.version} SoVITS file, but {files.version} was asked for")
@@ -131,6 +138,7 @@ class VoicePipeline:
         official_data: Path | None = None,
         batch_decoder: bool | None = None,
         keep_hubert: bool | None = None,
+        fast_cpu: FastCpuMode | None = None,
     ) -> "VoicePipeline":
         """Load from explicit files; the version comes from the SoVITS file.
 
@@ -140,23 +148,32 @@ class VoicePipeline:
         after it (:mod:`gsv_core.features.on_demand`), so synthesis runs without its weights in
         memory; on a GPU it stays loaded (memory is plentiful there, and under ZeroGPU models must
         be placed at start, not loaded inside a GPU call). The SV network stays loaded: besides
-        preparing speakers it scores every synthesis's similarity to its reference.
+        preparing speakers it scores every synthesis's similarity to its reference. ``fast_cpu``:
+        the fast CPU mode (:mod:`gsv_core.engine.fast_cpu`), applied to the float32 CPU models before
+        the pipeline is built around them.
         """
         sovits_model = load_sovits(sovits, device=device, dtype=dtype)
         version = sovits_model.version
         keep_hubert = torch.device(device).type != "cpu" if keep_hubert is None else keep_hubert
-        encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if version.uses_sv and sv is not None else None
+        # v2 takes no SV features, but a given SV model still gives each speaker its verification
+        # embedding, so that outputs can be scored for similarity
+        encoder = SpeakerEncoder.from_checkpoint(sv, device, dtype) if sv is not None else None
         check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
+        t2s_model, bert = load_t2s(t2s, device=device, dtype=dtype), BertFeatures(bert_dir, device=device, dtype=dtype)
+        key = compute_weights_key(version.name, weight_files)
+        if fast_cpu is not None:
+            fast_cpu.apply(t2s_model, bert, sovits_model)
+            key += FastCpuMode.KEY_SUFFIX
         pipeline = cls(
             version=version,
-            t2s=load_t2s(t2s, device=device, dtype=dtype),
+            t2s=t2s_model,
             sovits=sovits_model,
             hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype, keep_loaded=keep_hubert),
-            bert=BertFeatures(bert_dir, device=device, dtype=dtype),
+            bert=bert,
             speaker_encoder=encoder,
             frontend=frontend or TextFrontend.load(official_data=official_data),
-            weights_key=compute_weights_key(version.name, weight_files),
+            weights_key=key,
             device=device,
             batch_decoder=batch_decoder,
         )
@@ -183,7 +200,28 @@ class VoicePipeline:
         """
         return self._references.prepare(audio, transcript, language, sv_embedding, aux_audio, aux_sv_embeddings)
 
+    def similarity(self, speaker: SpeakerConditioning, audio: np.ndarray, sample_rate: int) -> float | None:
+        """Speaker-verification cosine similarity in [-1, 1] of ``audio`` (n,) to ``speaker``'s reference,
+        from its stored ``verification_embedding``; None without an SV model or that embedding, or for
+        output shorter than :data:`~gsv_core.features.similarity.MIN_SECONDS`."""
+        if self.speaker_encoder is None or speaker.verification_embedding is None:
+            return None
+        return output_similarity(self.speaker_encoder, speaker.verification_embedding, audio, sample_rate)
+
     # -- synthesis ------------------------------------------------------------------------
+
+    def prepare_text(self, text: str, language: str, options: SynthesisOptions = SynthesisOptions()) -> PreparedText:
+        """``text`` cut into segments (``options.split_method``) and read into phones, once.
+
+        Raises TextError for text with nothing to speak, an unsupported language or split
+        method. Segments longer than BERT's positions are not refused here (a service checks
+        its limits on the result and words its own refusal); synthesis refuses them.
+        """
+        symbols = self.version_info.symbols
+        sequences = tuple(self.frontend.prepare(text, language, symbols, options.split_method))
+        bert_chars = tuple(max((len(part.norm_text) for part in sequence.parts if self.bert.reads(part)), default=0)
+                           for sequence in sequences)
+        return PreparedText(text, language, options.split_method, symbols, sequences, bert_chars, self.bert.max_chars)
 
     def synthesize(
         self,
@@ -211,15 +249,23 @@ class VoicePipeline:
         """The pieces of one streamed request (``request.options.stream`` set) as they are made.
 
         Synthesis runs in a worker thread; an error is raised here, after the pieces made before it.
+        Closing the iterator early stops the synthesis at its next step or chunk.
         """
         if request.options.stream is None:
             raise ValueError("synthesize_stream needs options.stream ('fragments' or 'chunks')")
         pieces: queue.Queue = queue.Queue()
-        request = dataclasses.replace(request, on_audio=pieces.put)
-        worker = threading.Thread(target=lambda: pieces.put(self.synthesize_many([request])[0]), daemon=True)
+        closed = threading.Event()
+        asked = request.should_stop
+        request = dataclasses.replace(request, on_audio=pieces.put,
+                                      should_stop=lambda: closed.is_set() or (asked is not None and asked()))
+        worker = threading.Thread(target=lambda: pieces.put(self.synthesize_many([request])[0]), daemon=True,
+                                  name="synthesis-stream")
         worker.start()
-        while not isinstance(item := pieces.get(), (SynthesisResult, Exception)):
-            yield item
+        try:
+            while not isinstance(item := pieces.get(), (SynthesisResult, Exception)):
+                yield item
+        finally:
+            closed.set()  # a no-op once synthesis ended; else the worker stops at its next step
         if isinstance(item, Exception):
             raise item
 
@@ -231,6 +277,8 @@ class VoicePipeline:
         drawn in the order a request served alone draws it, so it gets the same audio as
         alone with the same seed. Whatever one request raises (bad text, a speaker of
         another version, a fault while decoding it) lands in its own slot; the others go on.
+        A request whose ``should_stop`` says so is dropped at its next step (outcome
+        :class:`SynthesisCancelled`); the others get what they would get without it.
         """
         started = time.perf_counter()
         outcomes: list[SynthesisResult | Exception | None] = [None] * len(requests)
@@ -242,7 +290,7 @@ class VoicePipeline:
                 except Exception as error:  # noqa: BLE001 - the request's own failure, returned in its slot
                     outcomes[index] = error
             wave = 0
-            while active := {i: job for i, job in jobs.items() if wave < len(job.batches) and outcomes[i] is None}:
+            while active := _still_running(jobs, outcomes, wave):
                 for index, error in self._run_wave(active, wave).items():
                     outcomes[index] = error
                 wave += 1
@@ -257,7 +305,11 @@ class VoicePipeline:
         options = request.options
         report = request.progress or (lambda fraction, message: None)
         report(0.0, "reading the text")
-        sequences = self.frontend.prepare(request.text, request.language, self.version_info.symbols, options.split_method)
+        prepared = request.prepared_text or self.prepare_text(request.text, request.language, options)
+        if not prepared.fits(request.text, request.language, options.split_method, self.version_info.symbols):
+            raise ValueError("the request's prepared text was read from another text, language, split method or model")
+        prepared.check_positions()
+        sequences = list(prepared.sequences)
         split_bucket = options.split_bucket and options.speed == 1.0 and options.stream is None  # as upstream
         batch_size = 1 if options.stream == "chunks" else options.batch_size
         batches = bucket_batches([len(s.norm_text) for s in sequences], batch_size, options.batch_threshold, split_bucket)
@@ -267,14 +319,14 @@ class VoicePipeline:
 
     def _run_wave(self, jobs: dict[int, SynthesisJob], wave: int) -> dict[int, Exception]:
         """The ``wave``-th batch of segments of every job: GPT stage as one batch, then the jobs' decoder calls
-        (:class:`SovitsStage`: one by one, or as one batch on a GPU).
+        (:mod:`.decoder_stage`: one by one, or as one batch on a GPU).
 
         Returns the jobs that failed. When the shared GPT batch itself fails, each job is
         retried alone from its generator's state before the wave, so only the culprit fails.
         """
         states = {index: job.generator.get_state() for index, job in jobs.items()}
         try:
-            tokens = self._generate_wave(list(jobs.values()), wave)
+            tokens = self._gpt.generate_wave(list(jobs.values()), wave)
         except Exception as error:  # noqa: BLE001 - find out which request it was
             if len(jobs) == 1:
                 return {next(iter(jobs)): error}
@@ -285,60 +337,16 @@ class VoicePipeline:
             try:
                 if tokens is None:
                     job.generator.set_state(states[index])
-                    wave_tokens[index] = self._generate_wave([job], wave)[0]
+                    wave_tokens[index] = self._gpt.generate_wave([job], wave)[0]
                 else:
                     wave_tokens[index] = tokens[position]
             except Exception as error:  # noqa: BLE001 - this request's failure only
                 failures[index] = error
+        for index in [index for index, job_tokens in wave_tokens.items() if any(t is None for t in job_tokens)]:
+            failures[index] = SynthesisCancelled()  # its GPT rows stopped on should_stop: nothing to decode
+            del wave_tokens[index]
         decoded = {index: jobs[index] for index in wave_tokens}
-        return failures | self._sovits_stage.decode_wave(decoded, wave, wave_tokens)
-
-    def _generate_wave(self, jobs: list[SynthesisJob], wave: int) -> list[list[torch.Tensor]]:
-        """Semantic tokens of each job's ``wave``-th batch, per job a list in batch order."""
-        rows: list[DecodeRow] = []
-        for job in jobs:
-            batch = job.batches[wave]
-            job.report(0.05 + 0.9 * wave / len(job.batches), segment_message(batch, len(job.sequences)))
-            for segment in batch:
-                rows.append(self._decode_row(job, segment))
-        tokens = iter(self.t2s.generate(rows))
-        return [[next(tokens) for _ in job.batches[wave]] for job in jobs]
-
-    def _decode_row(self, job: SynthesisJob, segment: int) -> DecodeRow:
-        conditioning = job.conditioning
-        phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device)
-        if segment not in job.target_bert:  # when the segment's turn comes: the first audio need not wait for all
-            job.target_bert[segment] = self.bert.sequence_features(job.sequences[segment].parts)
-        bert = job.target_bert[segment].to(self.device)
-        if conditioning.prompt_phones is not None:
-            phones = torch.cat([conditioning.prompt_phones, phones])
-            bert = torch.cat([conditioning.prompt_bert, bert], dim=1)
-        stream = self._segment_stream(job, segment) if job.request.options.stream == "chunks" else None
-        return DecodeRow(phones, bert, conditioning.prompt_semantic, job.request.options.sampling(), job.generator,
-                         on_step=None if stream is None else stream.on_step)
-
-    def _segment_stream(self, job: SynthesisJob, segment: int) -> SegmentStream:
-        """Chunks mode: the segment is voiced piece by piece from the GPT stage's steps."""
-        options = job.request.options
-        phones = torch.tensor(job.sequences[segment].phone_ids, dtype=torch.long, device=self.device).view(1, -1)
-
-        def decode(codes: torch.Tensor, result_tokens: int | None, overlap_frames: torch.Tensor | None):
-            chunk = self.sovits.decode_streaming(
-                codes.to(self.device).view(1, 1, -1), phones, job.conditioning.global_embedding,
-                result_tokens=result_tokens, overlap_frames=overlap_frames, speed=options.speed,
-                noise_scale=options.noise_scale, noise=job.noise.pop(0) if job.noise else None, generator=job.generator,
-            )
-            job.inspect(f"decode_out_{job.decode_calls}", to_numpy(chunk.audio))
-            job.decode_calls += 1
-            return chunk
-
-        similarity = None if options.fixed_length_chunk else self._mute_similarity
-        job.streams[segment] = SegmentStream(
-            TokenChunker(options.min_chunk_length, similarity), decode, options.overlap_length,
-            self.sovits.samples_per_token / options.speed,
-            emit=lambda audio: job.emit(segment, to_numpy(audio), self.sample_rate),
-        )
-        return job.streams[segment]
+        return failures | self._decoder.decode_wave(decoded, wave, wave_tokens)
 
     def _check_speaker(self, speaker: SpeakerConditioning) -> None:
         if speaker.version != self.version:
@@ -365,3 +373,19 @@ class VoicePipeline:
             seed=job.seed,
             timings={"total_s": time.perf_counter() - started, "requests_in_batch": batched},
         )
+
+
+def _still_running(jobs: dict[int, SynthesisJob], outcomes: list, wave: int) -> dict[int, SynthesisJob]:
+    """The jobs with a ``wave``-th batch to run and no outcome yet; one whose request says stop gets
+    SynthesisCancelled here, before its wave starts."""
+    running = {}
+    for index, job in jobs.items():
+        if wave >= len(job.batches) or outcomes[index] is not None:
+            continue
+        try:
+            job.check_cancelled()
+        except SynthesisCancelled as cancelled:
+            outcomes[index] = cancelled
+            continue
+        running[index] = job
+    return running

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from .audio import SILENCE_PEAK, AudioSource, header_duration, load_mono
+from ..audio import SILENCE_PEAK, AudioSource, header_duration, load_mono
 
 MAX_RECORDING_SECONDS = 180.0
 MIN_UTTERANCE_SECONDS = 3.0  # the reference length the models accept (gsv_core.audio)

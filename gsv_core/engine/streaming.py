@@ -2,9 +2,9 @@
 stage is still generating its tokens (the official ``streaming_mode``).
 
 The GPT stage calls :meth:`SegmentStream.on_step` after every step of the segment's row;
-:class:`~gsv_core.token_chunks.TokenChunker` decides when a chunk of tokens is ready; the
+:class:`~gsv_core.engine.token_chunks.TokenChunker` decides when a chunk of tokens is ready; the
 chunk is decoded with all tokens so far as context (``decode``, the SoVITS streaming
-decode), and the joins of :mod:`gsv_core.streaming_audio` turn the decoded chunks into
+decode), and the joins of :mod:`gsv_core.engine.streaming_audio` turn the decoded chunks into
 pieces that play back to back.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .models.sovits.model import StreamingChunk
+from ..models.sovits.model import StreamingChunk
 from .streaming_audio import chunk_overlap, join_chunk, overlap_size, stream_tail, trim_decoded
 from .token_chunks import TokenChunk, TokenChunker
 

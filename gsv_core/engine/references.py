@@ -14,15 +14,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .audio import AudioSource, load_reference_audio, prepare_reference_audio, spec_audio, sv_input
-from .conditioning import MAX_REFERENCES, SpeakerConditioning
-from .features.bert import BertFeatures
-from .features.ssl import HubertFeatures
-from .features.sv import SpeakerEncoder
-from .models.sovits import fuse_global_embeddings
-from .spectrogram import linear_spectrogram
-from .text.frontend import PhoneSequence, TextFrontend
-from .versions import VersionInfo
+from ..audio import AudioSource, load_reference_audio, prepare_reference_audio, spec_audio, sv_input
+from ..conditioning import MAX_REFERENCES, SpeakerConditioning
+from ..features.bert import BertFeatures
+from ..features.ssl import HubertFeatures
+from ..features.similarity import reference_embedding
+from ..features.sv import SpeakerEncoder
+from ..models.sovits import fuse_global_embeddings
+from ..spectrogram import linear_spectrogram
+from ..text.frontend import PhoneSequence, TextFrontend
+from ..versions import VersionInfo
 
 
 class ReferenceEncoder:
@@ -39,7 +40,7 @@ class ReferenceEncoder:
         self, audio: AudioSource, transcript: str | None, language: str, sv_embedding: np.ndarray | None = None,
         aux_audio: Sequence[AudioSource] = (), aux_sv_embeddings: Sequence[np.ndarray] | None = None,
     ) -> SpeakerConditioning:
-        """See :meth:`gsv_core.pipeline.VoicePipeline.prepare_speaker`."""
+        """See :meth:`gsv_core.engine.pipeline.VoicePipeline.prepare_speaker`."""
         aux_audio = self._check_references(sv_embedding, aux_audio, aux_sv_embeddings)
         samples, sample_rate = load_reference_audio(audio)
         aux_clips = [load_reference_audio(clip, auxiliary=True) for clip in aux_audio]  # all read before any model runs
@@ -59,6 +60,8 @@ class ReferenceEncoder:
             per_reference = self.sovits.reference_embeddings(specs, svs)  # (R, 1, gin, 1)
             fused = fuse_global_embeddings(per_reference)
             arrays = self._prompt_arrays(main.hubert_input, prompt) if prompt is not None else {}
+            if self.speaker_encoder is not None:  # what similarity scoring compares outputs with
+                arrays["verification_embedding"] = reference_embedding(self.speaker_encoder, samples, sample_rate, rate)
         return SpeakerConditioning(
             version=self.version.name,
             ref_spec=_numpy(specs[0]),

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .audio import SV_SAMPLE_RATE, resample, spec_audio, sv_input
-from .features.sv import SpeakerEncoder
+from ..audio import SV_SAMPLE_RATE, resample, spec_audio, sv_input
+from .sv import SpeakerEncoder
 
 # Below this the filterbank has too few frames for a meaningful embedding.
 MIN_SECONDS = 0.5

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .conditioning import SpeakerConditioning
-from .models.sampling import SamplingOptions
-from .quality import QualityReport
-from .text.frontend import DEFAULT_SPLIT_METHOD
+from ..conditioning import SpeakerConditioning
+from ..models.sampling import SamplingOptions
+from ..text.errors import TextError
+from ..text.frontend import DEFAULT_SPLIT_METHOD, PhoneSequence
 
 ProgressFn = Callable[[float, str], None]
 InspectFn = Callable[[str, np.ndarray], None]
+StopFn = Callable[[], bool]  # True once the request's caller no longer wants it (it must then stay True)
 STREAM_MODES = (None, "fragments", "chunks")
 
 
@@ -30,6 +31,13 @@ class AudioChunk:
 
 
 AudioFn = Callable[[AudioChunk], None]
+
+
+class SynthesisCancelled(Exception):
+    """The outcome of a request whose ``should_stop`` said so: it stopped before its end, nothing is returned."""
+
+    def __init__(self) -> None:
+        super().__init__("the synthesis was cancelled")
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,43 @@ class SynthesisOptions:
 
 
 @dataclass(frozen=True)
+class PreparedText:
+    """A request's text read once (:meth:`VoicePipeline.prepare_text`): its segments' phones.
+
+    A service checks its own limits on it (segment count, phones, expected length) and hands the
+    same object to the :class:`SynthesisRequest`, so the frontend runs once per request.
+    """
+
+    text: str
+    language: str
+    split_method: str
+    symbols: str  # the phone table it was read with ("v1" or "v2")
+    sequences: tuple[PhoneSequence, ...]  # one per segment, in order
+    bert_chars: tuple[int, ...]  # per segment, the characters of its longest part that BERT reads (0: none)
+    max_bert_chars: int  # the BERT position limit those parts are held to
+
+    @property
+    def phone_counts(self) -> list[int]:
+        return [len(sequence.phone_ids) for sequence in self.sequences]
+
+    @property
+    def segment_chars(self) -> list[int]:
+        """Characters of each segment's normalized text (what BERT reads)."""
+        return [len(sequence.norm_text) for sequence in self.sequences]
+
+    def check_positions(self) -> None:
+        """Raise TextError when a segment has more for BERT to read than its position table holds."""
+        longest = max(self.bert_chars)
+        if longest > self.max_bert_chars:
+            raise TextError(f"a segment has {longest} characters once numbers and symbols are spelled out; the BERT "
+                            f"model reads at most {self.max_bert_chars} at once: add punctuation to split it")
+
+    def fits(self, text: str, language: str, split_method: str, symbols: str) -> bool:
+        """Whether this was prepared from these inputs (a request must not carry another text's phones)."""
+        return (self.text, self.language, self.split_method, self.symbols) == (text, language, split_method, symbols)
+
+
+@dataclass(frozen=True)
 class SegmentResult:
     """One text segment: its phones, the semantic tokens generated for it and its raw audio."""
 
@@ -105,10 +150,6 @@ class SynthesisResult:
     segments: tuple[SegmentResult, ...] = ()
     seed: int = 0
     timings: dict = field(default_factory=dict)
-    # filled in by a service, never by the pipeline: speaker-verification cosine similarity of the
-    # output to the reference (None: no SV model, or output too short), and the quality check's report
-    similarity: float | None = None
-    quality: QualityReport | None = None
 
     @property
     def duration_s(self) -> float:
@@ -124,6 +165,11 @@ class SynthesisRequest:
     intermediate arrays under the official names (``t2s_y_full_<k>`` per segment,
     ``decode_out_<k>`` per decoder call), for parity dumps. With ``options.stream``,
     ``on_audio`` receives every piece as soon as it is made (from the synthesizing thread).
+    ``should_stop()`` is asked before every GPT step, decoder call and streamed chunk (from the
+    synthesizing thread, so it must be cheap); once it says True the request stops there, its
+    outcome is :class:`SynthesisCancelled`, and the requests served with it go on unchanged.
+    ``prepared_text``: ``text`` as :meth:`VoicePipeline.prepare_text` read it for these options
+    (a service that checked it hands it on); None: the pipeline reads it.
     """
 
     text: str
@@ -134,3 +180,5 @@ class SynthesisRequest:
     decode_noise: Sequence[np.ndarray] | None = None
     inspect: InspectFn | None = None
     on_audio: AudioFn | None = None
+    prepared_text: PreparedText | None = None
+    should_stop: StopFn | None = None
