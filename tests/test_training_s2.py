@@ -22,9 +22,10 @@ from s2_tiny import tiny_config, tiny_utterances, write_tiny_pretrained
 from gsv_core.checkpoints import CheckpointError, HParams, read_sovits_checkpoint
 from gsv_core.models.sovits import load_sovits
 from gsv_core.models.sovits.loader import official_to_ours, ours_to_official
+from gsv_core.training.atomic import write_atomically
 from gsv_core.training.discriminator import MultiPeriodDiscriminator
-from gsv_core.training.draws import DrawMismatchError, RecordedDraw, RecordedDraws
-from gsv_core.training.s2_checkpoints import atomic_write, save_discriminator_weights, save_sovits_weights
+from gsv_core.training.random_draws import DrawInjector
+from gsv_core.training.s2_checkpoints import save_discriminator_weights, save_sovits_weights
 from gsv_core.training.s2_data import bucket_batches, collate
 from gsv_core.training.s2_model import load_trainable_sovits
 from gsv_core.training.s2_replay import build_reference_trainer
@@ -116,33 +117,13 @@ def test_loader_keeps_the_posterior_only_when_asked(v2_reference):
         load_sovits(v2_reference / "models" / "s2G-train-tiny.pth", keep_posterior=True)
 
 
-def test_recorded_draws_refuse_a_different_op_or_size():
-    mask = RecordedDraw(op="aten.bernoulli_.float", module="m", values=torch.ones(2, 3))
-    with RecordedDraws([mask]) as replay:
-        out = torch.nn.functional.dropout(torch.ones(3, 2), 0.1, training=True)  # same count, any shape
-    replay.check_finished()
-    assert torch.equal(out, torch.ones(3, 2) / 0.9)
-    with pytest.raises(DrawMismatchError, match="randn_like"), RecordedDraws([mask]):
-        torch.randn_like(torch.ones(2, 3))
-    with pytest.raises(DrawMismatchError, match="4 values asked"), RecordedDraws([mask]):
-        torch.nn.functional.dropout(torch.ones(4), 0.1, training=True)
-    kept_90 = RecordedDraw(op="aten.bernoulli_.float", module="m", values=torch.ones(6), args=(0.9,))
-    with pytest.raises(DrawMismatchError, match="keep probability"), RecordedDraws([kept_90]):
-        torch.nn.functional.dropout(torch.ones(6), 0.2, training=True)
-    with pytest.raises(DrawMismatchError, match="unused"):
-        with RecordedDraws([mask]) as replay:
-            pass
-        replay.check_finished()
-
-
 def test_eval_mode_draws_nothing(v2_reference):
     """Training dropouts are the identity in eval mode: inference never touches the RNG through them."""
     model = load_sovits(v2_reference / "models" / "s2G-train-tiny.pth")
     assert model.config.p_dropout == 0.1
     codes, phones, spec = torch.randint(0, 1024, (1, 1, 10)), torch.randint(0, 700, (1, 8)), torch.rand(1, 1025, 30)
-    with RecordedDraws([]) as replay:  # any draw would raise
+    with DrawInjector([], {}):  # any draw would raise
         model.decode_with_reference(codes, phones, spec, noise=torch.zeros(1, 16, 20))
-    replay.check_finished()
 
 
 def test_bucket_batches_follow_the_official_sampler():
@@ -165,14 +146,14 @@ def test_collate_sorts_rows_and_pads_like_the_official_loader():
 
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
-    target = atomic_write(tmp_path / "state.pt", b"old")
+    target = write_atomically(tmp_path / "state.pt", lambda handle: handle.write(b"old"))
 
     def crash(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, b"new")
+        write_atomically(target, lambda handle: handle.write(b"new"))
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["state.pt"]
 
 

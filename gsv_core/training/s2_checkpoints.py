@@ -11,14 +11,14 @@
   official pretrained discriminators (what ``pretrained_s2D`` loads).
 * :func:`save_training_state` / :func:`load_training_state`: everything a run needs to go on
   exactly where it stopped (both models, both optimizers and schedules, progress counters, the
-  RNG states), written atomically, so a run killed at any moment resumes from the last complete file.
+  RNG states), written atomically (:mod:`.atomic`) in the format the s1 trainer's state uses
+  (:mod:`.checkpoints`), so a run killed at any moment resumes from the last complete file.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,36 +26,21 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import ZIP_MAGIC, CheckpointError
+from ..checkpoints import ZIP_MAGIC
 from ..models.sovits.loader import POSTERIOR
+from .atomic import write_atomically
+from .checkpoints import load_training_state as read_training_state
+from .checkpoints import restore_rng_states, rng_states
+from .checkpoints import save_training_state as write_training_state
 from .discriminator import MultiPeriodDiscriminator
 from .s2_model import TrainableSoVITS
 from .sovits_train import S2Trainer
 
-STATE_FORMAT = "gsv-s2-training-state"
-STATE_FORMAT_VERSION = 1
+STATE_KIND = "sovits"  # training states of both stages share one format; this marks an s2 one
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that a reader (or a crash) sees the old file or the new, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
-    return path
+def _write(path: str | os.PathLike, data: bytes) -> Path:
+    return write_atomically(path, lambda handle: handle.write(data))
 
 
 def _torch_bytes(obj: Any) -> bytes:
@@ -85,27 +70,23 @@ def save_sovits_weights(
     header = generator.version.header
     if header != ZIP_MAGIC:  # v2Pro / v2ProPlus: the version's bytes over the zip magic, as upstream
         data = header + data[len(ZIP_MAGIC):]
-    return atomic_write(path, data)
+    return _write(path, data)
 
 
 def save_discriminator_weights(discriminator: MultiPeriodDiscriminator, path: str | os.PathLike) -> Path:
     """Write ``{"weight": fp16 official state dict}``, the official pretrained discriminator format."""
     weights = OrderedDict((key, tensor.detach().to("cpu", torch.float16)) for key, tensor in discriminator.official_state_dict().items())
-    return atomic_write(path, _torch_bytes({"weight": weights}))
+    return _write(path, _torch_bytes({"weight": weights}))
 
 
-def _rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
+def _device(trainer: S2Trainer) -> torch.device:
+    return next(trainer.generator.parameters()).device
 
 
 def save_training_state(path: str | os.PathLike, trainer: S2Trainer, progress: Mapping[str, int]) -> Path:
     """Atomically write the full training state; ``progress`` holds the run's counters (ints)."""
-    state = {
-        "format": STATE_FORMAT,
-        "format_version": STATE_FORMAT_VERSION,
+    return write_training_state(path, {
+        "stage": STATE_KIND,
         "generator": trainer.generator.state_dict(),
         "discriminator": trainer.discriminator.state_dict(),
         "optim_g": trainer.optim_g.state_dict(),
@@ -113,30 +94,20 @@ def save_training_state(path: str | os.PathLike, trainer: S2Trainer, progress: M
         "sched_g": trainer.sched_g.state_dict(),
         "sched_d": trainer.sched_d.state_dict(),
         "progress": {key: int(value) for key, value in progress.items()},
-        "rng": _rng_states(),
-    }
-    return atomic_write(path, _torch_bytes(state))
+        "rng": rng_states(_device(trainer)),
+    })
 
 
 def load_training_state(path: str | os.PathLike, trainer: S2Trainer) -> dict[str, int]:
     """Restore ``trainer`` (models, optimizers, schedules) and the RNG states; returns the saved progress."""
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"training state not found: {path}") from None
-    except Exception as error:  # torch raises many types for damaged archives
-        raise CheckpointError(f"cannot read training state {path}: {type(error).__name__}") from error
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a SoVITS training state")
-    if state.get("format_version") != STATE_FORMAT_VERSION:
-        raise CheckpointError(f"{path} has training-state format {state.get('format_version')}, expected {STATE_FORMAT_VERSION}")
+    state = read_training_state(path)
+    if state.get("stage") != STATE_KIND:
+        raise ValueError(f"{path} is not a SoVITS training state")
     trainer.generator.load_state_dict(state["generator"])
     trainer.discriminator.load_state_dict(state["discriminator"])
     trainer.optim_g.load_state_dict(state["optim_g"])
     trainer.optim_d.load_state_dict(state["optim_d"])
     trainer.sched_g.load_state_dict(state["sched_g"])
     trainer.sched_d.load_state_dict(state["sched_d"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    restore_rng_states(state["rng"], _device(trainer))
     return dict(state["progress"])

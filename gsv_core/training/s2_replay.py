@@ -21,8 +21,9 @@ import torch
 
 from ..models.sovits.loader import legacy_weight_norm_name, ours_to_official
 from .discriminator import MultiPeriodDiscriminator
-from .draws import RecordedDraws, recorded_draws
 from .mel import MelSettings
+from .random_draws import RecordedDraws
+from .replay import find_model
 from .s2_data import S2Utterance, collate
 from .s2_model import load_trainable_sovits
 from .sovits_train import S2Trainer, StepResult
@@ -47,7 +48,7 @@ def prepared_utterances(prepared: dict[str, np.ndarray], names: list[str]) -> di
 
 def reference_model_file(reference_dir: Path, config: dict[str, Any], which: str) -> Path:
     """``models/<file>`` of the run's ``pretrained_s2G`` / ``pretrained_s2D`` (the config's paths are the producer's)."""
-    return Path(reference_dir) / "models" / Path(str(config["train"][which]).replace("\\", "/")).name
+    return find_model(Path(reference_dir), Path(str(config["train"][which]).replace("\\", "/")).name)
 
 
 def build_reference_trainer(reference_dir: Path, config: dict[str, Any]) -> S2Trainer:
@@ -111,7 +112,7 @@ def replay_s2(reference_dir: Path) -> dict[str, np.ndarray]:
     name>`` (every trainable generator tensor) and ``step<s>/param_D/<name>``. Added, for the values the
     reference keeps in ``s2_step.json``: ``step<s>/grad_G/<name>`` and ``grad_D/<name>`` (L2
     norm of each gradient), ``grad_G_total``, ``grad_D_total``, ``lr_D``, ``lr_G_groups``.
-    Raises :class:`~gsv_core.training.draws.DrawMismatchError` if our step draws differently.
+    Raises :class:`~gsv_core.training.random_draws.DrawMismatch` if our step draws differently.
     """
     reference_dir = Path(reference_dir)
     record = json.loads((reference_dir / "s2_step.json").read_text())
@@ -121,6 +122,7 @@ def replay_s2(reference_dir: Path) -> dict[str, np.ndarray]:
     with np.load(reference_dir / "s2_step.npz") as file:
         recorded = dict(file)
     trainer = build_reference_trainer(reference_dir, config)
+    draws = RecordedDraws(record["rng_calls"], recorded)
     audio = MelSettings.from_config(config["data"]).audio
     names = sorted({name for step in record["steps"] for name in step["batch"]["items"]})
     utterances = prepared_utterances(prepared, names)
@@ -132,10 +134,8 @@ def replay_s2(reference_dir: Path) -> dict[str, np.ndarray]:
         stored = recorded_spec(recorded, step, index)
         if stored is not None:
             batch = dataclasses.replace(batch, spec=stored)
-        draws = recorded_draws(record["rng_calls"], recorded, step["rng_first"], step["rng_last"])
-        replay = RecordedDraws(draws)
-        result = trainer.step(batch, draws=replay)
-        replay.check_finished()
+        # every draw of the step is checked against the recording, and all must be used
+        result = trainer.step(batch, draws=draws.injector(step["rng_first"], step["rng_last"]))
         batch_arrays = {
             "text": batch.text, "text_lengths": batch.text_lengths, "spec": ours_spec, "spec_lengths": batch.spec_lengths,
             "ssl_lengths": batch.ssl_lengths, "y_lengths": batch.y_lengths,

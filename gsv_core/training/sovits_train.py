@@ -122,7 +122,7 @@ class S2Trainer:
         """One official training step on ``batch``: D step, then G step (both models in train mode).
 
         Every random draw happens in the generator's forward; ``draws`` (e.g. a
-        :class:`~gsv_core.training.draws.RecordedDraws`) is entered around it when given.
+        :class:`~gsv_core.training.random_draws.DrawInjector`) is entered around it when given.
         """
         generator, discriminator = self.generator.train(), self.discriminator.train()
         hop = self.mel.audio.hop_length

@@ -56,9 +56,10 @@ class StyleSelfAttention(nn.Module):
         scores = q @ k.transpose(-2, -1) / self.temperature
         if key_padding is not None:
             scores = scores.masked_fill(key_padding[:, None, None, :], float("-inf"))
-        # upstream lays the weights out head-major (heads * B, T, T): dropping them through that
-        # view draws the training mask in the same element order (a no-op view in eval mode)
-        weights = self.weights_drop(torch.softmax(scores, dim=-1).transpose(0, 1)).transpose(0, 1)
+        weights = torch.softmax(scores, dim=-1)
+        if self.training:  # upstream lays the weights out head-major, (heads * B, T, T): its mask has that shape
+            heads_first = self.weights_drop(weights.transpose(0, 1).reshape(-1, length, length))
+            weights = heads_first.view(self.num_heads, batch, length, length).transpose(0, 1)
         return self.out_drop(self.out((weights @ v).transpose(1, 2).reshape(batch, length, dim))) + x
 
 
