@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsv_core.training.s2_replay import replay_s2
+import torch
+
+from gsv_core.training.random_draws import DrawRecorder, RecordedDraws
+from gsv_core.training.s2_data import collate
+from gsv_core.training.s2_replay import build_reference_trainer, prepared_utterances, replay_s2
+from gsv_core.training.s2_start import draw_like_official_start, official_start_draws
+
+OP_NAMES = {"uniform_": "aten.uniform_.default", "normal_": "aten.normal_.default", "randn": "aten.randn.default",
+            "random_": "aten.random_.default"}
 
 KEY_BIAS_SUFFIXES = (".conv_k.bias", "ref_enc.slf_attn.w_ks.bias")
 LOSS_RTOL = 1e-5
@@ -152,3 +160,32 @@ class ReplayChecks:
     def test_replay_builds_the_recorded_batches(self, reference_folder, replayed):
         record, recorded = load_reference(reference_folder)
         check_batches(replayed, record, recorded)
+
+    def test_start_draws_are_the_official_construction_and_loader_draws(self, reference_folder):
+        record, _ = load_reference(reference_folder)
+        trainer = build_reference_trainer(reference_folder, record["config"])
+        ours = [(OP_NAMES[op], shape) for op, shape in official_start_draws(trainer.generator, trainer.discriminator)]
+        before_first_batch = record["rng_calls"][: record["steps"][0]["rng_first"]]
+        # the sampler's permutations use their own generator, not the global one
+        official = [(call["op"], tuple(call["shape"])) for call in before_first_batch if not call["op"].endswith(".generator")]
+        assert ours == official
+
+    @pytest.mark.slow
+    def test_a_seeded_run_draws_the_official_masks(self, reference_folder):
+        """Seeded like upstream, our first step draws every mask, the noise and the slices of the official run."""
+        record, recorded = load_reference(reference_folder)
+        trainer = build_reference_trainer(reference_folder, record["config"])
+        step = record["steps"][0]
+        utterances = prepared_utterances(dict(np.load(reference_folder / "prepared.npz")), sorted(set(step["batch"]["items"])))
+        batch = collate([utterances[name] for name in step["batch"]["items"]], trainer.mel.audio)
+        with torch.random.fork_rng():
+            torch.manual_seed(record["config"]["train"]["seed"])
+            draw_like_official_start(trainer.generator, trainer.discriminator)
+            with DrawRecorder() as recorder:
+                trainer.generator.train()(batch)
+        official = RecordedDraws(record["rng_calls"], recorded).draws[step["rng_first"]:step["rng_last"]]
+        assert len(recorder.calls) == len(official)
+        for (op, shape, values), draw in zip(recorder.calls, official):
+            expected = draw.values(recorded)
+            assert (op, shape) == (draw.op, draw.shape), draw.module
+            np.testing.assert_array_equal(values.astype(expected.dtype), expected, err_msg=draw.module)

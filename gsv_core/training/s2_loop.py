@@ -1,6 +1,8 @@
 """A resumable SoVITS training run over prepared utterances: epochs of official batches.
 
-Each epoch's batches come from the official bucket sampler (seeded by the epoch), so they are
+A fresh run seeds the global generator and consumes it as the official start does
+(:mod:`.s2_start`), so its dropout masks, noise and slices are the official run's for the same
+batches. Each epoch's batches come from the official bucket sampler (seeded by the epoch), so they are
 known again after a restart; the full training state is written atomically every
 ``save_every`` steps and at each epoch end, and a run started on an existing state file
 resumes exactly there (same parameters, same optimizer and schedule state, same RNG).
@@ -17,6 +19,7 @@ import torch
 
 from .s2_checkpoints import load_training_state, save_training_state
 from .s2_data import S2Utterance, bucket_batches, collate, epoch_items
+from .s2_start import draw_like_official_start
 from .sovits_train import S2Trainer, StepResult
 
 
@@ -44,8 +47,9 @@ def train_s2(
     state_path = Path(state_path)
     if state_path.exists():
         progress = load_training_state(state_path, trainer)
-    else:
+    else:  # seeded as upstream, whose construction and loader draws come next: its masks follow
         torch.manual_seed(plan.seed)
+        draw_like_official_start(trainer.generator, trainer.discriminator)
         progress = {"epoch": 1, "batch": 0, "step": 0}
     by_name = {u.name: u for u in utterances}
     if len(by_name) != len(utterances):
