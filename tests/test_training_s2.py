@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,8 @@ from s2_replay_checks import ReplayChecks, load_reference
 from s2_tiny import tiny_config, tiny_utterances, write_tiny_pretrained
 
 from gsv_core.checkpoints import CheckpointError, HParams, read_sovits_checkpoint
+from gsv_core.engine.pipeline import VoicePipeline
+from gsv_core.engine.requests import SynthesisOptions
 from gsv_core.models.sovits import load_sovits
 from gsv_core.models.sovits.loader import official_to_ours, ours_to_official
 from gsv_core.training.atomic import write_atomically
@@ -28,7 +31,7 @@ from gsv_core.training.random_draws import DrawInjector
 from gsv_core.training.s2_checkpoints import save_discriminator_weights, save_sovits_weights
 from gsv_core.training.s2_data import bucket_batches, collate
 from gsv_core.training.s2_model import load_trainable_sovits
-from gsv_core.training.s2_replay import build_reference_trainer
+from gsv_core.training.s2_replay import build_reference_trainer, prepared_utterances
 from gsv_core.versions import VERSIONS
 
 CHILD = Path(__file__).resolve().parent / "s2_train_child.py"
@@ -89,6 +92,26 @@ def test_exported_generator_loads_strictly_and_synthesizes(v2_reference, tmp_pat
     )
 
 
+@pytest.mark.slow
+def test_trained_generator_serves_in_the_voice_pipeline(v2_reference, reference_dir, tmp_path):
+    """One training step, the official export, then the app's pipeline speaks a case's text with it."""
+    record, _ = load_reference(v2_reference)
+    trainer = build_reference_trainer(v2_reference, record["config"])
+    utterances = prepared_utterances(dict(np.load(v2_reference / "prepared.npz")), ["utt0", "utt1", "utt2", "utt3"])
+    trainer.step(collate(list(utterances.values()), VERSIONS["v2"].audio))
+    path = save_sovits_weights(trainer.generator, tmp_path / "voice_e1_s1.pth", record["config"], epoch=1, steps=1)
+    models = reference_dir / "models"
+    pipeline = VoicePipeline.from_paths(
+        models / "s1-tiny.ckpt", path, models / "chinese-hubert-tiny", models / "chinese-roberta-tiny",
+        official_data=reference_dir / "data",
+    )
+    case = reference_dir / "cases" / "v2_zh"
+    inputs = json.loads((case / "inputs.json").read_text())["inputs"]
+    speaker = pipeline.prepare_speaker(case / "ref.wav", inputs["prompt_text"], "zh")
+    result = pipeline.synthesize(inputs["text"], "zh", speaker, SynthesisOptions(top_k=1, split_method="cut0", seed=7))
+    assert result.audio.size > 0 and np.isfinite(result.audio).all() and np.abs(result.audio).max() > 0
+
+
 def test_discriminator_round_trips_the_official_file(v2_reference, tmp_path):
     weights = torch.load(v2_reference / "models" / "s2D-train-tiny.pth", weights_only=True)["weight"]
     discriminator = MultiPeriodDiscriminator.from_state_dict(weights, VERSIONS["v2"].discriminator_periods)
@@ -115,6 +138,9 @@ def test_loader_keeps_the_posterior_only_when_asked(v2_reference):
     assert torch.equal(model.posterior.pre.weight, saved)
     with pytest.raises(CheckpointError, match="posterior encoder"):
         load_sovits(v2_reference / "models" / "s2G-train-tiny.pth", keep_posterior=True)
+    record, _ = load_reference(v2_reference)
+    with pytest.raises(CheckpointError, match="full pretrained file"):
+        load_trainable_sovits(v2_reference / "models" / "s2G-train-tiny.pth", record["config"])
 
 
 def test_eval_mode_draws_nothing(v2_reference):

@@ -130,9 +130,13 @@ class TrainableSoVITS(nn.Module):
 def _weight_norm_layers(model: SoVITS, official_keys: list[str]) -> None:
     """Give every layer the checkpoint weight-norms (official ``<layer>.weight_g``) a weight-norm parametrization."""
     for key in official_keys:
-        if key.endswith(".weight_g"):
-            ours = rename_official(key[: -len(".weight_g")] + ".weight")
-            weight_norm(model.get_submodule(ours[: -len(".weight")]), "weight", dim=0)
+        ours = rename_official(key[: -len(".weight_g")] + ".weight") if key.endswith(".weight_g") else None
+        try:
+            layer = model.get_submodule(ours[: -len(".weight")]) if ours else None
+        except AttributeError:
+            layer = None  # not a layer of this model: the strict load names the key
+        if layer is not None:
+            weight_norm(layer, "weight", dim=0)
 
 
 def load_trainable_sovits(
