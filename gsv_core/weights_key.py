@@ -2,7 +2,10 @@
 with other weights.
 
 A speaker's conditioning holds outputs of HuBERT, BERT, the SoVITS reference encoder and
-(v2Pro) the speaker-verification model; the key covers every file whose outputs are cached.
+(v2Pro) the speaker-verification model, and the prompt's phones; the key covers every file
+whose outputs are cached, including the g2pW model and polyphone dictionaries that read a
+Chinese prompt when g2pW is on (``TextFrontend.reading_files``), so switching g2pW on or off
+or changing its model names other embeddings.
 """
 
 from __future__ import annotations

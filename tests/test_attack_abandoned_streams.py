@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
+from gsv_core.engine.requests import AudioChunk, SynthesisCancelled, SynthesisOptions, SynthesisRequest
 from gsv_core.models.sampling import SamplingOptions
 from gsv_core.models.t2s import DecodeRow
-from gsv_core.engine.pipeline import VoicePipeline
-from gsv_core.engine.requests import AudioChunk, SynthesisCancelled, SynthesisOptions, SynthesisRequest
+from test_pipeline_stream import pipeline, speaker  # noqa: F401 - the tiny pipeline and its streaming voice
 from test_t2s import _segment, _tiny_model
 
 TEXT = "图书馆里非常安静。只有翻书的声音。"  # two segments for cut5
@@ -80,18 +80,6 @@ def test_a_lone_abandoned_row_ends_the_decoding_at_once(monkeypatch):
 
 # -- the pipeline: GPT waves, SoVITS calls, streamed chunks ------------------------------------
 
-@pytest.fixture(scope="module")
-def pipeline(reference_dir):
-    models = reference_dir / "models"
-    return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth", models / "chinese-hubert-tiny",
-                                    models / "chinese-roberta-tiny", official_data=reference_dir / "data")
-
-
-@pytest.fixture(scope="module")
-def speaker(pipeline, reference_dir):
-    return pipeline.prepare_speaker(reference_dir / "cases" / "v2_streaming" / "ref.wav", "明天是星期六，我们可以好好休息一下。", "zh")
-
-
 class DecodeCounter:
     """Counts the decoder calls of the pipeline's SoVITS model (whole segments and streamed chunks)."""
 
@@ -149,13 +137,13 @@ def test_an_abandoned_request_stops_between_its_decoder_calls(pipeline, speaker,
 def test_closing_the_pipelines_own_stream_stops_its_worker(pipeline, speaker, monkeypatch):
     decoder = DecodeCounter(monkeypatch, pipeline.sovits)
     options = SynthesisOptions(top_k=1, seed=5, split_method="cut5", stream="chunks", min_chunk_length=8)
+    before = set(threading.enumerate())
     stream = pipeline.synthesize_stream(SynthesisRequest(TEXT, "zh", speaker, options))
     next(stream)
+    (worker,) = set(threading.enumerate()) - before
     stream.close()
-    deadline = time.monotonic() + 30
-    while any(t.name == "synthesis-stream" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(t.name == "synthesis-stream" for t in threading.enumerate())
+    worker.join(timeout=120)
+    assert not worker.is_alive()
     assert decoder.calls <= 2  # the chunk heard, and at most the one being decoded when it was closed
 
 

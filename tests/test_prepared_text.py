@@ -4,24 +4,12 @@ read again, a prepared text must belong to its request, and BERT's positions are
 import numpy as np
 import pytest
 
-from gsv_core.engine.pipeline import VoicePipeline
 from gsv_core.engine.requests import SynthesisOptions, SynthesisRequest
 from gsv_core.text.errors import TextError
+from test_pipeline_stream import pipeline, speaker  # noqa: F401 - the tiny pipeline and a voice
 
 GREEDY = SynthesisOptions(top_k=1, split_method="cut5", seed=3)
 TEXT = "今天天气不错。我们去公园吧！"
-
-
-@pytest.fixture(scope="module")
-def pipeline(reference_dir):
-    models = reference_dir / "models"
-    return VoicePipeline.from_paths(models / "s1-tiny.ckpt", models / "s2G-tiny-v2.pth", models / "chinese-hubert-tiny",
-                                    models / "chinese-roberta-tiny", official_data=reference_dir / "data")
-
-
-@pytest.fixture(scope="module")
-def speaker(pipeline, reference_dir):
-    return pipeline.prepare_speaker(reference_dir / "cases" / "v2_zh" / "ref.wav", "今天天气不错，我们一起去公园散步吧。", "zh")
 
 
 def test_prepared_text_is_what_the_frontend_reads(pipeline):

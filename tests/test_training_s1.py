@@ -315,3 +315,15 @@ def test_a_state_of_another_kind_is_refused_with_a_clear_message(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="cannot read the training state"):
         trainer.load_state(tmp_path / "junk.pt")
+
+
+def test_training_after_decoding_in_the_same_process(tmp_path):
+    """The position table is cached; built first while decoding (inference mode), it broke every later backward."""
+    config = tiny_s1_config()
+    model = load_t2s(write_tiny_pretrained(tmp_path / "p.ckpt", config))
+    model.generate([DecodeRow(phones=torch.tensor([5, 6, 7]), bert=torch.zeros(1024, 3), prompt=torch.tensor([1, 2]))],
+                   max_steps=4)
+    batch = collate(S1Dataset.from_utterances(load_prepared(write_tiny_prepared(tmp_path / "d"))).items[:2])
+    output = training_forward(model.train().requires_grad_(True), batch)
+    output.loss.backward()
+    assert model.phone_position_alpha.grad is not None and torch.isfinite(output.loss)

@@ -286,8 +286,10 @@ def _add_tts_route(router: APIRouter, service: VoiceService) -> None:
         if stream is not None:
             return await _streamed(service, text, speaker_id, language, options, visitor, stream, ticket, token)
         cancellation = Cancellation()
+        # under ZeroGPU the synthesis runs in another process, where a cancellation (a lock) cannot follow it
+        cancelled_by = {} if service.config.serve_directly else {"cancellation": cancellation}
         job = partial(synthesize, text, speaker_id, language, options, visitor, ticket=ticket, token=token,
-                      quality_check=service.synthesis.quality_wanted(quality_check), cancellation=cancellation)
+                      quality_check=service.synthesis.quality_wanted(quality_check), **cancelled_by)
         # the pool has a thread per admission slot: the job starts at once, and closes the ticket when done
         work = asyncio.get_running_loop().run_in_executor(service.synthesis.admission.executor, job)
         result = await _unless_the_client_leaves(request, work, cancellation)

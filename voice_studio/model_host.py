@@ -62,8 +62,9 @@ class ModelHost:
 
     @property
     def status(self) -> str:
-        if self._pipeline is not None:
-            return f"ready: GPT-SoVITS {self._pipeline.version}"
+        if self._pipeline is not None:  # plus how Chinese polyphones are read, when that is worth a word
+            note = getattr(self._pipeline.frontend, "g2pw_note", None)
+            return f"ready: GPT-SoVITS {self._pipeline.version}" + (f" · {note}" if note else "")
         if self._error:
             return f"synthesis unavailable: {self._error}"
         return self._message

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import replace
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gsv_core.text.frontend import TextFrontend
 
 from .page_files import MAX_UI_BODY_BYTES  # the Gradio routes (file uploads from the page)
 from .visitor_keys import MIN_SECRET_CHARS
@@ -26,6 +31,8 @@ _FLAGS = (
     ("--speakers-dir", "GSV_SPEAKERS_DIR", "speaker library folder"),
     ("--data-dir", "GSV_DATA_DIR", "folder for logs"),
     ("--official-data", "GSV_OFFICIAL_DATA", "folder with the official dictionary files"),
+    ("--g2pw", "GSV_G2PW", "Chinese polyphones (v2 and later): auto (the released g2pW model, downloaded once), off "
+     "(pypinyin's dictionary), or the path of a g2pW model folder or G2PWModel.zip"),
     ("--admin-token", "GSV_ADMIN_TOKEN", "token needed to change the shared library (public Space)"),
     ("--visitor-secret", "GSV_VISITOR_SECRET", "secret (32+ characters) that signs visitor keys; give every replica "
      "the same one (default: made at first start, kept in the data folder)"),
@@ -78,7 +85,7 @@ _LIMIT_FLAGS = (
 _MODEL_FLAGS = ("t2s", "sovits", "hubert", "bert")
 _DEFAULTS = {"speakers_dir": "speakers", "data_dir": "data", "version": "v2ProPlus", "host": "127.0.0.1", "port": "7860",
              "max_chars": "150", "max_batch": "4", "max_waiting": "32", "device": "auto", "precision": "auto",
-             "quality_check": "auto", "trust_proxy": "auto"}
+             "quality_check": "auto", "trust_proxy": "auto", "g2pw": "auto"}
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -106,6 +113,8 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> ar
     if not args.trust_proxy.isdigit():
         parser.error(f"--trust-proxy must be auto or a number of proxies, got {args.trust_proxy!r}")
     args.trust_proxy = int(args.trust_proxy)
+    if args.g2pw not in ("auto", "off") and not Path(args.g2pw).exists():
+        parser.error(f"--g2pw must be auto, off, or a g2pW model folder or G2PWModel.zip; {args.g2pw!r} does not exist")
     given = [name for name in _MODEL_FLAGS if getattr(args, name)]
     if given and len(given) < len(_MODEL_FLAGS):  # never fall back to the Hub silently
         missing = ", ".join(f"--{name}" for name in _MODEL_FLAGS if not getattr(args, name))
@@ -136,20 +145,43 @@ def limits_from(args: argparse.Namespace):
     return replace(Limits(), **changes)
 
 
-def _pipeline_loader(args: argparse.Namespace):
+def frontend_builder(args: argparse.Namespace) -> Callable[..., TextFrontend]:
+    """The app's one text frontend, built on first use (by the model loader or the pronunciation
+    preview, whichever comes first): the official dictionaries of ``--official-data`` and the g2pW
+    reader of ``--g2pw``, which falls back to pypinyin's readings, saying so, when it is missing."""
+    lock, built = threading.Lock(), []
+
+    def frontend(progress: Callable[[float, str], None] | None = None) -> TextFrontend:
+        from gsv_core.text.frontend import TextFrontend
+        from gsv_core.text.zh.g2pw_setup import setup_g2pw
+
+        with lock:
+            if not built:
+                official = Path(args.official_data) if args.official_data else None
+                g2pw = setup_g2pw(args.g2pw, official_data=official, bert_dir=Path(args.bert) if args.bert else None,
+                                  progress=progress, int8=args.precision == "int8")  # the fast CPU mode's int8
+                built.append(TextFrontend.load(official_data=official, g2pw=g2pw.reader, g2pw_note=g2pw.note))
+            return built[0]
+
+    return frontend
+
+
+def _pipeline_loader(args: argparse.Namespace, frontend: Callable[..., TextFrontend] | None = None):
+    frontend = frontend or frontend_builder(args)
+
     def load(progress):
         from gsv_core.devices import resolve_placement
         from gsv_core.engine.fast_cpu import FastCpuMode
         from gsv_core.hub import resolve_model_files
         from gsv_core.engine.pipeline import VoicePipeline
 
-        official = Path(args.official_data) if args.official_data else None
         placement = resolve_placement(args.device, args.precision)
         fast_cpu = FastCpuMode() if placement.int8 else None
+        text = frontend(progress)
         if args.t2s:  # parse_args made sure the other model flags are there too
             pipeline = VoicePipeline.from_paths(Path(args.t2s), Path(args.sovits), Path(args.hubert), Path(args.bert),
                                                 Path(args.sv) if args.sv else None, device=placement.device,
-                                                dtype=placement.dtype, official_data=official, fast_cpu=fast_cpu)
+                                                dtype=placement.dtype, frontend=text, fast_cpu=fast_cpu)
             if pipeline.version_info.uses_sv and pipeline.speaker_encoder is None:  # else every add would fail
                 raise ValueError(f"{Path(args.sovits).name} is a {pipeline.version} model, which needs the "
                                  "speaker-verification checkpoint: start the app with --sv too")
@@ -158,7 +190,7 @@ def _pipeline_loader(args: argparse.Namespace):
             if args.sv and files.sv is None:  # v2 takes no SV features; the model still scores similarity
                 files = replace(files, sv=Path(args.sv))
             pipeline = VoicePipeline.from_files(files, device=placement.device, dtype=placement.dtype,
-                                                official_data=official, fast_cpu=fast_cpu)
+                                                frontend=text, fast_cpu=fast_cpu)
         return pipeline
 
     return load
@@ -193,8 +225,6 @@ def build_server(args: argparse.Namespace):
     from fastapi import FastAPI
     from gradio.utils import get_upload_folder
 
-    from gsv_core.text.frontend import TextFrontend
-
     from .api import add_error_handlers, build_router
     from .http_guard import RequestGuard
     from .page_files import PageFileGuard, mount_page
@@ -205,21 +235,18 @@ def build_server(args: argparse.Namespace):
 
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    frontend = frontend_builder(args)  # one for synthesis and the pronunciation preview
     service = VoiceService(
         ServiceConfig(speakers_dir=Path(args.speakers_dir), log_file=data_dir / "synthesis.jsonl", ratings_path=data_dir / "ratings.sqlite",
                       max_chars=int(args.max_chars), admin_token=args.admin_token or None, max_batch=int(args.max_batch),
                       max_waiting=int(args.max_waiting), log_text=args.log_text, limits=args.limits,
                       serve_directly=args.zero_gpu, quality_check_default=quality_check_default(args),
                       transcriber_device=transcriber_device(args)),
-        _pipeline_loader(args),
+        _pipeline_loader(args, frontend),
     )
     if args.zero_gpu:  # at start, outside any GPU call: the models go to cuda here
         service.models.load_now()
     service.start_loading()
-
-    @cache
-    def frontend() -> TextFrontend:
-        return TextFrontend.load(official_data=Path(args.official_data) if args.official_data else None)
 
     app = FastAPI(title="GPT-SoVITS Voice Studio")
 

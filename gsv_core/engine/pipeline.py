@@ -161,6 +161,8 @@ class VoicePipeline:
         check_sv_fits(encoder, sovits_model, sv)  # refused at load, not at the first speaker
         weight_files = [t2s, sovits, hubert_dir, bert_dir] + ([sv] if sv else [])  # every model whose outputs a speaker caches
         t2s_model, bert = load_t2s(t2s, device=device, dtype=dtype), BertFeatures(bert_dir, device=device, dtype=dtype)
+        frontend = frontend or TextFrontend.load(official_data=official_data)
+        weight_files += frontend.reading_files if version.symbols == "v2" else ()  # g2pW: the prompt's phones
         key = compute_weights_key(version.name, weight_files)
         if fast_cpu is not None:
             fast_cpu.apply(t2s_model, bert, sovits_model)
@@ -172,7 +174,7 @@ class VoicePipeline:
             hubert=HubertFeatures(hubert_dir, device=device, dtype=dtype, keep_loaded=keep_hubert),
             bert=bert,
             speaker_encoder=encoder,
-            frontend=frontend or TextFrontend.load(official_data=official_data),
+            frontend=frontend,
             weights_key=key,
             device=device,
             batch_decoder=batch_decoder,

@@ -56,12 +56,17 @@ class T2SConfig:
 
 @lru_cache(maxsize=8)
 def _sine_table(length: int, dim: int) -> torch.Tensor:
-    """(length, dim) sinusoidal position table, sin on even and cos on odd channels."""
-    position = torch.arange(0, length, dtype=torch.float32).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(position * div_term)
-    table[:, 1::2] = torch.cos(position * div_term)
+    """(length, dim) sinusoidal position table, sin on even and cos on odd channels.
+
+    Built outside inference mode even when first asked for while decoding: the cached table
+    is shared with training, where an inference-mode tensor cannot enter autograd.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        position = torch.arange(0, length, dtype=torch.float32).unsqueeze(1)
+        div_term = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
+        table = torch.zeros(length, dim)
+        table[:, 0::2] = torch.sin(position * div_term)
+        table[:, 1::2] = torch.cos(position * div_term)
     return table
 
 

@@ -1,7 +1,7 @@
 """Command line for the text frontend.
 
     python -m gsv_core.text "你好，world" --language zh [--version v2]
-    python -m gsv_core.text --jsonl IN.jsonl [--official-data DIR]
+    python -m gsv_core.text --jsonl IN.jsonl [--official-data DIR] [--g2pw MODEL_DIR]
     python -m gsv_core.text --split-jsonl IN.jsonl
 
 ``--jsonl`` reads lines {"id", "text", "language", "version"} and prints one JSON line per
@@ -10,6 +10,9 @@ input: {"id", "norm_text", "phones", "phone_ids", "word2ph"} or {"id", "error"}.
 {"id", "preseg_texts"} or {"id", "error"}. Errors read "<ExceptionType>: <message>", as
 in the official goldens. ``--official-data`` points at the official dictionary files
 (cmudict.rep, namedict.json, ...) for results equal to the official system.
+``--g2pw`` reads v2 Chinese polyphones with the g2pW model in that folder (its tokenizer from
+its ``tokenizer/`` folder, or ``--g2pw-tokenizer``) and, with ``--official-data``, the
+official polyphone dictionary, as the official frontend does; without it pypinyin reads them.
 """
 
 from __future__ import annotations
@@ -71,18 +74,33 @@ def _field(row: dict, name: str, default: str | None = None) -> str:
     return value
 
 
-def _frontend(official_data: Path | None):
+def _frontend(args: argparse.Namespace):
     from gsv_core.text.frontend import TextFrontend
 
-    return TextFrontend.load(official_data=official_data)
+    return TextFrontend.load(official_data=args.official_data, g2pw=args.g2pw_reader)
 
 
-def _phonemize_rows(path: Path, official_data: Path | None) -> int:
+def _load_g2pw(args: argparse.Namespace) -> str | None:
+    """Load the g2pW reader the flags ask for into ``args.g2pw_reader``; the error message, if it fails."""
+    args.g2pw_reader = None
+    if args.g2pw is None:
+        return None
+    from gsv_core.text.errors import TextError
+    from gsv_core.text.zh.g2pw import G2PW
+
+    try:
+        args.g2pw_reader = G2PW.load(args.g2pw, args.g2pw_tokenizer, official_data=args.official_data)
+    except TextError as exc:
+        return f"--g2pw {args.g2pw}: {exc}"
+    return None
+
+
+def _phonemize_rows(path: Path, args: argparse.Namespace) -> int:
     from gsv_core.text.languages import check_language, check_version
 
     @cache
     def frontend():  # built on the first row that needs one
-        return _frontend(official_data)
+        return _frontend(args)
 
     def handle(row: dict) -> dict:
         text, language = _field(row, "text"), _field(row, "language")
@@ -106,11 +124,11 @@ def _split_rows(path: Path) -> int:
     return _run_jsonl(path, handle)
 
 
-def _show(text: str, language: str, version: str, official_data: Path | None, as_json: bool) -> int:
+def _show(text: str, language: str, version: str, args: argparse.Namespace, as_json: bool) -> int:
     from gsv_core.text.errors import TextError
 
     try:
-        sequence = _frontend(official_data).phonemize(text, language, version)
+        sequence = _frontend(args).phonemize(text, language, version)
     except TextError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--language", default="zh", help="all_zh, zh or en (default: zh)")
     parser.add_argument("--version", default="v2", help="symbol table: v1 or v2 (default: v2)")
     parser.add_argument("--official-data", type=Path, metavar="DIR", help="folder of the official dictionary files")
+    parser.add_argument("--g2pw", type=Path, metavar="MODEL_DIR", help="read v2 Chinese polyphones with this g2pW model folder")
+    parser.add_argument("--g2pw-tokenizer", type=Path, metavar="DIR",
+                        help="folder with the tokenizer.json of the g2pW model (default: MODEL_DIR/tokenizer)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
 
@@ -143,18 +164,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sys.stdout.reconfigure(encoding="utf-8")
-    if args.official_data is not None and not args.official_data.is_dir():
-        print(f"error: --official-data {args.official_data} is not a folder", file=sys.stderr)
-        return 2
+    for flag, folder in (("--official-data", args.official_data), ("--g2pw", args.g2pw),
+                         ("--g2pw-tokenizer", args.g2pw_tokenizer)):
+        if folder is not None and not folder.is_dir():
+            print(f"error: {flag} {folder} is not a folder", file=sys.stderr)
+            return 2
     for path in (args.jsonl, args.split_jsonl):
         if path is not None and not path.is_file():
             print(f"error: {path} is not a file", file=sys.stderr)
             return 2
+    failure = _load_g2pw(args)
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return 2
     if args.jsonl is not None:
-        return _phonemize_rows(args.jsonl, args.official_data)
+        return _phonemize_rows(args.jsonl, args)
     if args.split_jsonl is not None:
         return _split_rows(args.split_jsonl)
-    return _show(args.text, args.language, args.version, args.official_data, args.json)
+    return _show(args.text, args.language, args.version, args, args.json)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ G2P_LANGUAGES = {"v1": ("zh", "ja", "en"), "v2": ("zh", "ja", "en", "ko", "yue")
 if TYPE_CHECKING:
     from gsv_core.text.ja import JapaneseG2P
     from gsv_core.text.ko import KoreanG2P
+    from gsv_core.text.zh.g2pw import G2PW
 
 
 def _japanese() -> JapaneseG2P:
@@ -44,13 +45,16 @@ def _korean() -> KoreanG2P:
 
 @dataclass(frozen=True)
 class Analyzers:
-    """The converters that hold native dictionaries (OpenJTalk, MeCab): one set per frontend.
+    """The converters that hold native dictionaries (OpenJTalk, MeCab) or a model (g2pW): one set
+    per frontend.
 
-    Building one is cheap: each dictionary loads on the first text of its language.
+    Building one is cheap: each dictionary loads on the first text of its language. ``g2pw``
+    (already loaded, or None for pypinyin's readings) reads Chinese polyphones for v2 text.
     """
 
     japanese: JapaneseG2P = field(default_factory=_japanese)
     korean: KoreanG2P = field(default_factory=_korean)
+    g2pw: G2PW | None = None
 
 
 @cache
@@ -97,7 +101,7 @@ def _g2p(
     if language == "zh":
         from gsv_core.text.zh import g2p_zh
 
-        phones, word2ph = g2p_zh(norm_text, version, lexicon)
+        phones, word2ph = g2p_zh(norm_text, version, lexicon, analyzers.g2pw if analyzers else None)
         return list(phones), list(word2ph)
     if language == "yue":
         from gsv_core.text.yue import g2p_yue
@@ -112,11 +116,13 @@ def _g2p(
     return list(g2p_en(norm_text, lexicon)), None
 
 
-def _with_pause_marks(text: str, mark: str, pause: str, version: str, lexicon: Lexicon) -> CleanedText:
+def _with_pause_marks(
+    text: str, mark: str, pause: str, version: str, lexicon: Lexicon, analyzers: Analyzers | None
+) -> CleanedText:
     """Chinese text containing a pause mark: the mark reads as a comma, every comma phone
     becomes ``pause``. Upstream skips the UNK mapping here and insists on known phones."""
     norm_text = _normalize(text.replace(mark, ","), "zh", version)
-    phones, word2ph = _g2p(norm_text, "zh", version, lexicon)
+    phones, word2ph = _g2p(norm_text, "zh", version, lexicon, analyzers)
     table = symbol_ids(version)
     unknown = sorted({phone for phone in phones if phone not in table})
     if unknown:
@@ -132,7 +138,7 @@ def clean_text(
 
     A language without a G2P for that table upstream (ko and yue in v1, or any other label)
     reads as English silence, as upstream. ``analyzers`` holds the Japanese and Korean
-    converters (the shared ones when omitted).
+    converters (the shared ones when omitted) and the g2pW reader (none when omitted).
     """
     check_text_version(version)
     if language not in G2P_LANGUAGES[version]:
@@ -140,7 +146,7 @@ def clean_text(
     if language == "zh":
         for mark, pause in PAUSE_MARKS:
             if mark in text:
-                return _with_pause_marks(text, mark, pause, version, lexicon)
+                return _with_pause_marks(text, mark, pause, version, lexicon, analyzers)
     norm_text = _normalize(text, language, version)
     phones, word2ph = _g2p(norm_text, language, version, lexicon, analyzers)
     if word2ph is not None and (len(phones) != sum(word2ph) or len(norm_text) != len(word2ph)):

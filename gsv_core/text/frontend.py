@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gsv_core.text.cleaner import Analyzers, clean_text
 from gsv_core.text.errors import TextError, check_readable
@@ -20,6 +21,9 @@ from gsv_core.text.languages import check_language, check_version
 from gsv_core.text.lexicon import Lexicon, load_lexicon
 from gsv_core.text.segment import LanguageSegmenter, segment_languages
 from gsv_core.text.split import SPLIT_MARKS, get_split_method, pre_seg_text, replace_consecutive_punctuation
+
+if TYPE_CHECKING:
+    from gsv_core.text.zh.g2pw import G2PW
 
 DEFAULT_SPLIT_METHOD = "cut1"  # the official TTS default
 MIN_PHONES = 6  # fewer phones: upstream tries again with a leading "."
@@ -119,15 +123,19 @@ def _has_speakable_char(text: str) -> bool:
 
 
 class TextFrontend:
-    """Owns the pronunciation data, the language detector and the Japanese and Korean
-    analysers, and turns text into phones. Each dictionary loads on first use."""
+    """Owns the pronunciation data, the language detector, the Japanese and Korean analysers
+    and the g2pW reader, and turns text into phones. Each dictionary loads on first use."""
 
     def __init__(
-        self, lexicon: Lexicon, segmenter: LanguageSegmenter | None = None, analyzers: Analyzers | None = None
+        self, lexicon: Lexicon, segmenter: LanguageSegmenter | None = None, analyzers: Analyzers | None = None,
+        g2pw_note: str | None = None,
     ) -> None:
+        """``g2pw_note``: one plain sentence on how Chinese polyphones are read when that is
+        worth telling (g2pW asked for but missing), for a status line."""
         self.lexicon = lexicon
         self.segmenter = segmenter or LanguageSegmenter()
         self.analyzers = analyzers or Analyzers()
+        self.g2pw_note = g2pw_note
 
     @classmethod
     def load(
@@ -135,13 +143,26 @@ class TextFrontend:
         official_data: Path | None = None,
         user_dicts: Sequence[Path] = (),
         zh_char_readings: Mapping[str, str] | None = None,
+        g2pw: G2PW | None = None,
+        g2pw_note: str | None = None,
     ) -> TextFrontend:
         """A frontend on the package dictionaries, or the official data files when given.
 
         ``user_dicts`` (official ``.rep`` format) are layered over the defaults;
         ``zh_char_readings`` forces the pinyin of single Chinese characters ({"行": "hang2"}).
+        ``g2pw`` reads Chinese polyphones for v2 text as the official frontend does
+        (:func:`gsv_core.text.zh.g2pw_setup.setup_g2pw` builds one); without it pypinyin does.
         """
-        return cls(load_lexicon(official_data=official_data, user_dicts=user_dicts, zh_char_readings=zh_char_readings))
+        lexicon = load_lexicon(official_data=official_data, user_dicts=user_dicts, zh_char_readings=zh_char_readings)
+        return cls(lexicon, analyzers=Analyzers(g2pw=g2pw), g2pw_note=g2pw_note)
+
+    @property
+    def reading_files(self) -> tuple[Path, ...]:
+        """The model files, besides the packages' data, that decide how v2 Chinese is read (the
+        g2pW model and the polyphone dictionaries; none with g2pW off): a speaker's cached
+        prompt phones depend on them."""
+        g2pw = self.analyzers.g2pw
+        return g2pw.files if g2pw is not None else ()
 
     def _phonemize_once(self, text: str, language: str, version: str) -> PhoneSequence:
         parts = []

@@ -1,4 +1,6 @@
-"""The pronunciation preview tab: normalized text and phones of any sentence (no models needed)."""
+"""The pronunciation preview tab: normalized text and phones of any sentence (no synthesis models
+needed), read by the app's own frontend: with g2pW on, its phones are g2pW's, and one line shows
+what g2pW chose for each polyphonic character."""
 
 from __future__ import annotations
 
@@ -37,6 +39,20 @@ def preview(frontend: TextFrontend, text: str, language: str, version: str) -> t
     return sequence.norm_text, " ".join(sequence.phones), rows, sequence.as_dict()
 
 
+def polyphone_readings(frontend: TextFrontend, rows: list[list[str]], version: str) -> str:
+    """What g2pW read for each polyphonic character of the Chinese parts in ``rows`` (the table
+    :func:`preview` gives): "行 hang2 0.97 · ..."; empty with g2pW off, for v1 (which never uses
+    it) and for text without such characters."""
+    from gsv_core.text.zh.g2p import g2pw_reading
+
+    g2pw = frontend.analyzers.g2pw
+    if g2pw is None or version != "v2":
+        return ""
+    norm_texts = [row[PART_COLUMNS.index("normalized")] for row in rows if row[0] == "zh"]
+    queries = [query for norm_text in norm_texts for query in g2pw_reading(norm_text, g2pw).queries]
+    return " · ".join(f"{query.input_char} {query.pinyin} {query.prob:.2f}" for query in queries)
+
+
 def build_pronunciation_tab(get_frontend: Callable[[], TextFrontend]) -> None:
     """Lay out the pronunciation preview inside the current Blocks (or Tab) context."""
     gr.Markdown(ui("pron_intro"))
@@ -49,14 +65,17 @@ def build_pronunciation_tab(get_frontend: Callable[[], TextFrontend]) -> None:
             button = gr.Button(ui("show_pronunciation"), variant="primary")
     norm_text = gr.Textbox(label=ui("normalized_text"), interactive=False)
     phones = gr.Textbox(label=ui("phones"), interactive=False)
+    polyphones = gr.Textbox(label=ui("g2pw_readings"), interactive=False)
     # Unwrapped: a narrow screen scrolls the table sideways instead of breaking headers letter by letter.
     parts = gr.Dataframe(label=ui("parts"), headers=PART_COLUMNS, interactive=False, wrap=False,
                          elem_id="gsv-parts")
     details = gr.JSON(label=ui("details"))
 
     def run(text_value: str, language_value: str, version_value: str):
-        return preview(get_frontend(), text_value, language_value, version_value)
+        frontend = get_frontend()
+        shown = preview(frontend, text_value, language_value, version_value)
+        return *shown, polyphone_readings(frontend, shown[2], version_value)
 
     for trigger in (button.click, text.submit):
-        trigger(run, inputs=[text, language, version], outputs=[norm_text, phones, parts, details], js=DISMISS_TOASTS_JS,
-                api_visibility="private")
+        trigger(run, inputs=[text, language, version], outputs=[norm_text, phones, parts, details, polyphones],
+                js=DISMISS_TOASTS_JS, api_visibility="private")

@@ -77,6 +77,8 @@ _EN = {
     "pron_intro": "Type a sentence to see how it will be pronounced: normalized text and phones.",
     "version": "Version", "show_pronunciation": "Show pronunciation", "normalized_text": "Normalized text",
     "phones": "Phones", "parts": "Parts", "details": "Phones, ids and word2ph",
+    "g2pw_readings": "g2pW's readings of polyphonic characters: character, reading, probability (before the "
+                     "polyphonic-word dictionary and tone sandhi; empty when g2pW is off)",
     # messages (server side)
     "msg_pick_voice": "Pick a voice first.",
     "msg_pick_compare": "Pick two to four voices to compare (you picked {count}).",
@@ -152,6 +154,7 @@ _ZH = {
     "pron_intro": "输入一句话，查看它将如何发音：规范化文本和音素。",
     "version": "版本", "show_pronunciation": "查看发音", "normalized_text": "规范化文本",
     "phones": "音素", "parts": "分段", "details": "音素、编号与 word2ph",
+    "g2pw_readings": "g2pW 读出的多音字：字、读音、概率（多音字词典与变调之前；未启用 g2pW 时为空）",
     "msg_pick_voice": "请先选择一个声音。",
     "msg_pick_compare": "请选择两到四个声音进行对比（当前 {count} 个）。",
     "msg_compare_first": "请先对比几个声音。",

@@ -3,6 +3,9 @@
 jieba segments and tags each clause, the segments are re-merged for tone sandhi, pypinyin
 gives initials and tone-numbered finals (a lexicon can force some of them), the sandhi and
 (v2) erhua rules adjust them, and each syllable becomes two phones (one for punctuation).
+With a g2pW reader (v2 only, as upstream) the readings come from it instead: the model for
+polyphonic characters, then the polyphone dictionary word by word (:mod:`.g2pw`,
+:mod:`.g2pw_polyphones`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import jieba
 import jieba.posseg
@@ -18,9 +22,13 @@ from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
 
 from ..errors import TextError
 from ..lexicon import Lexicon
+from .g2pw_polyphones import correct_with_dictionary
 from .normalize import normalize_sentence, split_sentences
 from .pinyin import phones_for
 from .tone_sandhi import merge_for_sandhi, modified_tone, split_around_shortest, split_word, word_finals
+
+if TYPE_CHECKING:
+    from .g2pw import G2PW, G2PWReading
 
 PUNCTUATION = ("!", "?", "…", ",", ".", "-")
 VERSIONS = ("v1", "v2")
@@ -79,6 +87,14 @@ def _word_initials(word: str) -> tuple[str, ...]:
     return tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS))
 
 
+@lru_cache(maxsize=4096)
+def _split_pinyin(pinyin: str) -> Reading:
+    """A converter's pinyin ("hang2") -> (initial, tone-numbered final); punctuation stays itself."""
+    if not pinyin[:1].isalpha():
+        return pinyin, pinyin
+    return to_initials(pinyin), to_finals_tone3(pinyin, neutral_tone_with_five=True)
+
+
 def _reading(syllable: str, table: Mapping[str, tuple[str, str]] | None, where: str) -> Reading:
     """A user's pinyin syllable ("chong2", "lv4", "ma") as pypinyin would give it, checked against the phone table."""
     reading = (to_initials(syllable), to_finals_tone3(syllable, neutral_tone_with_five=True))
@@ -124,14 +140,19 @@ class ChineseG2P:
         self._longest_word = max(map(len, self._words), default=0)
         self._tagger, self._split = _segmenter(frozenset(self._words))
 
-    def __call__(self, norm_text: str, version: str) -> tuple[list[str], list[int]]:
-        """``normalize_zh`` output -> (phones, word2ph); ``word2ph[i]`` phones belong to character i."""
+    def __call__(self, norm_text: str, version: str, g2pw: G2PW | None = None) -> tuple[list[str], list[int]]:
+        """``normalize_zh`` output -> (phones, word2ph); ``word2ph[i]`` phones belong to character i.
+
+        ``g2pw``: read the characters with it (v2 only; v1 never uses it, as upstream).
+        """
         if version not in VERSIONS:
             raise TextError(f"unknown Chinese text version {version!r}; expected one of {', '.join(VERSIONS)}")
         phones: list[str] = []
         word2ph: list[int] = []
-        for clause in (c for c in _CLAUSE_SPLIT.split(norm_text) if c.strip()):
-            initials, finals = self._clause_syllables(_LATIN.sub("", clause), version)
+        clauses = _clauses(norm_text)
+        readers = _model_readings(clauses, g2pw if version == "v2" else None)
+        for clause, pinyins in zip(clauses, readers):
+            initials, finals = self._clause_syllables(clause, version, pinyins, g2pw)
             for initial, final in zip(initials, finals):
                 if initial == final:  # punctuation passes through as one phone
                     if initial not in PUNCTUATION:
@@ -160,15 +181,23 @@ class ChineseG2P:
                 i += 1
         return forced
 
-    def _readings(self, word: str, offset: int, forced: Mapping[int, Reading]) -> tuple[list[str], list[str]]:
-        initials, finals = list(_word_initials(word)), list(word_finals(word))
+    def _readings(self, word: str, offset: int, forced: Mapping[int, Reading], pinyins: Sequence[str] | None = None,
+                  g2pw: G2PW | None = None) -> tuple[list[str], list[str]]:
+        """The word's initials and finals: from ``pinyins`` (the clause's g2pW readings, corrected by the
+        polyphone dictionary) or pypinyin, then the user's forced readings over them."""
+        if pinyins is None or g2pw is None:
+            initials, finals = list(_word_initials(word)), list(word_finals(word))
+        else:
+            corrected = correct_with_dictionary(word, pinyins[offset:offset + len(word)], g2pw.polyphones)
+            initials, finals = (list(parts) for parts in zip(*map(_split_pinyin, corrected))) if corrected else ([], [])
         if forced and len(initials) == len(word):  # pypinyin gives one item per character here
             for i in range(len(word)):
                 if offset + i in forced:
                     initials[i], finals[i] = forced[offset + i]
         return initials, finals
 
-    def _clause_syllables(self, clause: str, version: str) -> tuple[list[str], list[str]]:
+    def _clause_syllables(self, clause: str, version: str, pinyins: Sequence[str] | None = None,
+                          g2pw: G2PW | None = None) -> tuple[list[str], list[str]]:
         forced = self._forced(clause) if self._words or self._chars else {}
 
         def finals_at(word: str, offset: int) -> Sequence[str]:
@@ -178,7 +207,7 @@ class ChineseG2P:
         finals: list[str] = []
         offset = 0
         for word, pos in merge_for_sandhi(self._tagger.lcut(clause), finals_at):
-            word_initials, word_finals_ = self._readings(word, offset, forced)
+            word_initials, word_finals_ = self._readings(word, offset, forced, pinyins, g2pw)
             offset += len(word)
             if pos == "eng":
                 continue
@@ -190,15 +219,35 @@ class ChineseG2P:
         return initials, finals
 
 
+def _clauses(norm_text: str) -> list[str]:
+    """The normalized text cut after each pause mark, Latin letters removed (some may be empty)."""
+    return [_LATIN.sub("", clause) for clause in _CLAUSE_SPLIT.split(norm_text) if clause.strip()]
+
+
+def g2pw_reading(norm_text: str, g2pw: G2PW) -> G2PWReading:
+    """What g2pW answers for normalized Chinese text: the converter call :func:`g2p_zh` makes."""
+    return g2pw.read([clause for clause in _clauses(norm_text) if clause])
+
+
+def _model_readings(clauses: Sequence[str], g2pw: G2PW | None) -> list[Sequence[str] | None]:
+    """Per clause, g2pW's pinyin per character (one converter call for the non-empty ones), or None."""
+    if g2pw is None:
+        return [None] * len(clauses)
+    spoken = [clause for clause in clauses if clause]
+    readings = iter(g2pw.read(spoken).pinyins if spoken else ())
+    return [next(readings) if clause else None for clause in clauses]
+
+
 @lru_cache(maxsize=8)
 def chinese_g2p(lexicon: Lexicon) -> ChineseG2P:
     """The G2P of a lexicon (lexicons hash by identity), built on first use."""
     return ChineseG2P(lexicon)
 
 
-def g2p_zh(norm_text: str, version: str, lexicon: Lexicon) -> tuple[list[str], list[int]]:
+def g2p_zh(norm_text: str, version: str, lexicon: Lexicon, g2pw: G2PW | None = None) -> tuple[list[str], list[int]]:
     """Phones and phones-per-character of normalized Chinese text (``version`` "v1" or "v2").
 
+    ``g2pw``: the g2pW reader for polyphonic characters (used with v2 only).
     Raises TextError for a syllable or symbol the phone table does not know.
     """
-    return chinese_g2p(lexicon)(norm_text, version)
+    return chinese_g2p(lexicon)(norm_text, version, g2pw)
