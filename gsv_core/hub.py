@@ -190,6 +190,14 @@ def _check_explicit(version: str, explicit: dict[str, Path]) -> None:
         )
 
 
+def _find(version, needed, local_dir, cache_dir, repo_id, revision, offline, progress) -> dict[str, Path]:
+    """Field -> local path of each needed file: from ``local_dir`` if given, else the cache or the Hub."""
+    if local_dir is not None:
+        return _from_local_dir(version, Path(local_dir), needed)
+    is_offline = constants.HF_HUB_OFFLINE if offline is None else offline
+    return _from_hub(f"GPT-SoVITS {version}", needed, repo_id, revision, cache_dir, is_offline, progress)
+
+
 def resolve_model_files(
     version: str = DEFAULT_VERSION,
     *,
@@ -218,17 +226,30 @@ def resolve_model_files(
     explicit = {field: Path(path) for field, path in given.items() if path is not None and field in needed}
     _check_explicit(version, explicit)
     needed = {field: names for field, names in needed.items() if field not in explicit}
-    if not needed:
-        resolved = {}
-    elif local_dir is not None:
-        resolved = _from_local_dir(version, Path(local_dir), needed)
-    else:
-        is_offline = constants.HF_HUB_OFFLINE if offline is None else offline
-        resolved = _from_hub(f"GPT-SoVITS {version}", needed, repo_id, revision, cache_dir, is_offline, progress)
+    resolved = _find(version, needed, local_dir, cache_dir, repo_id, revision, offline, progress) if needed else {}
     if progress:
         progress(1.0, "model files ready")
     paths = {**resolved, **explicit}
     return ModelFiles(**{f.name: paths.get(f.name) for f in fields(ModelFiles) if f.name != "version"}, version=version)
+
+
+def resolve_sovits_discriminator(
+    version: str = DEFAULT_VERSION,
+    *,
+    local_dir: PathLike | None = None,
+    cache_dir: PathLike | None = None,
+    repo_id: str = HUB_REPO_ID,
+    revision: str = HUB_REVISION,
+    offline: bool | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Local path of the official pretrained SoVITS discriminator of ``version`` (training only).
+
+    Found like the files of :func:`resolve_model_files`: in ``local_dir`` (the Hub layout),
+    else the Hugging Face cache, else downloaded (not offline). Raises ModelFilesError.
+    """
+    needed = {"discriminator": (get_version(version).sovits_discriminator_file,)}
+    return _find(version, needed, local_dir, cache_dir, repo_id, revision, offline, progress)["discriminator"]
 
 
 # -- g2pW ------------------------------------------------------------------------------------

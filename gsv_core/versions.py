@@ -51,6 +51,10 @@ class VersionInfo:
     # which decoder turns semantic tokens into audio (gsv_core.engine.decoder_stage.DECODER_STAGES):
     # "vits", the SoVITS decoder of v2 and the v2Pro family; v3/v4 would name a CFM + vocoder family
     decoder: str = "vits"
+    # training only: the official pretrained SoVITS discriminator (the s2G file's name with s2D),
+    # and the periods of its multi-period discriminator (after the scale discriminator)
+    sovits_discriminator_file: str = ""
+    discriminator_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
 
     @property
     def uses_sv(self) -> bool:
@@ -65,6 +69,7 @@ class VersionInfo:
 
 
 _SV_FILE = "sv/pretrained_eres2netv2w24s4ep4.ckpt"
+_PRO_PERIODS = (2, 3, 5, 7, 11, 17, 23)
 
 VERSIONS: dict[str, VersionInfo] = {
     "v2": VersionInfo(
@@ -74,6 +79,7 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="gsv-v2final-pretrained/s2G2333k.pth",
         sv_file=None,
         header=b"PK",
+        sovits_discriminator_file="gsv-v2final-pretrained/s2D2333k.pth",
     ),
     "v2Pro": VersionInfo(
         name="v2Pro",
@@ -82,6 +88,8 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="v2Pro/s2Gv2Pro.pth",
         sv_file=_SV_FILE,
         header=b"05",
+        sovits_discriminator_file="v2Pro/s2Dv2Pro.pth",
+        discriminator_periods=_PRO_PERIODS,
     ),
     "v2ProPlus": VersionInfo(
         name="v2ProPlus",
@@ -90,6 +98,8 @@ VERSIONS: dict[str, VersionInfo] = {
         sovits_file="v2Pro/s2Gv2ProPlus.pth",
         sv_file=_SV_FILE,
         header=b"06",
+        sovits_discriminator_file="v2Pro/s2Dv2ProPlus.pth",
+        discriminator_periods=_PRO_PERIODS,
     ),
 }
 

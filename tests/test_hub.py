@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 import gsv_core.hub as hub
-from gsv_core.hub import ModelFiles, ModelFilesError, hub_files, resolve_model_files
+from gsv_core.hub import ModelFiles, ModelFilesError, hub_files, resolve_model_files, resolve_sovits_discriminator
 from gsv_core.versions import HUB_REPO_ID, HUB_REVISION, VERSIONS
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -211,3 +211,18 @@ def test_model_files_needs_sv_for_pro_versions(tmp_path):
         t2s=tmp_path / "a", sovits=tmp_path / "b", sv=None, hubert_dir=tmp_path, bert_dir=tmp_path, version="v2"
     )
     assert tmp_path / "a" in files.missing() and tmp_path / "config.json" in files.missing()
+
+
+@pytest.mark.parametrize(
+    "version, name",
+    [("v2", "gsv-v2final-pretrained/s2D2333k.pth"), ("v2Pro", "v2Pro/s2Dv2Pro.pth"), ("v2ProPlus", "v2Pro/s2Dv2ProPlus.pth")],
+)
+def test_pretrained_discriminator_comes_from_the_hub_layout(tmp_path, version, name):
+    """Training's discriminator is the official s2D file beside each version's s2G (never needed for inference)."""
+    assert name not in hub_files(version)
+    with pytest.raises(ModelFilesError, match=name):
+        resolve_sovits_discriminator(version, cache_dir=tmp_path / "empty", offline=True)
+    snapshot = _fake_cache(tmp_path / "cache", [name])
+    assert resolve_sovits_discriminator(version, cache_dir=tmp_path / "cache", offline=True) == snapshot / name
+    _fill(tmp_path / "local", [name])
+    assert resolve_sovits_discriminator(version, local_dir=tmp_path / "local") == tmp_path / "local" / name

@@ -14,4 +14,8 @@ serving needs none of it. Modules:
 * :mod:`.checkpoints` -- the official s1 ``.ckpt`` export and the resumable training state.
 * :mod:`.random_draws` -- recorded random draws fed back in call order (replays).
 * :mod:`.replay` -- ``python -m gsv_core train-replay``: every stage of a training reference.
+* SoVITS (s2): :mod:`.s2_model` (the generator in training form), :mod:`.discriminator`,
+  :mod:`.s2_losses`, :mod:`.mel`, :mod:`.sovits_train` (one official D + G step),
+  :mod:`.s2_data` (collate, bucket sampler), :mod:`.s2_loop` (a resumable run),
+  :mod:`.s2_checkpoints` (the official exports and the training state), :mod:`.s2_replay`.
 """

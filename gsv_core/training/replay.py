@@ -7,8 +7,7 @@ training stage, with every random draw recorded (``rng_calls``). A stage is a fu
     replay_stage(reference_dir: Path) -> dict[str, np.ndarray]
 
 returning every array it reproduced under the reference's own key names. :data:`STAGES`
-registers them with the file that marks a reference as holding that stage; the SoVITS stage
-plugs in as one more entry (``Stage("s2", "s2_step.json", "<module>:<function>")``). Models the
+registers them with the file that marks a reference as holding that stage. Models the
 reference names but does not hold are looked for in the ``models/`` folders of the reference
 and its parents (the public reference keeps the shared tiny models one level up).
 
@@ -25,6 +24,9 @@ Stages here:
   ``batch<b>_acc``, ``step<s>_grad/<name>`` (the summed gradient the step used),
   ``step<s>_lr`` and ``step<s>_param/<name>``. Before step s > 1 the parameters are set to the
   recorded ``step<s-1>_param`` (the optimizer state is the replay's own).
+* ``s2``: each SoVITS step (a D step, then a G step) from the prepared arrays and the recorded
+  draws (:mod:`.s2_replay`): ``step<s>/batch/*``, ``step<s>/fwd/*``, ``step<s>/loss/*``,
+  ``step<s>/param_G/*``, ``step<s>/param_D/*``, plus the json's gradient norms and learning rates.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("prepare", "prepared.json", "gsv_core.training.replay:replay_prepare"),
     Stage("s1", "s1_step.json", "gsv_core.training.replay:replay_s1"),
+    Stage("s2", "s2_step.json", "gsv_core.training.s2_replay:replay_s2"),
 )
 
 

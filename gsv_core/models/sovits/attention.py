@@ -4,6 +4,10 @@ Self-attention layers add learned relative-position terms for offsets within +-w
 A single sequence needs no mask; a batch of padded sequences (``SoVITS.decode_batch``) passes
 one, so padded keys get zero attention weight and the convolutions see zeros past each
 item's end, as the item alone would.
+
+Training (``gsv_core.training``) runs these layers in train mode: the dropouts below then draw
+their masks in the official order (attention weights, attention output, feed-forward hidden,
+feed-forward output, layer by layer); in eval mode they are the identity, so inference is unchanged.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ def _band_indices(length: int, window: int, device: torch.device) -> tuple[torch
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with 1x1-conv projections on (B, C, T) tensors."""
 
-    def __init__(self, channels: int, out_channels: int, num_heads: int, window: int | None = None) -> None:
+    def __init__(self, channels: int, out_channels: int, num_heads: int, window: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.drop = nn.Dropout(dropout)  # on the softmax weights, before both value products
         self.head_dim = channels // num_heads
         self.window = window
         self.conv_q = nn.Conv1d(channels, channels, 1)
@@ -71,7 +76,7 @@ class MultiHeadAttention(nn.Module):
             scores = scores + torch.gather(relative, 3, slots.expand(*relative.shape[:2], -1, -1)) * in_band
         if key_mask is not None:
             scores = scores.masked_fill(key_mask.unsqueeze(1) == 0, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
+        weights = self.drop(torch.softmax(scores, dim=-1))
         output = weights @ value
         if self.window is not None:
             length, width = x.shape[2], 2 * self.window + 1
@@ -85,9 +90,10 @@ class MultiHeadAttention(nn.Module):
 class FeedForward(nn.Module):
     """Two 'same'-padded convolutions with a ReLU between."""
 
-    def __init__(self, channels: int, filter_channels: int, kernel_size: int) -> None:
+    def __init__(self, channels: int, filter_channels: int, kernel_size: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.padding = ((kernel_size - 1) // 2, kernel_size // 2)
+        self.drop = nn.Dropout(dropout)
         self.conv_1 = nn.Conv1d(channels, filter_channels, kernel_size)
         self.conv_2 = nn.Conv1d(filter_channels, channels, kernel_size)
 
@@ -95,7 +101,7 @@ class FeedForward(nn.Module):
         """(B, C, T) -> (B, C, T); ``mask`` (B, 1, T) zeroes padded frames before each convolution."""
         if mask is not None:
             x = x * mask
-        x = torch.relu(self.conv_1(F.pad(x, self.padding)))
+        x = self.drop(torch.relu(self.conv_1(F.pad(x, self.padding))))
         if mask is not None:
             x = x * mask
         return self.conv_2(F.pad(x, self.padding))
@@ -104,17 +110,23 @@ class FeedForward(nn.Module):
 class AttentionEncoder(nn.Module):
     """Post-norm stack of relative self-attention and convolutional feed-forward layers."""
 
-    def __init__(self, channels: int, filter_channels: int, num_heads: int, num_layers: int, kernel_size: int, window: int = 4) -> None:
+    def __init__(
+        self, channels: int, filter_channels: int, num_heads: int, num_layers: int, kernel_size: int, window: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
-        self.attn_layers = nn.ModuleList(MultiHeadAttention(channels, channels, num_heads, window) for _ in range(num_layers))
+        self.drop = nn.Dropout(dropout)  # on each sub-layer's output, before its residual sum
+        self.attn_layers = nn.ModuleList(
+            MultiHeadAttention(channels, channels, num_heads, window, dropout) for _ in range(num_layers)
+        )
         self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(num_layers))
-        self.ffn_layers = nn.ModuleList(FeedForward(channels, filter_channels, kernel_size) for _ in range(num_layers))
+        self.ffn_layers = nn.ModuleList(FeedForward(channels, filter_channels, kernel_size, dropout) for _ in range(num_layers))
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(num_layers))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, T) -> (B, C, T); with ``mask`` (B, 1, T) the padded frames never reach real ones
         (their own outputs are left as they come: the caller ignores or masks them)."""
         for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
-            x = norm1(x + attn(x, x, mask))
-            x = norm2(x + ffn(x, mask))
+            x = norm1(x + self.drop(attn(x, x, mask)))
+            x = norm2(x + self.drop(ffn(x, mask)))
         return x

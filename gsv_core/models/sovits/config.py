@@ -11,7 +11,7 @@ from typing import Any
 SSL_DIM = 768  # HuBERT-base features, also the VQ codebook width
 CODEBOOK_SIZE = 1024  # semantic vocabulary (the GPT's EOS is 1024, one past it)
 STYLE_BINS = 704  # the style encoder reads the lowest 704 of the 1025 spectrogram bins
-MRTE_WIDTH = 512  # width of the MRTE cross-attention and of the ``ge`` it adds
+MRTE_WIDTH = 512  # width of the MRTE cross-attention and of the ``ge`` it adds (official files; narrowed test files differ)
 SV_DIM = 20480  # width of the v2Pro speaker-verification features
 NUM_SYMBOLS_V2 = 732  # the v2 phone table (v1 files have 322 rows and are not supported)
 FRAMES_PER_TOKEN = 2  # 25 Hz semantic codes are repeated onto the 50 Hz latent frames
@@ -48,6 +48,10 @@ class SynthesizerConfig:
     # inputs
     num_symbols: int = NUM_SYMBOLS_V2
     num_quantizers: int = 1
+    # MRTE's attention width: official code hard-codes 512; a checkpoint's own shapes say what it holds
+    mrte_channels: int = MRTE_WIDTH
+    # training only: the attention encoders' dropout (the eval-mode model never draws it)
+    p_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.hidden_channels % self.n_heads:
@@ -58,8 +62,12 @@ class SynthesizerConfig:
             raise SynthesizerConfigError("upsample_rates and upsample_kernel_sizes differ in length")
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
             raise SynthesizerConfigError("resblock_kernel_sizes and resblock_dilation_sizes differ in length")
-        if not self.uses_sv and self.gin_channels != MRTE_WIDTH:
-            raise SynthesizerConfigError(f"without SV features ge is added inside MRTE, so gin_channels must be {MRTE_WIDTH}")
+        if not self.uses_sv and self.gin_channels != self.mrte_channels:
+            raise SynthesizerConfigError(
+                f"without SV features ge is added inside MRTE, so gin_channels must be its width {self.mrte_channels}"
+            )
+        if not 0.0 <= self.p_dropout < 1.0:
+            raise SynthesizerConfigError(f"p_dropout must lie in [0, 1), got {self.p_dropout}")
         if self.upsample_initial_channel >> len(self.upsample_rates) < 1:
             raise SynthesizerConfigError("upsample_initial_channel is too small for the number of upsampling stages")
 
@@ -74,8 +82,13 @@ class SynthesizerConfig:
         return FRAMES_PER_TOKEN * self.samples_per_frame
 
     @classmethod
-    def from_checkpoint_config(cls, config: Mapping[str, Any], uses_sv: bool, num_symbols: int = NUM_SYMBOLS_V2) -> SynthesizerConfig:
+    def from_checkpoint_config(
+        cls, config: Mapping[str, Any], uses_sv: bool, num_symbols: int = NUM_SYMBOLS_V2, mrte_channels: int = MRTE_WIDTH
+    ) -> SynthesizerConfig:
         """Build from the checkpoint's config dict (the one with ``model`` and ``data`` sections).
+
+        ``mrte_channels`` is not in the official config (the code fixes it at 512); loaders read
+        it from the weights' shapes.
 
         Raises :class:`SynthesizerConfigError` for missing entries or a variant this
         implementation does not cover (50 Hz codes, resblock type 2, a hop other than the
@@ -104,6 +117,8 @@ class SynthesizerConfig:
                 gin_channels=int(model["gin_channels"]),
                 uses_sv=uses_sv,
                 num_symbols=num_symbols,
+                mrte_channels=int(mrte_channels),
+                p_dropout=float(model.get("p_dropout", 0.0)),
             )
         except SynthesizerConfigError:
             raise

@@ -1,4 +1,5 @@
-"""The normalizing flow, run in reverse: prior sample z_p -> latent z, conditioned on ge.
+"""The normalizing flow, conditioned on ge: inference runs it in reverse (prior sample z_p ->
+latent z); training runs it forward (posterior latent z -> z_p, where the KL loss meets the prior).
 
 A padded batch passes a mask (B, 1, T): the WaveNet's convolutions then see zeros past each
 item's end, as the item alone would, and only the padded frames' own outputs differ.
@@ -54,6 +55,15 @@ class CouplingLayer(nn.Module):
         self.enc = WaveNet(hidden_channels, kernel_size, num_layers, gin_channels)
         self.post = nn.Conv1d(hidden_channels, self.half, 1)
 
+    def forward(self, x: torch.Tensor, g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, C, T): shift the second half; padded frames (``mask`` (B, 1, T) = 0) of it become 0.
+
+        Mean-only coupling has a zero log-scale, so the log-determinant is 0 and not returned.
+        """
+        x0, x1 = x.split(self.half, dim=1)
+        shift = self.post(self.enc(self.pre(x0), g, mask)) * mask
+        return torch.cat([x0, shift + x1 * mask], dim=1)
+
     def reverse(self, x: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, T) -> (B, C, T): undo the shift of the second half."""
         x0, x1 = x.split(self.half, dim=1)
@@ -70,6 +80,13 @@ class Flow(nn.Module):
         self.couplings = nn.ModuleList(
             CouplingLayer(channels, hidden_channels, kernel_size, num_layers, gin_channels) for _ in range(num_couplings)
         )
+
+    def forward(self, z: torch.Tensor, g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) posterior latent, g (B, gin, 1), ``mask`` (B, 1, T) -> (B, C, T) z_p (training direction)."""
+        x = z
+        for coupling in self.couplings:
+            x = torch.flip(coupling(x, g, mask), [1])
+        return x
 
     def reverse(self, z_p: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, T) prior sample, g (B, gin, 1) -> (B, C, T) latent; ``mask`` (B, 1, T) for a padded batch."""

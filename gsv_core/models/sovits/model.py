@@ -21,6 +21,7 @@ from .config import CODEBOOK_SIZE, FRAMES_PER_TOKEN, SynthesizerConfig
 from .flow import Flow
 from .generator import Generator
 from .padding import pad_right, padding_mask
+from .posterior import PosteriorEncoder
 from .quantizer import SemanticCodec
 from .speaker_projection import SpeakerProjection
 from .style_encoder import MelStyleEncoder
@@ -77,9 +78,13 @@ def blend_overlap(hidden: torch.Tensor, overlap_frames: torch.Tensor) -> torch.T
 
 
 class SoVITS(nn.Module):
-    """Semantic codes + phones + speaker conditioning -> waveform (inference only; no posterior encoder)."""
+    """Semantic codes + phones + speaker conditioning -> waveform.
 
-    def __init__(self, config: SynthesizerConfig, version: VersionInfo) -> None:
+    Inference needs no posterior encoder; ``keep_posterior=True`` builds it (``self.posterior``)
+    for training, which lives in ``gsv_core.training``.
+    """
+
+    def __init__(self, config: SynthesizerConfig, version: VersionInfo, keep_posterior: bool = False) -> None:
         super().__init__()
         if config.uses_sv != version.uses_sv:
             raise ValueError(f"config.uses_sv={config.uses_sv} contradicts version {version.name}")
@@ -90,7 +95,11 @@ class SoVITS(nn.Module):
         self.flow = Flow(config.inter_channels, config.hidden_channels, config.gin_channels)
         self.generator = Generator(config)
         self.style_encoder = MelStyleEncoder(config.gin_channels)
-        self.speaker_projection = SpeakerProjection(config.gin_channels) if config.uses_sv else None
+        self.speaker_projection = SpeakerProjection(config.gin_channels, config.mrte_channels) if config.uses_sv else None
+        self.posterior = (
+            PosteriorEncoder(version.audio.spec_channels, config.inter_channels, config.hidden_channels, config.gin_channels)
+            if keep_posterior else None
+        )
 
     @property
     def samples_per_token(self) -> int:

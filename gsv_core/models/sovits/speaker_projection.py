@@ -15,11 +15,11 @@ from .config import MRTE_WIDTH, SV_DIM
 
 
 class SpeakerProjection(nn.Module):
-    def __init__(self, gin_channels: int) -> None:
+    def __init__(self, gin_channels: int, mrte_channels: int = MRTE_WIDTH) -> None:
         super().__init__()
         self.sv_proj = nn.Linear(SV_DIM, gin_channels)
         self.prelu = nn.PReLU(gin_channels)
-        self.to_mrte = nn.Linear(gin_channels, MRTE_WIDTH)
+        self.to_mrte = nn.Linear(gin_channels, mrte_channels)
 
     def combine(self, style: torch.Tensor, sv_embedding: torch.Tensor) -> torch.Tensor:
         """style (B, gin, 1) and SV features (B, 20480) -> ge (B, gin, 1)."""
@@ -28,5 +28,5 @@ class SpeakerProjection(nn.Module):
         return self.prelu(style + self.sv_proj(sv_embedding).unsqueeze(-1))
 
     def for_text_encoder(self, ge: torch.Tensor) -> torch.Tensor:
-        """ge (B, gin, 1) -> (B, 512, 1), the width MRTE adds to the content."""
+        """ge (B, gin, 1) -> (B, mrte_channels, 1) (512 in the official files), the width MRTE adds to the content."""
         return self.to_mrte(ge.transpose(1, 2)).transpose(1, 2)

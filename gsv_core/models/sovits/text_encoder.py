@@ -15,17 +15,17 @@ from .config import MRTE_WIDTH, SSL_DIM, SynthesizerConfig
 
 
 class MRTE(nn.Module):
-    """Content attends to text at width 512; ``ge`` is added as a per-channel bias."""
+    """Content attends to text at ``width`` (512 in the official files); ``ge`` is added as a per-channel bias."""
 
-    def __init__(self, channels: int, num_heads: int = 4) -> None:
+    def __init__(self, channels: int, num_heads: int = 4, width: int = MRTE_WIDTH) -> None:
         super().__init__()
-        self.cross_attention = MultiHeadAttention(MRTE_WIDTH, MRTE_WIDTH, num_heads)
-        self.c_pre = nn.Conv1d(channels, MRTE_WIDTH, 1)
-        self.text_pre = nn.Conv1d(channels, MRTE_WIDTH, 1)
-        self.c_post = nn.Conv1d(MRTE_WIDTH, channels, 1)
+        self.cross_attention = MultiHeadAttention(width, width, num_heads)
+        self.c_pre = nn.Conv1d(channels, width, 1)
+        self.text_pre = nn.Conv1d(channels, width, 1)
+        self.c_post = nn.Conv1d(width, channels, 1)
 
     def forward(self, content: torch.Tensor, text: torch.Tensor, ge: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """content (B, C, T), text (B, C, P), ge (B, 512, 1) -> (B, C, T); ``text_mask`` (B, 1, P) hides padded phones."""
+        """content (B, C, T), text (B, C, P), ge (B, width, 1) -> (B, C, T); ``text_mask`` (B, 1, P) hides padded phones."""
         content = self.c_pre(content)
         return self.c_post(self.cross_attention(content, self.text_pre(text), text_mask) + content + ge)
 
@@ -37,18 +37,22 @@ class TextEncoder(nn.Module):
         self.out_channels = c.inter_channels
         half_depth = c.n_layers // 2
         self.ssl_proj = nn.Conv1d(SSL_DIM, c.hidden_channels, 1)
-        self.encoder_ssl = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, half_depth, c.kernel_size)
+
+        def encoder(depth: int) -> AttentionEncoder:
+            return AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, depth, c.kernel_size, dropout=c.p_dropout)
+
+        self.encoder_ssl = encoder(half_depth)
         self.text_embedding = nn.Embedding(c.num_symbols, c.hidden_channels)
-        self.encoder_text = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, c.n_layers, c.kernel_size)
-        self.mrte = MRTE(c.hidden_channels)
-        self.encoder2 = AttentionEncoder(c.hidden_channels, c.filter_channels, c.n_heads, half_depth, c.kernel_size)
+        self.encoder_text = encoder(c.n_layers)
+        self.mrte = MRTE(c.hidden_channels, width=c.mrte_channels)
+        self.encoder2 = encoder(half_depth)
         self.proj = nn.Conv1d(c.hidden_channels, 2 * c.inter_channels, 1)
 
     def hidden(
         self, content: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor,
         content_mask: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """content (B, 768, T) at 50 Hz, phones (B, P) ids, ge (B, 512, 1) -> (B, hidden, T).
+        """content (B, 768, T) at 50 Hz, phones (B, P) ids, ge (B, mrte_channels, 1) -> (B, hidden, T).
 
         The encoder output before the projection: the latent that streaming decode carries
         from one chunk to the next. Padded batches pass ``content_mask`` (B, 1, T) and
