@@ -153,13 +153,14 @@ def _train_s1(args: argparse.Namespace) -> None:
         bar.set_postfix_str(f"epoch {batch.epoch + 1} loss {batch.loss:.1f} acc {batch.accuracy:.3f} lr {batch.lr:g}")
         bar.update(1)
 
+    end = None
     try:
         end = train_s1(args.prepared, args.pretrained, args.out, overrides, device=device, state_every=args.state_every,
                        restart=args.restart, on_batch=progress, group=group)
     finally:
         if bar is not None:
             bar.close()
-        stop_distributed(group)
+        stop_distributed(group, finished=end is not None)
     if group.is_main:
         print(f"finished: {end.epoch} epochs, {end.steps} optimizer steps; exports in {args.out}")
 

@@ -76,8 +76,13 @@ def start_distributed(device: torch.device, local_rank: int, world_size: int) ->
     return Distributed(dist.get_rank(), dist.get_world_size(), local_rank), device
 
 
-def stop_distributed(group: Distributed) -> None:
+def stop_distributed(group: Distributed, finished: bool = True) -> None:
+    """Leave the process group. After a run every process ``finished``, they first wait for each other:
+    a gloo process whose peers tore the group down while it was still leaving it could abort at exit
+    ("terminate called without an active exception", seen on a loaded 2-core machine)."""
     if group.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
