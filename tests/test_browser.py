@@ -327,7 +327,7 @@ def test_the_page_plays_the_voice_while_it_is_made(live, reference_dir, monkeypa
             time.sleep(1.0)
             yield piece
 
-    monkeypatch.setattr(service, "synthesize_stream", paced)
+    monkeypatch.setattr(service.synthesis, "synthesize_stream", paced)
     _add_over_rest(live_url, reference_dir, "Live voice")
     playlists: list[tuple[float, int]] = []  # (when, how many pieces the live playlist listed)
     segments: list[tuple[float, str]] = []  # (when, which piece the player fetched)

@@ -32,6 +32,7 @@ CSS = """
 #gsv-parts th, #gsv-parts th * { white-space: nowrap; word-break: keep-all; }
 @media (max-width: 480px) {  /* four tabs fit a phone's width instead of hiding behind a menu */
   .tab-wrapper .tab-container button { padding: 0 6px; font-size: var(--text-sm); }  /* measured copy too */
+  .gsv-status-note { display: none; }  /* the g2pW note: for whoever runs the server, not a phone's first screen */
 }
 """
 

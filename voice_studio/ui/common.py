@@ -50,7 +50,9 @@ def status_html(service: VoiceService, locale: str = "en") -> str:
         return (f'<p class="gsv-status">{html.escape(say("status_offline", locale))}</p>'
                 f'<details class="gsv-status-details"><summary>{html.escape(say("status_details", locale))}</summary>'
                 f'{html.escape(status.removeprefix("synthesis unavailable: "))}</details>')
-    line = f'<p class="gsv-status">{html.escape(status)}</p>'
+    head, _, note = status.partition(" · ")  # "ready: ... · how Chinese polyphones are read"
+    note_html = f' <span class="gsv-status-note">· {html.escape(note)}</span>' if note else ""
+    line = f'<p class="gsv-status">{html.escape(head)}{note_html}</p>'
     fraction = service.loading_fraction
     if fraction is None:
         return line
