@@ -48,16 +48,20 @@ class DeviceSpeakers:
         self.capacity = capacity
         self._items: OrderedDict[int, tuple[weakref.ref, SpeakerTensors]] = OrderedDict()
         self._lock = threading.Lock()
+        # weak references whose speaker is gone, dropped at the next call: their callbacks may run inside
+        # any allocation (the garbage collector), even while this thread holds the lock, so they only append
+        self._dead: list[tuple[int, weakref.ref]] = []
 
     def get(self, speaker: SpeakerConditioning) -> SpeakerTensors:
         key = id(speaker)
         with self._lock:
+            self._drop_dead()
             entry = self._items.get(key)
             if entry is not None and entry[0]() is speaker:
                 self._items.move_to_end(key)
                 return entry[1]
         tensors = SpeakerTensors.of(speaker, self.device)
-        reference = weakref.ref(speaker, lambda dead, key=key: self._forget(key, dead))
+        reference = weakref.ref(speaker, lambda dead, key=key: self._dead.append((key, dead)))
         with self._lock:
             self._items[key] = (reference, tensors)
             self._items.move_to_end(key)
@@ -65,11 +69,15 @@ class DeviceSpeakers:
                 self._items.popitem(last=False)
         return tensors
 
-    def _forget(self, key: int, dead: weakref.ref) -> None:
-        with self._lock:
+    def _drop_dead(self) -> None:
+        """Forget the speakers that are gone (called with the lock held)."""
+        while self._dead:
+            key, dead = self._dead.pop()
             entry = self._items.get(key)
             if entry is not None and entry[0] is dead:  # not a newer speaker at the same address
                 del self._items[key]
 
     def __len__(self) -> int:
-        return len(self._items)
+        with self._lock:
+            self._drop_dead()
+            return len(self._items)
