@@ -28,9 +28,10 @@ from gsv_core.conditioning import ConditioningLimits, SpeakerConditioning
 
 from . import store
 from .archive import SpeakerArchive, build_archive, read_archive
+from .lookalikes import name_key
 from .records import (
     MAX_AUX_CLIPS, MAX_ID_CHARS, MAX_NAME_CHARS, ClipInfo, SpeakerError, SpeakerInfo, SpeakerNotFound, SpeakerProblem,
-    check_visibility, clean_name, clean_source, clean_transcript, id_from_name, name_key, numbered, utc_now,
+    check_visibility, clean_name, clean_source, clean_transcript, id_from_name, numbered, utc_now,
     validate_language, validate_session, validate_speaker_id, validate_weights_key,
 )
 from .store import AUDIO_FILE, EMBEDDINGS_DIR, METADATA_FILE, write_lock

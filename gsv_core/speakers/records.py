@@ -18,7 +18,7 @@ from pypinyin import lazy_pinyin
 
 from gsv_core.conditioning import MAX_REFERENCES
 
-from .lookalikes import marks_problem, name_key
+from .lookalikes import marks_problem
 
 METADATA_FORMAT = 1
 MAX_AUX_CLIPS = MAX_REFERENCES - 1  # auxiliary clips besides the main reference

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 STAGE_SIGNATURE = "replay_stage(reference_dir: Path) -> dict[str, np.ndarray]"
 MODEL_SEARCH_DEPTH = 3  # the reference, its parent and grandparent

@@ -3,8 +3,6 @@ or build a voice from a long recording (``recording_panel``); manage voices; the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from ..errors import ServiceError
